@@ -1,0 +1,3 @@
+from sagas.cli import main
+
+main()

@@ -1,0 +1,23 @@
+"""The `sagas` command line: one module per command group, registered here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="sagas",
+    help="sagastream: event-driven sagas on Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _register() -> None:
+    # Each command module adds its commands to `app`; imported here so that
+    # `sagas --help` lists them all. Keep heavy imports inside the commands.
+    from sagas.cli import broker_cmd, schema_cmd  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    app()
