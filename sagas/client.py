@@ -1,0 +1,86 @@
+"""Start sagas and send operator commands from Python, through Kafka.
+
+    async with SagaClient(KafkaSettings()) as client:
+        saga_id = await client.start_saga("order", {"order_id": "o-1", ...})
+
+Every request is a message on the coordinator's control topic keyed by the
+saga id: it is applied in order with the saga's replies, by whichever replica
+owns the saga, and is not lost if the caller dies right after.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from events.codec import encode
+from events.envelope import CloudEvent
+from events.kafka_settings import KafkaSettings
+from events.topics import Topics
+from sagas import control
+
+
+class SagaClient:
+    def __init__(self, kafka: KafkaSettings, *, topics: Topics | None = None) -> None:
+        self.kafka = kafka
+        self.topics = topics or Topics.from_settings(kafka)
+        self._producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> SagaClient:
+        self._producer = AIOKafkaProducer(**self.kafka.aiokafka_kwargs(), linger_ms=2)
+        await self._producer.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def start_saga(
+        self, saga: str, data: dict[str, Any] | None = None, *, saga_id: str | None = None,
+        version: int | None = None, wait: bool = True,
+    ) -> str:
+        """Ask the coordinator to start ``saga``; returns the saga id (new unless given)."""
+        event = control.start_request(saga, dict(data or {}), saga_id=saga_id, version=version)
+        await self._publish(event, wait=wait)
+        return event.sagaid
+
+    async def abort(self, saga_id: str, reason: str = "aborted by operator") -> None:
+        await self._publish(control.operator_command(control.ABORT, saga_id, reason=reason))
+
+    async def retry(self, saga_id: str, reason: str = "retried by operator") -> None:
+        await self._publish(control.operator_command(control.RETRY, saga_id, reason=reason))
+
+    async def skip(self, saga_id: str, step: str, reason: str) -> None:
+        await self._publish(
+            control.operator_command(control.SKIP, saga_id, reason=reason, step=step)
+        )
+
+    async def resolve(self, saga_id: str, reason: str) -> None:
+        await self._publish(control.operator_command(control.RESOLVE, saga_id, reason=reason))
+
+    async def flush(self) -> None:
+        assert self._producer is not None
+        await self._producer.flush()
+
+    async def _publish(self, event: CloudEvent, *, wait: bool = True) -> None:
+        if self._producer is None:
+            raise RuntimeError("use SagaClient inside 'async with'")
+        value, headers = encode(event)
+        future = await self._producer.send(
+            self.topics.control, value=value, key=event.sagaid.encode(), headers=headers
+        )
+        if wait:
+            await future
+
+
+async def start_saga(saga: str, data: dict[str, Any] | None = None, *,
+                     kafka: KafkaSettings | None = None, saga_id: str | None = None) -> str:
+    """Start one saga and return its id (opens and closes a producer: use SagaClient for many)."""
+    async with SagaClient(kafka or KafkaSettings()) as client:
+        return await client.start_saga(saga, data, saga_id=saga_id)

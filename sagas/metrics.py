@@ -1,0 +1,101 @@
+"""Prometheus metrics of the coordinator, built against a registry passed in.
+
+Names and labels are those of DESIGN.md ("Metrics"). No label ever carries a
+saga id, order id or customer: only saga names, step names, outcomes, topics
+and reasons, which are bounded by the loaded definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from sagas.messages import Decision
+
+#: Sagas take milliseconds (in-process participants) to minutes (human steps).
+SAGA_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass(frozen=True)
+class CoordinatorMetrics:
+    started: Counter
+    finished: Counter
+    in_flight: Gauge
+    duration: Histogram
+    step_duration: Histogram
+    retries: Counter
+    timeouts: Counter
+    compensations: Counter
+    dead_letters: Counter
+    messages: Counter
+    ignored: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> CoordinatorMetrics:
+        return cls(
+            started=Counter("saga_started", "Sagas started.", ["saga"], registry=registry),
+            finished=Counter(
+                "saga_finished", "Sagas that reached a terminal state.", ["saga", "outcome"],
+                registry=registry,
+            ),
+            in_flight=Gauge(
+                "saga_in_flight", "Sagas started and not yet terminal.", ["saga"],
+                registry=registry,
+            ),
+            duration=Histogram(
+                "saga_duration_seconds", "Start to terminal state.", ["saga", "outcome"],
+                buckets=SAGA_BUCKETS, registry=registry,
+            ),
+            step_duration=Histogram(
+                "saga_step_duration_seconds", "Step issued to its success.", ["saga", "step"],
+                buckets=STEP_BUCKETS, registry=registry,
+            ),
+            retries=Counter(
+                "saga_step_retries", "Step or compensation attempts after the first.",
+                ["saga", "step"], registry=registry,
+            ),
+            timeouts=Counter(
+                "saga_timeouts", "Deadlines that passed with no reply.", ["saga", "step"],
+                registry=registry,
+            ),
+            compensations=Counter(
+                "saga_compensations", "Compensations by result (ok, gave_up).",
+                ["saga", "step", "result"], registry=registry,
+            ),
+            dead_letters=Counter(
+                "saga_dead_letters", "Records sent to the dead-letter topic.", ["reason"],
+                registry=registry,
+            ),
+            messages=Counter(
+                "saga_messages", "Records read and written by the coordinator.",
+                ["topic", "direction"], registry=registry,
+            ),
+            ignored=Counter(
+                "saga_messages_ignored", "Messages that changed nothing, by why.",
+                ["saga", "outcome"], registry=registry,
+            ),
+        )
+
+    def observe(self, saga: str, decision: Decision, started: bool) -> None:
+        """Record what one decision of the state machine did."""
+        if decision.outcome.value != "applied":
+            self.ignored.labels(saga, decision.outcome.value).inc()
+            return
+        if started:
+            self.started.labels(saga).inc()
+            self.in_flight.labels(saga).inc()
+        for signal in decision.signals:
+            if signal.kind == "step_done":
+                self.step_duration.labels(saga, signal.step).observe(signal.value)
+            elif signal.kind == "retry":
+                self.retries.labels(saga, signal.step).inc()
+            elif signal.kind == "timeout":
+                self.timeouts.labels(saga, signal.step).inc()
+            elif signal.kind == "compensation":
+                self.compensations.labels(saga, signal.step, signal.label).inc()
+            elif signal.kind == "finished":
+                self.finished.labels(saga, signal.label).inc()
+                self.duration.labels(saga, signal.label).observe(signal.value)
+                self.in_flight.labels(saga).dec()

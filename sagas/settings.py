@@ -1,0 +1,36 @@
+"""Configuration of the coordinator: environment variables (``SAGAS_*``) or flags.
+
+Kafka connection and security settings live in `events.kafka_settings`
+(``KAFKA_*``), shared with the services.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CoordinatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAGAS_", extra="ignore")
+
+    app_id: str = Field(
+        default="sagastream-coordinator",
+        description="Consumer group and table namespace; replicas share it.",
+    )
+    store: str = Field(default="memory://", description="faust table store: memory:// or rocksdb://")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, description="HTTP API and /metrics.")
+    api_token: SecretStr | None = Field(default=None, description="Bearer token for mutations.")
+    batch_max: int = Field(default=1000, ge=1, description="Records decided per batch at most.")
+    batch_within: float = Field(default=0.002, gt=0, description="Seconds to wait to fill a batch.")
+    early_event_grace: float = Field(
+        default=10.0, gt=0,
+        description="Seconds an event may wait for its saga to start before it is dead-lettered.",
+    )
+    timer_tick: float = Field(default=0.02, gt=0, description="Seconds between timer scans.")
+    session_timeout: float = Field(default=10.0, description="Kafka consumer session timeout.")
+    heartbeat_interval: float = 1.0
+    rebalance_timeout: float = Field(default=4.0, description="Kafka JoinGroup rebalance timeout.")
+    max_record_bytes: int = 1_048_576
+    log_level: str = "warning"
+    log_format: str = Field(default="text", pattern="^(text|json)$")

@@ -1,0 +1,25 @@
+"""Make sure the coordinator's topics exist and are co-partitioned before it starts."""
+
+from __future__ import annotations
+
+from events.admin import check_copartitioned, ensure_topics
+from events.kafka_settings import KafkaSettings
+from sagas.loader import DefinitionRegistry
+
+
+def coordinator_topics(registry: DefinitionRegistry, topics: object) -> tuple[list[str], list[str]]:
+    """(topics the coordinator reads, topics it writes)."""
+    reads = sorted(registry.topics_read() | {topics.control})  # type: ignore[attr-defined]
+    writes = set().union(*(d.topics_written() for d in registry))
+    writes |= {topics.lifecycle, topics.deadletter}  # type: ignore[attr-defined]
+    return reads, sorted(writes - set(reads))
+
+
+async def prepare_topics(
+    kafka: KafkaSettings, registry: DefinitionRegistry, topics: object, *, create: bool = True
+) -> None:
+    reads, writes = coordinator_topics(registry, topics)
+    if create:
+        await ensure_topics(kafka, [*reads, *writes])
+    # Every record of a saga must land in the same partition number of every input.
+    await check_copartitioned(kafka, reads)
