@@ -135,12 +135,19 @@ def definition_from_dict(spec: dict[str, Any]) -> SagaDefinition:
 def _explain(spec: dict[str, Any], exc: ValidationError) -> str:
     name = spec.get("name", "<unnamed>")
     lines = [f"invalid saga definition {name!r}:"]
-    steps = spec.get("steps") or []
-    for err in exc.errors():
+    steps = spec.get("steps")
+    steps = steps if isinstance(steps, list) else []
+    errors = exc.errors()
+    step_errors = any(len(e["loc"]) >= 2 and e["loc"][0] == "steps" for e in errors)
+    for err in errors:
         loc = list(err["loc"])
-        where = ".".join(str(p) for p in loc)
+        if step_errors and loc == ["steps"] and err["type"] == "too_short":
+            # pydantic counts only the steps that validated; the step errors say what is wrong.
+            continue
+        where = ".".join(str(p) for p in loc) or "(saga)"
         if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int) and loc[1] < len(steps):
-            step_name = (steps[loc[1]] or {}).get("name", f"#{loc[1]}")
+            entry = steps[loc[1]]
+            step_name = entry.get("name", f"#{loc[1]}") if isinstance(entry, dict) else f"#{loc[1]}"
             field = ".".join(str(p) for p in loc[2:]) or "(step)"
             where = f"step {step_name!r} field {field}"
         message = str(err["msg"]).removeprefix("Value error, ")

@@ -14,16 +14,21 @@ Rules (DESIGN.md, "Semantics the engine must guarantee"):
 * A failure reply is a business "no" and final before the pivot. A timeout is
   retried per the step's retry policy, then final. After the pivot a saga only
   moves forward: failures and timeouts are retried, and when the budget is
-  spent the saga parks as ``failed`` for an operator.
+  spent the saga parks as ``failed`` for an operator. A parked saga still
+  follows the other steps of its stage, and runs on by itself if the step it
+  gave up on turns out to have succeeded.
 * A final failure cancels the running siblings of its stage and compensates,
   in reverse order (or all at once), every step that succeeded plus every step
   whose outcome is in doubt (timed out or cancelled) unless the step opts out.
   Compensations are retried with backoff; when one gives up, the saga parks as
   ``failed``. ``retry``, ``skip`` and ``resolve`` repair it.
 * ``abort`` compensates exactly like a failure, then ends ``aborted``.
-* A success that arrives while the saga is going backward, for a step nobody
-  has compensated yet, gets its compensation at once: nothing leaks.
+* A success that arrives while the saga is going backward, for a step that
+  the compensation does not cover, gets its compensation at once: nothing
+  leaks. (A step already in the plan is compensated in its turn.)
 * Duplicate, late and unknown messages change nothing; the outcome says which.
+  A "no" to an attempt that a newer attempt has superseded is late, and so is
+  a "no" that could only schedule the retry that is already scheduled.
 """
 
 from __future__ import annotations
@@ -178,18 +183,21 @@ class _Run:
         if cause is not None and cause in self.s.issued:
             i, phase, attempt = self.s.issued[cause]
             if phase == "undo":
-                return self.on_compensation_reply(i, event)
-            return self.on_step_outcome(i, event)
+                return self.on_compensation_reply(i, event, attempt)
+            return self.on_step_outcome(i, event, attempt)
         for i, step in enumerate(self.d.steps):
-            if step.observes is not None and event.type in (*step.success, *step.failure):
-                if self.s.steps[i].status in (StepStatus.PENDING, StepStatus.RUNNING):
-                    return self.on_step_outcome(i, event)
+            if (
+                step.observes is not None
+                and event.type in (*step.success, *step.failure)
+                and self.s.steps[i].status in (StepStatus.PENDING, StepStatus.RUNNING)
+            ):
+                return self.on_step_outcome(i, event)
         for i, step in enumerate(self.d.steps):
             if step.observes is not None and event.type in (*step.success, *step.failure):
                 return self.on_step_outcome(i, event)
         return self.reject(f"event {event.type!r} matches no step", Outcome.UNKNOWN)
 
-    def on_step_outcome(self, i: int, event: CloudEvent) -> Outcome:
+    def on_step_outcome(self, i: int, event: CloudEvent, attempt: int | None = None) -> Outcome:
         step, st = self.d.steps[i], self.s.steps[i]
         success = event.type in step.success
         if not success and event.type not in step.failure:
@@ -199,14 +207,21 @@ class _Run:
                 Outcome.UNKNOWN,
             )
         if self.s.phase == "backward":
-            return self.on_success_while_backward(i, event) if success else self.late(st)
-        if self.s.status is SagaStatus.FAILED and success and st.status in _GAVE_UP:
-            # A forward step we had given up on did succeed after all: resume the saga.
-            self.s.status = SagaStatus.RUNNING
-            st.status = StepStatus.RUNNING
-        elif self.s.status.terminal:
+            if success:
+                return self.on_success_while_backward(i, event)
             return self.late(st, event.type)
+        parked = self.s.status is SagaStatus.FAILED
+        if self.s.status.terminal and not parked:
+            return self.late(st, event.type)
+        if parked and success and st.status in _GAVE_UP:
+            # A forward step we had given up on did succeed after all: take the success.
+            st.status = StepStatus.RUNNING
         if st.status not in (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING_RETRY):
+            return self.late(st, event.type)
+        if not success and attempt is not None and attempt < st.attempt:
+            # A newer attempt is in flight and may still succeed; this "no" is stale.
+            return self.late(st, event.type)
+        if not success and st.status is StepStatus.WAITING_RETRY and self.past_pivot(i):
             return self.late(st, event.type)
         self.clear_timers(i, "do")
         if success:
@@ -221,25 +236,29 @@ class _Run:
         else:
             self.step_failed(i, reason=_reason(event))
         if i in self.d.stages[self.s.stage]:
+            self.resume_if_repaired()
             self.evaluate_stage()
         return Outcome.APPLIED
 
     def late(self, st: StepState, event_type: str | None = None) -> Outcome:
-        if event_type is not None and event_type in (st.outcome, st.comp_outcome):
+        if event_type is not None and any(
+            _same_type(event_type, seen) for seen in (st.outcome, st.comp_outcome)
+        ):
             return self.reject("already applied", Outcome.DUPLICATE)
         return self.reject("arrived after the step was settled", Outcome.LATE)
 
+    def past_pivot(self, i: int) -> bool:
+        pivot = self.d.pivot_index
+        return pivot is not None and i > pivot
+
     def step_failed(self, i: int, reason: str, timed_out: bool = False) -> None:
         step, st = self.d.steps[i], self.s.steps[i]
-        pivot = self.d.pivot_index
-        past_pivot = pivot is not None and i > pivot
-        retriable = step.command is not None and (timed_out or past_pivot)
+        retriable = step.command is not None and (timed_out or self.past_pivot(i))
         if retriable and step.retry.allows_another(st.attempt - st.budget_base):
             st.status = StepStatus.WAITING_RETRY
             self.signals.append(Signal("retry", step.name))
-            self.set_timer(
-                "retry", i, "do", st.attempt, self.now + step.retry.backoff(st.attempt)
-            )
+            due = self.now + step.retry.backoff(st.attempt - st.budget_base)
+            self.set_timer("retry", i, "do", st.attempt, due)
             self.record("step.retry", step.name, reason)
             return
         st.status = StepStatus.TIMED_OUT if timed_out else StepStatus.FAILED
@@ -247,16 +266,30 @@ class _Run:
         st.outcome = "timeout" if timed_out else reason
         self.s.failure = f"step {step.name!r} failed: {reason}"
         self.emit("saga.step.failed", step.name, {"reason": reason, "attempt": st.attempt})
-        if past_pivot:
-            self.park(f"step {step.name!r} after the pivot gave up: {reason}")
+
+    def resume_if_repaired(self) -> None:
+        """A saga parked after its pivot runs on once no step of its stage is given up."""
+        if self.s.status is not SagaStatus.FAILED or self.s.phase != "forward":
+            return
+        if any(self.s.steps[i].status in _GAVE_UP for i in self.d.stages[self.s.stage]):
+            return
+        self.s.status = SagaStatus.RUNNING
+        self.s.finished_at = None
+        self.record("resumed", None, "every given-up step of the stage succeeded after all")
 
     def evaluate_stage(self) -> None:
         if self.s.status is not SagaStatus.RUNNING:
             return
-        statuses = [self.s.steps[i].status for i in self.d.stages[self.s.stage]]
-        if any(s in (StepStatus.FAILED, StepStatus.TIMED_OUT) for s in statuses):
-            self.begin_compensation(self.s.failure or "a step failed")
-        elif all(s is StepStatus.SUCCEEDED for s in statuses):
+        stage = self.d.stages[self.s.stage]
+        gave_up = [i for i in stage if self.s.steps[i].status in _GAVE_UP]
+        if gave_up:
+            if self.past_pivot(gave_up[0]):
+                name = self.d.steps[gave_up[0]].name
+                reason = self.s.steps[gave_up[0]].outcome
+                self.park(f"step {name!r} after the pivot gave up: {reason}")
+            else:
+                self.begin_compensation(self.s.failure or "a step failed")
+        elif all(self.s.steps[i].status is StepStatus.SUCCEEDED for i in stage):
             self.enter_stage(self.s.stage + 1)
 
     # -- backward -----------------------------------------------------------------------
@@ -307,11 +340,16 @@ class _Run:
         if comp.timeout is not None:
             self.set_timer("deadline", i, "undo", attempt, self.now + comp.timeout)
 
-    def on_compensation_reply(self, i: int, event: CloudEvent) -> Outcome:
+    def on_compensation_reply(self, i: int, event: CloudEvent, attempt: int) -> Outcome:
         step, st = self.d.steps[i], self.s.steps[i]
         comp = step.compensation
         assert comp is not None
         if st.status is not StepStatus.COMPENSATING:
+            return self.late(st, event.type)
+        if event.type in comp.failure and (
+            attempt < st.comp_attempt or self.retry_armed(i, "undo")
+        ):
+            # A newer attempt is in flight, or one is already scheduled: this "no" is stale.
             return self.late(st, event.type)
         if event.type in comp.success:
             self.clear_timers(i, "undo")
@@ -353,8 +391,8 @@ class _Run:
             StepStatus.COMPENSATING,
             StepStatus.COMPENSATION_FAILED,
         )
-        in_plan = i in self.s.compensation_plan
-        if step.compensation is None or covered or (in_plan and st.status in IN_DOUBT):
+        if step.compensation is None or covered or i in self.s.compensation_plan:
+            # Planned steps are compensated in their turn, whatever their outcome was.
             return self.late(st, event.type)
         # The step took effect after we gave up on it: undo it now, whatever the saga's state.
         st.outcome = event.type
@@ -429,15 +467,18 @@ class _Run:
             return self.reject(f"only a failed saga can skip a step; this one is {self.s.status}")
         i = self.d.step_index(step_name)
         st = self.s.steps[i]
-        if st.status not in (StepStatus.COMPENSATION_FAILED, StepStatus.FAILED, StepStatus.TIMED_OUT):
+        backward = self.s.phase == "backward"
+        blocking = {StepStatus.COMPENSATION_FAILED} if backward else _GAVE_UP
+        if st.status not in blocking:
             return self.reject(f"step {step_name!r} is {st.status.value}, nothing to skip")
-        st.status = StepStatus.SKIPPED if self.s.phase == "backward" else StepStatus.SUCCEEDED
+        st.status = StepStatus.SKIPPED if backward else StepStatus.SUCCEEDED
         self.record("operator.skip", step_name, reason)
-        if self.s.phase == "backward":
-            self.s.status = SagaStatus.COMPENSATING
-            self.continue_compensation()
+        if backward:
+            if not any(x.status is StepStatus.COMPENSATION_FAILED for x in self.s.steps):
+                self.s.status = SagaStatus.COMPENSATING
+                self.continue_compensation()
         else:
-            self.s.status = SagaStatus.RUNNING
+            self.resume_if_repaired()
             self.evaluate_stage()
         return Outcome.APPLIED
 
@@ -457,6 +498,10 @@ class _Run:
     # -- endings and output -------------------------------------------------------------
 
     def park(self, reason: str) -> None:
+        if self.s.status is SagaStatus.FAILED:
+            # Already parked for an operator: one saga.failed per parking, not one per cause.
+            self.record("parked.again", None, reason)
+            return
         self.s.status = SagaStatus.FAILED
         self.s.failure = reason
         self.s.finished_at = self.now
@@ -495,8 +540,15 @@ class _Run:
         self.s.timers[token] = TimerSpec(kind=kind, step=i, phase=phase, attempt=attempt, due=due)  # type: ignore[arg-type]
         self.timers.append(TimerRequest(token, due))
 
+    def retry_armed(self, i: int, phase: Phase) -> bool:
+        return any(
+            spec.kind == "retry" and spec.step == i and spec.phase == phase
+            for spec in self.s.timers.values()
+        )
+
     def clear_timers(self, i: int, phase: Phase) -> None:
-        for token in [t for t, spec in self.s.timers.items() if spec.step == i and spec.phase == phase]:
+        stale = [t for t, spec in self.s.timers.items() if spec.step == i and spec.phase == phase]
+        for token in stale:
             del self.s.timers[token]
 
     def emit(self, type_: str, step: str | None = None, data: dict[str, Any] | None = None) -> None:
@@ -519,6 +571,13 @@ class _Run:
 
     def record(self, event: str, step: str | None, detail: str | None) -> None:
         self.s.history.append(HistoryEntry(at=self.now, event=event, step=step, detail=detail))
+
+
+def _same_type(event_type: str, recorded: str | None) -> bool:
+    """True if ``recorded`` (an outcome, or a failure reason built by `_reason`) is that type."""
+    return recorded is not None and (
+        recorded == event_type or recorded.startswith(f"{event_type}: ")
+    )
 
 
 def _reason(event: CloudEvent) -> str:
