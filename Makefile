@@ -1,0 +1,45 @@
+# `make demo` and `make test` work on a fresh clone: each bootstraps .venv itself
+# (again whenever pyproject.toml changes). Everything else runs from .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+
+# What `make demo` runs: the real demo once `sagas demo` exists, until then a
+# one-event smoke run through the broker.
+DEMO = if $(BIN)/sagas demo --help >/dev/null 2>&1; then $(BIN)/sagas demo; \
+       else $(BIN)/python -m events.smoke; fi
+
+.PHONY: demo test test-unit test-integration test-e2e lint system-deps venv
+
+demo: $(STAMP)
+	$(DEMO)
+
+test: $(STAMP) system-deps
+	$(PYTEST) tests -q
+
+test-unit: $(STAMP)
+	$(PYTEST) tests/unit -q
+
+test-integration: $(STAMP)
+	$(PYTEST) tests/integration -q
+
+# Exit code 5 is "no tests collected": fine while tests/e2e is still empty.
+test-e2e: $(STAMP)
+	$(PYTEST) tests/e2e -q || [ $$? -eq 5 ]
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy events sagas
+
+system-deps:
+	./scripts/system-deps.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	touch $(STAMP)

@@ -1,0 +1,199 @@
+"""How every process reaches Kafka: bootstrap servers, security, topic defaults.
+
+One settings model, read from ``KAFKA_*`` and ``SAGAS_*`` environment variables
+(or passed in code), turned into keyword arguments for aiokafka clients and for
+faust apps so that no client is configured by hand:
+
+    settings = KafkaSettings()                      # from the environment
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs())
+    app = faust.App("x", broker=settings.faust_broker_url(), **settings.faust_kwargs())
+
+``bootstrap_servers`` is optional: ``None`` means "use the embedded broker"
+(see ``events.embedded_broker.broker_for``). The SASL password is a
+``SecretStr``: it never appears in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events.errors import EventsError
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+_TLS_PROTOCOLS = ("SSL", "SASL_SSL")
+_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+
+
+class KafkaSettingsError(EventsError):
+    """The Kafka settings cannot be used as they are (a configuration mistake)."""
+
+
+class KafkaSettings(BaseSettings):
+    """Connection, security and topic defaults shared by the coordinator and services."""
+
+    # Each field is read from its documented environment variable only (never from
+    # a bare PARTITIONS), and can be passed by its Python name in code.
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        env_ignore_empty=True,
+        case_sensitive=False,
+        hide_input_in_errors=True,  # inputs may hold the SASL password
+    )
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="host:port[,host:port...]; unset means: start the embedded broker.",
+    )
+    security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        validation_alias="KAFKA_SECURITY_PROTOCOL",
+    )
+    ssl_cafile: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_SSL_CAFILE",
+        description="CA bundle to verify the brokers; system CAs when unset.",
+    )
+    ssl_certfile: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_SSL_CERTFILE",
+        description="Client certificate, for mutual TLS.",
+    )
+    ssl_keyfile: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_SSL_KEYFILE",
+        description="Private key of the client certificate.",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        default="PLAIN",
+        validation_alias="KAFKA_SASL_MECHANISM",
+    )
+    sasl_username: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_SASL_USERNAME",
+    )
+    sasl_password: SecretStr | None = Field(
+        default=None,
+        validation_alias="KAFKA_SASL_PASSWORD",
+    )
+    topic_prefix: str = Field(
+        default="",
+        validation_alias="SAGAS_TOPIC_PREFIX",
+        description="Prepended verbatim to every topic name (include your own separator).",
+    )
+    partitions: int = Field(
+        default=8,
+        ge=1,
+        validation_alias="SAGAS_PARTITIONS",
+        description="Partitions of topics we create; all coordinator inputs must match.",
+    )
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        validation_alias="SAGAS_REPLICATION_FACTOR",
+    )
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        if self.security_protocol in _SASL_PROTOCOLS and (
+            not self.sasl_username or self.sasl_password is None
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME "
+                f"and KAFKA_SASL_PASSWORD"
+            )
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE")
+        return self
+
+    # -- derived values -------------------------------------------------------------
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in _TLS_PROTOCOLS
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in _SASL_PROTOCOLS
+
+    def with_bootstrap(self, bootstrap_servers: str) -> KafkaSettings:
+        """The same settings pointed at ``bootstrap_servers`` (e.g. an embedded broker)."""
+        return self.model_copy(update={"bootstrap_servers": bootstrap_servers})
+
+    def require_bootstrap(self) -> str:
+        """The bootstrap servers, or a clear error when none are configured."""
+        if not self.bootstrap_servers:
+            raise KafkaSettingsError(
+                "no Kafka bootstrap servers configured: set KAFKA_BOOTSTRAP_SERVERS "
+                "(host:port[,host:port]), or start the embedded broker with `sagas broker` "
+                "(or events.embedded_broker.broker_for) and use its address"
+            )
+        return self.bootstrap_servers
+
+    def hosts(self) -> list[str]:
+        """``["host:port", ...]`` from the comma-separated bootstrap servers."""
+        return [h.strip() for h in self.require_bootstrap().split(",") if h.strip()]
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context for SSL / SASL_SSL (verifies the broker's certificate)."""
+        from aiokafka.helpers import create_ssl_context
+
+        return create_ssl_context(
+            cafile=self.ssl_cafile,
+            certfile=self.ssl_certfile,
+            keyfile=self.ssl_keyfile,
+        )
+
+    # -- client arguments ----------------------------------------------------------
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": ",".join(self.hosts()),
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_tls:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            assert self.sasl_password is not None  # checked by the validator
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return kwargs
+
+    def faust_broker_url(self) -> str:
+        """``kafka://host:port[;host:port...]`` for ``faust.App(broker=...)``."""
+        return "kafka://" + ";".join(self.hosts())
+
+    def faust_kwargs(self) -> dict[str, Any]:
+        """Security keyword arguments for ``faust.App`` (``broker_credentials`` when needed).
+
+        Only security: the broker URL, partitions and replication factor are
+        passed by the caller (``faust_broker_url()``, ``partitions``,
+        ``replication_factor``) so they can be chosen per app.
+        """
+        if not (self.uses_tls or self.uses_sasl):
+            return {}
+        from faust.auth import SASLCredentials, SSLCredentials
+
+        context = self.ssl_context() if self.uses_tls else None
+        credentials: Any
+        if self.uses_sasl:
+            assert self.sasl_password is not None  # checked by the validator
+            credentials = SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password.get_secret_value(),
+                ssl_context=context,
+                mechanism=self.sasl_mechanism,
+            )
+        else:
+            credentials = SSLCredentials(context)
+        return {"broker_credentials": credentials}

@@ -1,0 +1,134 @@
+"""Kafka for tests: one real broker per session, unique topics per test, and `eventually`.
+
+Registered as a pytest plugin by ``tests/conftest.py``. The broker is the
+cluster in ``KAFKA_BOOTSTRAP_SERVERS`` when that is set (so the same suite
+runs against Apache Kafka), else an embedded Tansu broker started on first
+use and stopped at the end of the session.
+
+Fixtures:
+    kafka_bootstrap   (session) "host:port" of the broker
+    embedded_broker   (session) the EmbeddedBroker, or None when using KAFKA_BOOTSTRAP_SERVERS
+    kafka_settings    KafkaSettings (security from the environment) for that broker
+    topic_factory     topic_factory("orders") -> a topic name unique to this test
+    unique_topic      one such name
+    unique_prefix     a unique SAGAS_TOPIC_PREFIX value, e.g. "t3f9a1c2e."
+    consumer_group_timing  session/heartbeat kwargs for aiokafka group consumers
+
+Measured on the embedded broker (Tansu 0.6) with aiokafka: JoinGroup
+completes after about half the session timeout, and a member that joins
+after another left waits for the old member's session to expire (LeaveGroup
+does not shorten it): with the 10 s default, 5 s to join and 18 s to rejoin;
+with 1 s, about 1 s for both. Apache Kafka refuses session timeouts under
+``group.min.session.timeout.ms`` (6 s by default) and honours LeaveGroup, so
+it keeps the client defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from events.embedded_broker import EmbeddedBroker
+from events.kafka_settings import KafkaSettings
+
+_TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]+")
+
+
+@pytest.fixture(scope="session")
+def embedded_broker() -> Iterator[EmbeddedBroker | None]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield None
+        return
+    with EmbeddedBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(embedded_broker: EmbeddedBroker | None) -> str:
+    if embedded_broker is None:
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    return embedded_broker.bootstrap_servers
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    return KafkaSettings().with_bootstrap(kafka_bootstrap)
+
+
+@pytest.fixture(scope="session")
+def consumer_group_timing(embedded_broker: EmbeddedBroker | None) -> dict[str, int]:
+    if embedded_broker is None:
+        return {}
+    return {"session_timeout_ms": 1000, "heartbeat_interval_ms": 200}
+
+
+@pytest.fixture
+def topic_factory(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """Names unique to this test run, readable in broker listings: ``test.<test>.<name>.<hex>``."""
+    test_name = _TOPIC_CHARS.sub("-", request.node.name)[:80]
+
+    def make(name: str = "topic") -> str:
+        return f"test.{test_name}.{_TOPIC_CHARS.sub('-', name)}.{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+@pytest.fixture
+def unique_topic(topic_factory: Callable[..., str]) -> str:
+    return topic_factory()
+
+
+@pytest.fixture
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."
+
+
+async def eventually(
+    predicate: Callable[[], Any | Awaitable[Any]],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    *,
+    what: str | None = None,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; return that value.
+
+    ``predicate`` may be sync or async, and may also ``assert`` (an
+    AssertionError counts as "not yet" and its message is kept). After
+    ``timeout`` seconds the test fails with a message naming ``what`` was
+    awaited (by default the predicate's source) and the last failure.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last_failure: AssertionError | None = None
+    while True:
+        try:
+            value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value
+        except AssertionError as exc:
+            last_failure = exc
+        if loop.time() >= deadline:
+            message = f"timed out after {timeout}s waiting for {what or _describe(predicate)}"
+            if last_failure is not None:
+                message += f"; last failure: {last_failure}"
+            raise AssertionError(message)
+        await asyncio.sleep(interval)
+
+
+def _describe(predicate: Callable[..., Any]) -> str:
+    try:
+        source = inspect.getsource(predicate).strip()
+    except (OSError, TypeError):
+        return getattr(predicate, "__qualname__", repr(predicate))
+    if getattr(predicate, "__name__", "") == "<lambda>" and "lambda" in source:
+        source = source[source.index("lambda") :].rstrip(",)")
+    return " ".join(source.split())[:200]

