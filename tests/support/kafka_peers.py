@@ -125,8 +125,8 @@ class ScriptedParticipant:
         return [c for c in self.effects.values() if c.type == type_]
 
 
-async def eventually(predicate: Callable[[], Any], timeout: float, what: str,
-                     interval: float = 0.05) -> Any:
+async def eventually(predicate: Callable[[], Any], timeout: float, what: str | Callable[[], str],
+                     interval: float = 0.05, alive: Callable[[], bool] | None = None) -> Any:
     """Await until ``predicate()`` is truthy, or fail naming what was awaited."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -134,6 +134,12 @@ async def eventually(predicate: Callable[[], Any], timeout: float, what: str,
         value = predicate()
         if value:
             return value
+        if alive is not None and not alive():
+            raise AssertionError(f"a process died while waiting for {_text(what)}")
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {_text(what)}")
         await asyncio.sleep(interval)
+
+
+def _text(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
