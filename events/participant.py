@@ -1,0 +1,339 @@
+"""The participant helper: a pure handler behind a thin aiokafka runner.
+
+    def handle(state, event: CloudEvent) -> tuple[state, list[Outgoing]]:
+        ...  # decide: no I/O, deterministic
+        reply = event.reply("inventory.reserved", "inventory", {"reservation_id": rid})
+        return new_state, [Outgoing("inventory.replies", reply)]
+
+    participant = Participant(
+        "inventory", ["inventory.commands"], handle, initial, kafka=KafkaSettings()
+    )
+    await participant.serve(stop)  # until stop.set(); or `async with participant:`
+
+Per batch of input records the runner:
+
+1. decodes each one (events.codec, then the catalog if one is given); what
+   cannot be decoded or validated goes to ``saga.deadletter`` unchanged with
+   the ``x-dlq-*`` headers; a type outside ``handles`` is skipped;
+2. applies it through `ParticipantCore`: a known input id is a duplicate and
+   gets the outputs recorded the first time, nothing else happens;
+3. appends (input, outputs) of every new input to the changelog topic
+   ``<prefix><name>.changelog`` (compacted, one partition, keyed by input id)
+   and waits until Kafka has it;
+4. publishes the outputs (key = saga id) and waits; then commits offsets.
+
+A crash before 3 completes loses nothing (the inputs are redelivered and the
+state is rebuilt without them); after 3, the restart replays the changelog,
+the redelivered inputs are duplicates and get their original outputs. So a
+SIGKILL anywhere never causes a second effect.
+
+The participant is a single writer: its state covers every partition (stock
+is shared by all orders), so it assigns itself all partitions of its inputs
+instead of joining a group rebalance; offsets are committed under the group
+``<prefix><name>``. Run one process per name. A restart needs no session to
+expire first.
+
+Optional: ``late`` delays the outputs of a deterministic fraction of inputs
+(failure injection). A delayed answer is durable but, if the process dies
+during the delay, never sent: the coordinator's deadline covers that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from events.catalog import EventCatalog
+from events.codec import decode, encode
+from events.errors import DecodeError
+from events.kafka_settings import KafkaSettings
+from events.participant_io import ParticipantMetrics
+from events.participant_store import (
+    Applied,
+    ChangelogEntry,
+    Handler,
+    LateAnswers,
+    Outgoing,
+    ParticipantCore,
+    unit_interval,
+)
+
+__all__ = [
+    "ChangelogEntry",
+    "Handler",
+    "LateAnswers",
+    "Outgoing",
+    "Participant",
+    "ParticipantMetrics",
+    "unit_interval",
+]
+
+log = logging.getLogger("events.participant")
+
+S = TypeVar("S")
+#: An HTTP view of the state: (state, path parameters) -> JSON value, or None for 404.
+View = Callable[[S, Mapping[str, str]], Any]
+
+
+class Participant(Generic[S]):
+    """Consume ``input_topics``, apply ``handler`` once per input id, publish its outputs."""
+
+    def __init__(
+        self,
+        name: str,
+        input_topics: Sequence[str],
+        handler: Handler[S],
+        initial_state: S,
+        *,
+        kafka: KafkaSettings,
+        handles: Collection[str] | None = None,
+        output_topics: Sequence[str] = (),
+        catalog: EventCatalog | None = None,
+        registry: CollectorRegistry | None = None,
+        late: LateAnswers | None = None,
+        http_port: int | None = None,
+        http_host: str = "127.0.0.1",
+        views: Mapping[str, View[S]] | None = None,
+        create_topics: bool = True,
+        batch_max: int = 500,
+    ) -> None:
+        from events.topics import Topics
+
+        self.name = name
+        self.input_topics = tuple(dict.fromkeys(input_topics))
+        self.output_topics = tuple(dict.fromkeys(output_topics))
+        self.kafka = kafka
+        self.handles = frozenset(handles) if handles is not None else None
+        self.catalog = catalog
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = ParticipantMetrics.create(self.registry)
+        self.late = late or LateAnswers()
+        self.http_host, self.http_port = http_host, http_port
+        self.views = dict(views or {})
+        self.create_topics = create_topics
+        self.batch_max = batch_max
+        self.deadletter_topic = Topics.from_settings(kafka).deadletter
+        self.changelog_topic = f"{kafka.topic_prefix}{name}.changelog"
+        self.group_id = f"{kafka.topic_prefix}{name}"
+        self.core: ParticipantCore[S] = ParticipantCore(handler, initial_state)
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._http: Any = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._late_pending: dict[asyncio.Task[None], tuple[Outgoing, ...]] = {}
+
+    @property
+    def state(self) -> S:
+        return self.core.state
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Participant[S]:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._run_task = asyncio.create_task(self.run(), name=f"participant {self.name}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Create topics, replay the changelog, then start consuming; sets ``ready``."""
+        from events import participant_io as io
+
+        kwargs = self.kafka.aiokafka_kwargs()
+        counts = await io.prepare_topics(self, create=self.create_topics)
+        self._producer = AIOKafkaProducer(acks="all", linger_ms=2, **kwargs)
+        await self._producer.start()
+        replayed = await io.replay_changelog(self.kafka, self.changelog_topic, self.core)
+        if self.core.mismatches:
+            log.warning(
+                "%s: %d of %d replayed inputs produced other outputs than recorded; the "
+                "handler is not deterministic (state may differ from what was answered)",
+                self.name,
+                self.core.mismatches,
+                replayed,
+            )
+        self._consumer = AIOKafkaConsumer(
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **kwargs,
+        )
+        await self._consumer.start()
+        self._consumer.assign(
+            [TopicPartition(t, p) for t in self.input_topics for p in range(counts[t])]
+        )
+        if self.http_port is not None:
+            self._http = await io.serve_http(self, self.http_host, self.http_port)
+        log.info("%s: replayed %d inputs, consuming %s", self.name, replayed, self.input_topics)
+        self.ready.set()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Start, process until ``stop`` is set, then stop; re-raises a failure of the loop."""
+        async with self:
+            assert self._run_task is not None
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({self._run_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+        if self._run_task.done() and not self._run_task.cancelled():
+            self._run_task.result()  # raises what ended the loop
+
+    async def run(self) -> None:
+        """Process batches until `stop`."""
+        assert self._consumer is not None, "call start() first"
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=self.batch_max)
+            records = [r for tp in sorted(batches) for r in batches[tp]]
+            if records:
+                await self.process(records)
+                await self._consumer.commit()
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, send held-back late answers now, close the clients."""
+        self._stopping.set()
+        if self._run_task is not None:
+            try:
+                await self._run_task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # `serve` re-raises it; here the clients must still close
+                log.exception("%s: the batch loop failed", self.name)
+        pending = list(self._late_pending)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        held = [out for outs in self._late_pending.values() for out in outs]
+        self._late_pending.clear()
+        if held and self._producer is not None:
+            await self._send_all(self._records(held))
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._http is not None:
+            await self._http.cleanup()
+
+    # -- one batch ---------------------------------------------------------------------
+
+    async def process(self, records: Iterable[Any]) -> None:
+        """Handle consumed records; returns once their outputs are published."""
+        assert self._producer is not None
+        durable: list[asyncio.Future[Any]] = []
+        out: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        delayed: list[tuple[float, tuple[Outgoing, ...]]] = []
+        timings: list[tuple[str, float]] = []
+        for record in records:
+            started = time.perf_counter()
+            where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+            try:
+                event = decode(record.value, record.headers, **where)
+                if self.handles is not None and event.type not in self.handles:
+                    self._count(event.type, "ignored")
+                    continue
+                if self.catalog is not None:
+                    self.catalog.validate(event, **where)
+            except DecodeError as exc:
+                log.warning("%s: dead-lettering a record: %s", self.name, exc)
+                out.append(self._dead_letter(record, exc.dlq_headers()))
+                self._count(None, "deadletter")
+                continue
+            try:
+                applied = self.core.apply(record.topic, event)
+            except Exception as exc:  # a bug in the handler: park the input, keep going
+                log.exception("%s: handler failed on %s %s", self.name, event.type, event.id)
+                out.append(self._dead_letter(record, _error_headers(record, exc)))
+                self._count(event.type, "error")
+                continue
+            if applied.entry is not None:
+                durable.append(
+                    await self._producer.send(
+                        self.changelog_topic,
+                        applied.entry.encode(),
+                        key=event.id.encode(),
+                        partition=0,
+                    )
+                )
+            delay = self.late.delay_for(event.id)
+            if delay > 0:
+                delayed.append((delay, applied.outputs))
+            else:
+                out.extend(self._records(applied.outputs))
+            self._count(event.type, _result(applied))
+            timings.append((event.type, started))
+        if durable:
+            await asyncio.gather(*durable)
+        await self._send_all(out)
+        for delay, outputs in delayed:
+            task = asyncio.create_task(self._publish_later(delay, outputs))
+            self._late_pending[task] = outputs
+        now = time.perf_counter()
+        for type_, started in timings:
+            self.metrics.duration.labels(self.name, self._label(type_)).observe(now - started)
+
+    async def _publish_later(self, delay: float, outputs: tuple[Outgoing, ...]) -> None:
+        await asyncio.sleep(delay)
+        await self._send_all(self._records(outputs))
+        self._late_pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+
+    async def _send_all(
+        self, records: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]
+    ) -> None:
+        assert self._producer is not None
+        futures = [
+            await self._producer.send(topic, value, key=key, headers=headers)
+            for topic, key, value, headers in records
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    @staticmethod
+    def _records(
+        outputs: Iterable[Outgoing],
+    ) -> list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]:
+        records = []
+        for o in outputs:
+            value, headers = encode(o.event)
+            records.append((o.topic, o.event.sagaid.encode(), value, headers))
+        return records
+
+    def _dead_letter(
+        self, record: Any, dlq_headers: list[tuple[str, bytes]]
+    ) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]:
+        headers = [(k, bytes(v)) for k, v in (record.headers or ())]
+        return (self.deadletter_topic, record.key, record.value, headers + dlq_headers)
+
+    def _label(self, type_: str | None) -> str:
+        if type_ is None or (self.handles is not None and type_ not in self.handles):
+            return "other"
+        return type_
+
+    def _count(self, type_: str | None, result: str) -> None:
+        self.metrics.commands.labels(self.name, self._label(type_), result).inc()
+
+
+def _result(applied: Applied) -> str:
+    if applied.duplicate:
+        return "duplicate"
+    return applied.outputs[0].event.type if applied.outputs else "no_output"
+
+
+def _error_headers(record: Any, exc: Exception) -> list[tuple[str, bytes]]:
+    return [
+        ("x-dlq-reason", b"handler-error"),
+        ("x-dlq-topic", record.topic.encode()),
+        ("x-dlq-partition", str(record.partition).encode()),
+        ("x-dlq-offset", str(record.offset).encode()),
+        ("x-dlq-error", f"{type(exc).__name__}: {exc}"[:500].encode()),
+    ]

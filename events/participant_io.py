@@ -1,0 +1,175 @@
+"""The I/O a participant does besides its batch loop: topics, changelog replay, HTTP.
+
+Kept apart from `events.participant` so the runner reads as the batch protocol
+it implements.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from events.admin import admin_client, ensure_topics, partition_counts
+from events.kafka_settings import KafkaSettings
+from events.participant_store import ChangelogEntry, ParticipantCore
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from events.participant import Participant
+
+log = logging.getLogger("events.participant")
+
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+#: Compacted, so a long-lived participant's log keeps one record per input id.
+CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
+
+
+@dataclass(frozen=True)
+class ParticipantMetrics:
+    """``result`` is the first output's type, or duplicate/ignored/deadletter/error/no_output."""
+
+    commands: Counter
+    duration: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ParticipantMetrics:
+        known = _METRICS.get(registry)
+        if known is None:
+            known = _METRICS[registry] = cls(
+                Counter(
+                    "participant_commands",
+                    "Inputs handled by a participant, by result.",
+                    ["service", "type", "result"],
+                    registry=registry,
+                ),
+                Histogram(
+                    "participant_command_duration_seconds",
+                    "Input received to its outputs published (late-answer delay excluded).",
+                    ["service", "type"],
+                    buckets=DURATION_BUCKETS,
+                    registry=registry,
+                ),
+            )
+        return known
+
+
+_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, ParticipantMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def prepare_topics(participant: Participant[Any], *, create: bool) -> dict[str, int]:
+    """Make sure every topic exists; return the partition counts of the input topics."""
+    kafka = participant.kafka
+    names = [*participant.input_topics, *participant.output_topics, participant.deadletter_topic]
+    if create:
+        counts = await ensure_topics(kafka, names)
+    else:
+        counts = await partition_counts(kafka, participant.input_topics)
+    await ensure_changelog(kafka, participant.changelog_topic)
+    return counts
+
+
+async def ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
+    """Create the changelog (one partition: its order is the order of effects) if missing."""
+    async with admin_client(kafka) as admin:
+        if topic not in set(await admin.list_topics()):
+            new = NewTopic(topic, 1, kafka.replication_factor, topic_configs=CHANGELOG_CONFIG)
+            response = await admin.create_topics([new])
+            for entry in response.to_object().get("topic_errors", []):
+                code = entry.get("error_code", 0)
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise RuntimeError(
+                        f"cannot create changelog topic {topic!r}: "
+                        f"{entry.get('error_message') or code}"
+                    )
+    await ensure_topics(kafka, [topic], partitions=1)
+
+
+async def replay_changelog(kafka: KafkaSettings, topic: str, core: ParticipantCore[Any]) -> int:
+    """Feed every changelog entry to ``core``; return how many were read."""
+    consumer = AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **kafka.aiokafka_kwargs(),
+    )
+    await consumer.start()
+    read = 0
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        await consumer.seek_to_beginning(tp)
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            for record in batch.get(tp, []):
+                if record.offset >= end:
+                    break
+                if record.value is None:
+                    continue
+                core.replay(ChangelogEntry.decode(record.value))
+                read += 1
+    finally:
+        await consumer.stop()
+    return read
+
+
+async def serve_http(participant: Participant[Any], host: str, port: int) -> web.AppRunner:
+    """``/metrics``, ``/health`` and the participant's views, on ``host:port``."""
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(participant.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+    async def health(request: web.Request) -> web.Response:
+        doc = {
+            "name": participant.name,
+            "ready": participant.ready.is_set(),
+            "inputs_applied": len(participant.core.seen),
+        }
+        return _json(doc, 200 if participant.ready.is_set() else 503)
+
+    def view_handler(view: Any) -> Any:
+        async def handle(request: web.Request) -> web.Response:
+            value = view(participant.state, dict(request.match_info))
+            if value is None:
+                return _json({"error": "not found", "path": request.path}, 404)
+            return _json(value, 200)
+
+        return handle
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", health)
+    for path, view in participant.views.items():
+        app.router.add_get(path, view_handler(view))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("%s: serving /metrics on http://%s:%d", participant.name, host, port)
+    return runner
+
+
+def _json(doc: Any, status: int) -> Any:
+    from aiohttp import web
+
+    return web.Response(
+        body=orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS),
+        status=status,
+        content_type="application/json",
+    )

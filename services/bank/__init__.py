@@ -1,0 +1,1 @@
+"""The bank reference service: contract (messages), domain (pure handler), service (wiring)."""

@@ -1,0 +1,1 @@
+"""The inventory reference service: contract (messages), domain (pure handler), service (wiring)."""

@@ -1,0 +1,1 @@
+"""The order reference service: contract (messages), domain (pure handler), service (wiring)."""

@@ -1,0 +1,1 @@
+"""The payment reference service: contract (messages), domain (pure handler), service (wiring)."""

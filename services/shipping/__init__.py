@@ -1,0 +1,1 @@
+"""The shipping reference service: contract (messages), domain (pure handler), service (wiring)."""
