@@ -23,6 +23,10 @@ Rules (DESIGN.md, "Semantics the engine must guarantee"):
   Compensations are retried with backoff; when one gives up, the saga parks as
   ``failed``. ``retry``, ``skip`` and ``resolve`` repair it.
 * ``abort`` compensates exactly like a failure, then ends ``aborted``.
+* A pivot that times out may have committed: the saga parks as ``failed``
+  rather than undo the steps before it. A late success resumes it; ``abort``
+  compensates; ``resolve`` completes. Abort is refused while the pivot is in
+  flight or once it succeeded.
 * A success that arrives while the saga is going backward, for a step that
   the compensation does not cover, gets its compensation at once: nothing
   leaks. (A step already in the plan is compensated in its turn.)
@@ -282,7 +286,14 @@ class _Run:
             return
         stage = self.d.stages[self.s.stage]
         gave_up = [i for i in stage if self.s.steps[i].status in _GAVE_UP]
-        if gave_up:
+        pivot = self.d.pivot_index
+        if gave_up and pivot in gave_up and self.s.steps[pivot].status is StepStatus.TIMED_OUT:
+            # The go/no-go step may have committed without telling us: undoing the steps
+            # before it could leave it half-done, so a person decides (resolve, retry, abort).
+            name = self.d.steps[pivot].name
+            self.park(f"pivot step {name!r} timed out and may have committed; resolve if it "
+                      f"did, abort to compensate if it did not, or retry it")
+        elif gave_up:
             if self.past_pivot(gave_up[0]):
                 name = self.d.steps[gave_up[0]].name
                 reason = self.s.steps[gave_up[0]].outcome
@@ -432,12 +443,24 @@ class _Run:
     # -- operator -----------------------------------------------------------------------
 
     def on_abort(self, reason: str) -> Outcome:
-        if self.s.status is not SagaStatus.RUNNING:
-            return self.reject(f"cannot abort a saga that is {self.s.status.value}")
         pivot = self.d.pivot_index
-        if pivot is not None and self.s.steps[pivot].status is StepStatus.SUCCEEDED:
+        pivot_status = self.s.steps[pivot].status if pivot is not None else None
+        parked_on_pivot = (
+            self.s.status is SagaStatus.FAILED and self.s.phase == "forward"
+            and pivot_status is StepStatus.TIMED_OUT
+        )
+        if self.s.status is not SagaStatus.RUNNING and not parked_on_pivot:
+            return self.reject(f"cannot abort a saga that is {self.s.status.value}")
+        if pivot is not None and pivot_status is StepStatus.SUCCEEDED:
             name = self.d.steps[pivot].name
             return self.reject(f"saga passed its pivot step {name!r}; it can only move forward")
+        if pivot is not None and pivot_status in (StepStatus.RUNNING, StepStatus.WAITING_RETRY):
+            name = self.d.steps[pivot].name
+            return self.reject(
+                f"pivot step {name!r} is in flight; abort once it has answered or timed out"
+            )
+        if parked_on_pivot:
+            self.s.status = SagaStatus.RUNNING
         self.s.abort_reason = reason
         self.record("abort", None, reason)
         self.begin_compensation(f"aborted: {reason}")

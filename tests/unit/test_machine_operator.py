@@ -310,3 +310,42 @@ def test_abort_is_rejected_unless_running() -> None:
     done = scripted(three_step(), ok_except()).start("o-2")
     assert done.abort() is Outcome.REJECTED
     done.expect_status("completed")
+
+
+# -- a pivot whose outcome is unknown ---------------------------------------------------
+
+
+def test_a_pivot_that_times_out_parks_instead_of_compensating() -> None:
+    kit = scripted(with_pivot(), ok_except(ship=None))
+    saga = kit.start("o-1")
+    kit.advance(60)
+
+    saga.expect_status("failed").expect_commands(RESERVE, CHARGE, SHIP)
+    assert "may have committed" in (saga.state.failure or "")
+
+
+def test_a_late_success_of_a_parked_pivot_resumes_the_saga() -> None:
+    kit = scripted(with_pivot(), ok_except(ship=None))
+    saga = kit.start("o-1")
+    kit.advance(60)
+    saga.expect_status("failed")
+
+    assert saga.reply(SCHEDULED, to=SHIP) is Outcome.APPLIED
+    saga.expect_status("completed").expect_commands(RESERVE, CHARGE, SHIP, INVOICE)
+
+
+def test_abort_of_a_parked_pivot_compensates_the_steps_before_it() -> None:
+    kit = scripted(with_pivot(), ok_except(ship=None))
+    saga = kit.start("o-1")
+    kit.advance(60)
+
+    assert saga.abort("carrier confirmed nothing shipped") is Outcome.APPLIED
+    saga.expect_status("aborted").expect_commands(RESERVE, CHARGE, SHIP, REFUND, RELEASE)
+
+
+def test_abort_while_the_pivot_is_in_flight_is_rejected() -> None:
+    kit = scripted(with_pivot(), ok_except(ship=None))
+    saga = kit.start("o-1")
+
+    assert saga.abort("too late to ask") is Outcome.REJECTED
+    saga.expect_status("running")
