@@ -76,6 +76,7 @@ class Coordinator:
         self.metrics_registry = metrics_registry or CollectorRegistry()
         self.metrics = CoordinatorMetrics.create(self.metrics_registry)
         self.triggers = registry.triggers()
+        self.known_types = _known_types(registry)
         self.timers = TimerQueue()
         self._needs_rebuild = True
         self.input_topics = sorted(registry.topics_read() | {self.topics.control})
@@ -91,7 +92,8 @@ class Coordinator:
             store=s.store,
             topic_partitions=k.partitions,
             topic_replication_factor=k.replication_factor,
-            topic_allow_declare=False,
+            key_serializer="raw",
+            value_serializer="raw",
             consumer_auto_offset_reset="earliest",
             broker_session_timeout=s.session_timeout,
             broker_heartbeat_interval=s.heartbeat_interval,
@@ -110,10 +112,7 @@ class Coordinator:
             default=None,
             key_type=bytes,
             value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
             partitions=k.partitions,
-            use_partitioner=True,
         )
         source = app.topic(
             *self.input_topics,
@@ -147,12 +146,22 @@ class Coordinator:
         if futures:
             await asyncio.gather(*futures)
         for saga_id, raw in batch.writes.items():
-            if raw is None:
-                self.table.pop(saga_id.encode(), None)
-            else:
-                self.table[saga_id.encode()] = raw
+            self._write(saga_id.encode(), raw)
         for due, saga_id, token in batch.timers:
             self.timers.push(due, saga_id, token)
+
+    def _write(self, key: bytes, raw: bytes | None) -> None:
+        """Store a saga's state and log it to the changelog partition of its key.
+
+        Written by hand rather than ``table[key] = raw`` because a batch spans
+        partitions, and faust would pick the changelog partition of whichever
+        event happens to be current.
+        """
+        self.table.send_changelog(partition_for(key, self.kafka.partitions), key, raw)
+        if raw is None:
+            self.table.data.pop(key, None)
+        else:
+            self.table.data[key] = raw
 
     async def _send(
         self,
@@ -202,6 +211,19 @@ class Coordinator:
         log.info("re-armed %d timers from the table", len(entries))
 
 
+def _known_types(registry: DefinitionRegistry) -> frozenset[str]:
+    """Every event type a loaded definition expects on the topics the coordinator reads."""
+    types: set[str] = set()
+    for definition in registry:
+        if definition.trigger is not None:
+            types.add(definition.trigger.type)
+        for step in definition.steps:
+            types.update(step.success, step.failure)
+            if step.compensation is not None:
+                types.update(step.compensation.success, step.compensation.failure)
+    return frozenset(types)
+
+
 class _Batch:
     """What one batch decides: records to send, states to write, timers to arm."""
 
@@ -245,6 +267,13 @@ class _Batch:
             str(event.data.get("token", "")).startswith(EARLY_TOKEN)
         ):
             self.expire_early(event.sagaid)
+            return
+        if topic != c.topics.control and event.type not in c.known_types:
+            self.dead_letter(
+                topic, partition, offset, key, value, header_list, "unknown-type",
+                f"no loaded saga definition uses event type {event.type!r} "
+                f"(saga {event.sagaid!r}); known: {', '.join(sorted(c.known_types))}",
+            )
             return
         self.apply(topic, partition, offset, key, value, header_list, event)
 

@@ -1,109 +1,179 @@
-"""The coordinator on a real broker: a 3-step YAML saga with plain-aiokafka participants."""
+"""The coordinator on a real broker: a 3-step saga defined in YAML, with tiny participants on
+plain aiokafka, orchestrated and choreographed, plus dead letters for bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from pathlib import Path
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
 
+from events.codec import encode
+from events.envelope import new_event
 from events.kafka_settings import KafkaSettings
 from sagas.client import SagaClient
+from tests.integration.trip_system import act, definitions
 from tests.support.kafka_peers import ScriptedParticipant, TopicRecorder, eventually
-from tests.support.processes import free_port, sagas_process
+from tests.support.processes import ManagedProcess, free_port, sagas_process
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
-ORCHESTRATED = """
-name: trip
-version: 1
-steps:
-  - name: hotel
-    command: {{type: hotel.book, topic: {p}hotel.commands}}
-    reply_topic: {p}hotel.replies
-    success: [hotel.booked]
-    failure: [hotel.unavailable]
-    compensation: {{type: hotel.cancel, topic: {p}hotel.commands, success: [hotel.cancelled]}}
-    timeout: 3
-  - name: flight
-    command: {{type: flight.book, topic: {p}flight.commands}}
-    reply_topic: {p}flight.replies
-    success: [flight.booked]
-    failure: [flight.full]
-    compensation: {{type: flight.cancel, topic: {p}flight.commands, success: [flight.cancelled]}}
-    timeout: 3
-  - name: car
-    command: {{type: car.rent, topic: {p}car.commands}}
-    reply_topic: {p}car.replies
-    success: [car.rented]
-    failure: [car.unavailable]
-    timeout: 1.5
-"""
+FAST_GROUP = {"SAGAS_SESSION_TIMEOUT": "3", "SAGAS_HEARTBEAT_INTERVAL": "0.5",
+              "SAGAS_REBALANCE_TIMEOUT": "2", "SAGAS_EARLY_EVENT_GRACE": "2"}
 
 
-def _setup(tmp_path: Path, bootstrap: str) -> tuple[str, Path, dict[str, str]]:
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    path = tmp_path / "trip.yaml"
-    path.write_text(ORCHESTRATED.format(p=prefix))
-    env = {
-        "SAGAS_TOPIC_PREFIX": prefix,
-        "SAGAS_APP_ID": f"{prefix}coordinator",
-        "SAGAS_EARLY_EVENT_GRACE": "2",
-    }
-    return prefix, path, env
+@dataclass
+class Trip:
+    prefix: str
+    worker: ManagedProcess
+    seen: TopicRecorder
+    client: SagaClient
+    producer: AIOKafkaProducer
+
+    def terminal(self, ids: list[str]) -> dict[str, str]:
+        done = self.seen.terminal()
+        return {sid: done[sid] for sid in ids if sid in done}
+
+    async def wait_terminal(self, ids: list[str], timeout: float = 45) -> dict[str, str]:
+        await eventually(
+            lambda: len(self.terminal(ids)) == len(ids), timeout,
+            lambda: f"{len(ids)} terminal sagas, got {self.terminal(ids)}; worker log:\n"
+                    f"{self.worker.log_tail()}",
+            alive=self.worker.alive,
+        )
+        return self.terminal(ids)
+
+    def commands_of(self, saga_id: str) -> list[str]:
+        # topics are read side by side: order by when the coordinator decided to send
+        sent = [e for t, e in self.seen.events if e.sagaid == saga_id and t.endswith(".commands")]
+        return [e.type for e in sorted(sent, key=lambda e: e.time or 0)]
+
+    async def publish(self, topic: str, value: bytes, key: str) -> None:
+        await self.producer.send_and_wait(f"{self.prefix}{topic}", value, key=key.encode())
 
 
-def _answer(success: str, failure: str, *, mode: str = "ok"):  # type: ignore[no-untyped-def]
-    """A participant: compensations always succeed; the action per ``mode``."""
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def trip(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trip]:
+    p = f"t{uuid.uuid4().hex[:8]}."
+    folder = tmp_path_factory.mktemp("trip")
+    path = folder / "trip.yaml"
+    path.write_text(definitions(p))
+    worker = sagas_process(
+        ["worker", "-d", str(path), "--web-port", str(free_port())],
+        bootstrap=kafka_bootstrap, log_dir=folder, name="coordinator",
+        extra_env={"SAGAS_TOPIC_PREFIX": p, "SAGAS_APP_ID": f"{p}coordinator", **FAST_GROUP},
+    ).start()
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=p)
+    b = kafka_bootstrap
+    peers = [
+        # orchestration: commands in, replies out (also the compensations of both modes)
+        ScriptedParticipant(b, f"{p}hotel.commands", f"{p}hotel.replies",
+                            act("hotel", "hotel.booked", "hotel.unavailable"), name="hotel"),
+        ScriptedParticipant(b, f"{p}flight.commands", f"{p}flight.replies",
+                            act("flight", "flight.booked", "flight.full"), name="flight"),
+        ScriptedParticipant(b, f"{p}car.commands", f"{p}car.replies",
+                            act("car", "car.rented", "car.unavailable"), name="car"),
+        # choreography: each service reacts to the previous one's event
+        ScriptedParticipant(b, f"{p}trips", f"{p}hotel.events",
+                            react("hotel", "trip.requested", "hotel.booked", "hotel.unavailable")),
+        ScriptedParticipant(b, f"{p}hotel.events", f"{p}flight.events",
+                            react("flight", "hotel.booked", "flight.booked", "flight.full")),
+        ScriptedParticipant(b, f"{p}flight.events", f"{p}car.events",
+                            react("car", "flight.booked", "car.rented", "car.unavailable")),
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        seen = await stack.enter_async_context(TopicRecorder(
+            b, f"{p}saga.lifecycle", f"{p}saga.deadletter", f"{p}hotel.commands",
+            f"{p}flight.commands", f"{p}car.commands"))
+        for peer in peers:
+            await stack.enter_async_context(peer)
+        client = await stack.enter_async_context(SagaClient(kafka))
+        producer = AIOKafkaProducer(bootstrap_servers=b)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        try:
+            yield Trip(p, worker, seen, client, producer)
+        finally:
+            worker.stop()
 
-    def handle(command: Any) -> tuple[str, dict[str, Any]] | None:
-        service = command.type.split(".")[0]
-        if command.type.endswith(".cancel"):
-            return (f"{service}.cancelled", {})
-        if mode == "silent":
+
+def react(service: str, on: str, success: str, failure: str):  # type: ignore[no-untyped-def]
+    decide = act(service, success, failure)
+
+    def handle(event: Any) -> tuple[str, dict[str, Any]] | None:
+        if event.type != on:
             return None
-        if mode == "fail":
-            return (failure, {"reason": "scripted failure"})
-        return (success, {f"{service}_ref": f"ref-{command.sagaid[:6]}"})
+        answer = decide(event)
+        return None if answer is None else (answer[0], {**event.data, **answer[1]})
 
     return handle
 
 
-@pytest.mark.parametrize("scenario", ["completed", "step3_fails", "step3_silent"])
-async def test_three_step_saga_outcomes(kafka_bootstrap: str, tmp_path: Path, scenario: str) -> None:
-    prefix, path, env = _setup(tmp_path, kafka_bootstrap)
-    worker = sagas_process(
-        ["worker", "-d", str(path), "--web-port", str(free_port())],
-        bootstrap=kafka_bootstrap, log_dir=tmp_path, name="coordinator", extra_env=env,
-    ).start()
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix)
-    car_mode = {"completed": "ok", "step3_fails": "fail", "step3_silent": "silent"}[scenario]
-    p = prefix
-    try:
-        async with (
-            TopicRecorder(kafka_bootstrap, f"{p}saga.lifecycle", f"{p}hotel.commands",
-                          f"{p}flight.commands", f"{p}car.commands") as seen,
-            ScriptedParticipant(kafka_bootstrap, f"{p}hotel.commands", f"{p}hotel.replies",
-                                _answer("hotel.booked", "hotel.unavailable")),
-            ScriptedParticipant(kafka_bootstrap, f"{p}flight.commands", f"{p}flight.replies",
-                                _answer("flight.booked", "flight.full")),
-            ScriptedParticipant(kafka_bootstrap, f"{p}car.commands", f"{p}car.replies",
-                                _answer("car.rented", "car.unavailable", mode=car_mode)),
-            SagaClient(kafka) as client,
-        ):
-            ids = [await client.start_saga("trip", {"traveller": f"p{i}"}) for i in range(5)]
-            await eventually(lambda: len(seen.terminal()) == 5, 60,
-                             lambda: f"5 terminal sagas, got {seen.terminal()}; worker log:\n{worker.log_tail()}",
-                             alive=worker.alive)
-            expected = "completed" if scenario == "completed" else "compensated"
-            assert seen.terminal() == {sid: expected for sid in ids}
-            for sid in ids:
-                cmds = [e.type for t, e in seen.events if e.sagaid == sid and t.endswith(".commands")]
-                if scenario == "completed":
-                    assert cmds == ["hotel.book", "flight.book", "car.rent"], cmds
-                else:
-                    # step 3 failed (or never answered): steps 2 then 1 are undone, in that order
-                    assert cmds[-2:] == ["flight.cancel", "hotel.cancel"], cmds
-    finally:
-        worker.stop()
+SCENARIOS = {"ok": "completed", "fail": "compensated", "silent": "compensated"}
+
+
+@pytest.mark.parametrize("car", list(SCENARIOS))
+async def test_orchestrated_trip(trip: Trip, car: str) -> None:
+    ids = [await trip.client.start_saga("trip", {"traveller": f"p{i}", "car": car})
+           for i in range(5)]
+    assert await trip.wait_terminal(ids) == {sid: SCENARIOS[car] for sid in ids}
+    for sid in ids:
+        if car == "ok":
+            assert trip.commands_of(sid) == ["hotel.book", "flight.book", "car.rent"]
+        else:
+            # step 3 said no or never answered: steps 2 then 1 are undone, in that order
+            assert trip.commands_of(sid) == [
+                "hotel.book", "flight.book", "car.rent", "flight.cancel", "hotel.cancel"]
+
+
+@pytest.mark.parametrize("car", list(SCENARIOS))
+async def test_choreographed_trip(trip: Trip, car: str) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    for sid in ids:
+        event = new_event("trip.requested", source="test", sagaid=sid, data={"car": car})
+        value, _ = encode(event)
+        await trip.publish("trips", value, sid)
+    assert await trip.wait_terminal(ids) == {sid: SCENARIOS[car] for sid in ids}
+    for sid in ids:
+        # the coordinator sends nothing forward; it only undoes what the services did
+        expected = [] if car == "ok" else ["flight.cancel", "hotel.cancel"]
+        assert trip.commands_of(sid) == expected
+
+
+async def test_bad_records_are_dead_lettered_and_sagas_around_them_finish(trip: Trip) -> None:
+    before = [await trip.client.start_saga("trip", {"car": "ok"}) for _ in range(3)]
+    known = before[0]
+    stranger = str(uuid.uuid4())
+    bad = {
+        "not-json": b"\x00\xffgarbage",
+        "not-a-cloudevent": orjson.dumps({"hello": "world", "sagaid": known}),
+        "unknown-type": encode(new_event("hotel.exploded", source="x", sagaid=known))[0],
+        "unknown-saga": encode(new_event("hotel.booked", source="x", sagaid=stranger,
+                                         causationid=str(uuid.uuid4())))[0],
+    }
+    for reason, value in bad.items():
+        await trip.publish("hotel.replies", value, known if reason != "unknown-saga" else stranger)
+    after = [await trip.client.start_saga("trip", {"car": "ok"}) for _ in range(3)]
+
+    assert set((await trip.wait_terminal(before + after)).values()) == {"completed"}
+
+    def dead() -> dict[str, dict[str, bytes]]:
+        out = {}
+        for record in trip.seen.raw:
+            if record.topic.endswith("saga.deadletter"):
+                headers = dict(record.headers)
+                out[headers["x-dlq-reason"].decode()] = {**headers, "value": record.value}
+        return out
+
+    await eventually(lambda: set(bad) <= set(dead()), 20, lambda: f"dead letters {dead()}")
+    letters = dead()
+    for reason, value in bad.items():
+        assert letters[reason]["value"] == value, f"{reason}: the record must go unchanged"
+        assert letters[reason]["x-dlq-topic"] == f"{trip.prefix}hotel.replies".encode()
+        assert int(letters[reason]["x-dlq-offset"]) >= 0 or reason == "unknown-saga"

@@ -91,7 +91,8 @@ def test_broker_for_uses_the_configured_cluster_without_starting_one() -> None:
 async def test_broker_for_starts_and_stops_an_embedded_one() -> None:
     settings = KafkaSettings(bootstrap_servers=None)
     async with broker_for(settings) as bootstrap:
-        assert await ensure_topics(settings.with_bootstrap(bootstrap), ["t"]) == {"t": 8}
+        created = await ensure_topics(settings.with_bootstrap(bootstrap), ["t"])
+        assert created == {"t": settings.partitions}
     assert refuses(bootstrap)
 
 

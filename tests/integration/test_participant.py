@@ -1,0 +1,174 @@
+"""The participant helper on a real broker: answers, dedupes, dead-letters, remembers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from events.codec import encode
+from events.envelope import CloudEvent, new_event
+from events.kafka_settings import KafkaSettings
+from events.participant import LateAnswers, Outgoing, Participant
+from tests.kafka_fixtures import eventually
+from tests.support.kafka_peers import TopicRecorder
+
+pytestmark = pytest.mark.integration
+
+
+class Counter:
+    """A handler with a visible effect: how many times each saga's command took effect."""
+
+    def __init__(self, reply_topic: str) -> None:
+        self.reply_topic = reply_topic
+        self.calls = 0  # handler invocations, including replays
+
+    def __call__(
+        self, state: dict[str, int], event: CloudEvent
+    ) -> tuple[dict[str, int], list[Outgoing]]:
+        self.calls += 1
+        n = state.get(event.sagaid, 0) + 1
+        reply = event.reply("thing.done", "test", {"effects": n})
+        return {**state, event.sagaid: n}, [Outgoing(self.reply_topic, reply)]
+
+
+@pytest.fixture
+def kafka(kafka_bootstrap: str, unique_prefix: str) -> KafkaSettings:
+    return (
+        KafkaSettings()
+        .with_bootstrap(kafka_bootstrap)
+        .model_copy(update={"topic_prefix": unique_prefix, "partitions": 4})
+    )
+
+
+@pytest.fixture
+async def producer(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(**kafka.aiokafka_kwargs())
+    await p.start()
+    yield p
+    await p.stop()
+
+
+def participant(
+    kafka: KafkaSettings, handler: Counter, **options: Any
+) -> Participant[dict[str, int]]:
+    p = kafka.topic_prefix
+    return Participant(
+        "things",
+        [p + "things.commands"],
+        handler,
+        {},
+        kafka=kafka,
+        output_topics=[p + "things.replies"],
+        handles={"thing.do"},
+        registry=CollectorRegistry(),
+        **options,
+    )
+
+
+async def send(producer: AIOKafkaProducer, topic: str, event: CloudEvent) -> None:
+    value, headers = encode(event)
+    await producer.send_and_wait(topic, value, key=event.sagaid.encode(), headers=headers)
+
+
+def replies(rec: TopicRecorder, command: CloudEvent) -> list[Any]:
+    return [
+        r
+        for r in rec.raw
+        if r.topic.endswith("things.replies")
+        and b'"causationid":"' + command.id.encode() + b'"' in r.value
+    ]
+
+
+async def test_answers_dedupes_and_dead_letters(
+    kafka: KafkaSettings, producer: AIOKafkaProducer
+) -> None:
+    p = kafka.topic_prefix
+    handler = Counter(p + "things.replies")
+    command = new_event("thing.do", source="test", sagaid="saga-1", data={"x": 1})
+    async with (
+        TopicRecorder(
+            kafka.bootstrap_servers or "", p + "things.replies", p + "saga.deadletter"
+        ) as rec,
+        participant(kafka, handler) as part,
+    ):
+        await send(producer, p + "things.commands", command)
+        await send(producer, p + "things.commands", command)  # redelivered
+        await producer.send_and_wait(p + "things.commands", b"\xffnot json", key=b"saga-1")
+        both = await eventually(
+            lambda: len(replies(rec, command)) == 2 and replies(rec, command),
+            what="two replies to the command",
+        )
+        assert both[0].value == both[1].value  # the original reply, byte for byte
+        assert both[0].key == b"saga-1"
+        reply = next(e for t, e in rec.events if t.endswith("things.replies"))
+        assert reply.causationid == command.id and reply.sagaid == "saga-1"
+        assert reply.data == {"effects": 1}
+        assert part.state == {"saga-1": 1} and handler.calls == 1
+        dead = await eventually(
+            lambda: [r for r in rec.raw if r.topic.endswith("deadletter")],
+            what="the dead-lettered record",
+        )
+        assert dead[0].value == b"\xffnot json"
+        headers = dict(dead[0].headers)
+        assert headers["x-dlq-reason"] == b"not-json"
+        assert headers["x-dlq-topic"] == (p + "things.commands").encode()
+        assert {"x-dlq-partition", "x-dlq-offset"} <= headers.keys()
+        metrics = part.registry.get_sample_value(
+            "participant_commands_total",
+            {"service": "things", "type": "thing.do", "result": "duplicate"},
+        )
+        assert metrics == 1
+
+
+async def test_a_new_process_remembers_earlier_commands(
+    kafka: KafkaSettings, producer: AIOKafkaProducer
+) -> None:
+    p = kafka.topic_prefix
+    first_cmd = new_event("thing.do", source="test", sagaid="saga-1")
+    async with TopicRecorder(kafka.bootstrap_servers or "", p + "things.replies") as rec:
+        async with participant(kafka, Counter(p + "things.replies")):
+            await send(producer, p + "things.commands", first_cmd)
+            await eventually(lambda: replies(rec, first_cmd), what="the first reply")
+        handler = Counter(p + "things.replies")
+        async with participant(kafka, handler) as restarted:
+            assert restarted.state == {"saga-1": 1}  # rebuilt from the changelog
+            await send(producer, p + "things.commands", first_cmd)
+            second_cmd = new_event("thing.do", source="test", sagaid="saga-1")
+            await send(producer, p + "things.commands", second_cmd)
+            await eventually(lambda: replies(rec, second_cmd), what="the reply to a new command")
+            await eventually(lambda: len(replies(rec, first_cmd)) == 2, what="the re-answer")
+            again = replies(rec, first_cmd)
+            assert again[0].value == again[1].value
+            assert restarted.state == {"saga-1": 2}
+            assert handler.calls == 2  # one replay + the new command; the duplicate ran nothing
+    # Offsets are committed per batch: a third process has nothing to redo.
+    consumer = AIOKafkaConsumer(group_id=p + "things", **kafka.aiokafka_kwargs())
+    await consumer.start()
+    try:
+        tps = [TopicPartition(p + "things.commands", n) for n in range(4)]
+        committed = [await consumer.committed(tp) or 0 for tp in tps]
+        ends = await consumer.end_offsets(tps)
+        assert sum(committed) == sum(ends.values()) == 3
+    finally:
+        await consumer.stop()
+
+
+async def test_late_answers_come_late_and_are_flushed_on_stop(
+    kafka: KafkaSettings, producer: AIOKafkaProducer
+) -> None:
+    p = kafka.topic_prefix
+    late = LateAnswers(probability=1.0, delay=30.0)
+    command = new_event("thing.do", source="test", sagaid="saga-1")
+    async with TopicRecorder(kafka.bootstrap_servers or "", p + "things.replies") as rec:
+        part = participant(kafka, Counter(p + "things.replies"), late=late)
+        async with part:
+            await send(producer, p + "things.commands", command)
+            await eventually(lambda: part.state == {"saga-1": 1}, what="the effect")
+            await asyncio.sleep(0.3)  # not synchronisation: a window in which nothing may appear
+            assert replies(rec, command) == []
+        await eventually(lambda: replies(rec, command), what="the held-back reply after stop")
