@@ -17,7 +17,7 @@ DEMO = if $(BIN)/sagas demo --help >/dev/null 2>&1; then $(BIN)/sagas demo; \
 demo: $(STAMP)
 	$(DEMO)
 
-test: $(STAMP) system-deps
+test: system-deps $(STAMP)
 	$(PYTEST) tests -q
 
 test-unit: $(STAMP)
@@ -40,6 +40,11 @@ system-deps:
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if ! $(BIN)/python -m pip --version >/dev/null 2>&1; then \
+	    rm -rf $(VENV); \
+	    echo "$(PYTHON) -m venv $(VENV)"; \
+	    $(PYTHON) -m venv $(VENV) || { echo "cannot create $(VENV): on Debian/Ubuntu" \
+	        "install python3-venv (apt-get install python3-venv)" >&2; rm -rf $(VENV); exit 1; }; \
+	fi
 	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)

@@ -244,15 +244,19 @@ class EmbeddedBroker:
     async def astop(self) -> int | None:
         """``stop`` without blocking the event loop while the broker exits."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.stop_timeout
-            with contextlib.suppress(asyncio.CancelledError):
+        try:
+            if proc is not None and proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + self.stop_timeout
                 while proc.poll() is None and loop.time() < deadline:
                     await asyncio.sleep(0.02)
-        return self.stop()
+        finally:  # also when cancelled while waiting: no orphan either way
+            if proc is not None and proc.poll() is None:
+                _kill(proc)
+            code = self.stop()
+        return code
 
     def wait(self) -> int:
         """Block until the broker exits by itself; returns its exit code."""
@@ -300,14 +304,18 @@ class EmbeddedBroker:
         cmd = self.command(port)
         self._open_log()
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
-        self._proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._close_log()
+            raise EmbeddedBrokerError(f"cannot run the Tansu broker {cmd[0]}: {exc}") from exc
         self.port = port
         atexit.register(self.stop)
 

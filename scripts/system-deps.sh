@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests use (prometheus, kcat, docker-compose),
+# Install the Debian packages the tests use (prometheus, kcat, docker-compose;
+# python3-venv when python3 cannot create a venv),
 # only those whose binary is missing. Never fails the build: a machine without
 # apt-get (or without root) gets a warning, and the tests that need a missing
 # tool skip locally or fail under CI, saying which tool.
@@ -14,6 +15,10 @@ for pair in "${wanted[@]}"; do
     package=${pair#*:}
     command -v "$binary" >/dev/null 2>&1 || missing+=("$package")
 done
+# Debian's python3 can only create the .venv that make bootstraps with python3-venv.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
