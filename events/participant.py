@@ -77,6 +77,8 @@ __all__ = [
 log = logging.getLogger("events.participant")
 
 S = TypeVar("S")
+#: A record to publish: (topic, key, value, headers).
+Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
 #: An HTTP view of the state: (state, path parameters) -> JSON value, or None for 404.
 View = Callable[[S, Mapping[str, str]], Any]
 
@@ -231,7 +233,7 @@ class Participant(Generic[S]):
         """Handle consumed records; returns once their outputs are published."""
         assert self._producer is not None
         durable: list[asyncio.Future[Any]] = []
-        out: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        out: list[Record] = []
         delayed: list[tuple[float, tuple[Outgoing, ...]]] = []
         timings: list[tuple[str, float]] = []
         for record in records:
@@ -287,9 +289,7 @@ class Participant(Generic[S]):
         await self._send_all(self._records(outputs))
         self._late_pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
-    async def _send_all(
-        self, records: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]
-    ) -> None:
+    async def _send_all(self, records: Sequence[Record]) -> None:
         assert self._producer is not None
         futures = [
             await self._producer.send(topic, value, key=key, headers=headers)
@@ -301,16 +301,14 @@ class Participant(Generic[S]):
     @staticmethod
     def _records(
         outputs: Iterable[Outgoing],
-    ) -> list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]:
-        records = []
+    ) -> list[Record]:
+        records: list[Record] = []
         for o in outputs:
             value, headers = encode(o.event)
             records.append((o.topic, o.event.sagaid.encode(), value, headers))
         return records
 
-    def _dead_letter(
-        self, record: Any, dlq_headers: list[tuple[str, bytes]]
-    ) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    def _dead_letter(self, record: Any, dlq_headers: list[tuple[str, bytes]]) -> Record:
         headers = [(k, bytes(v)) for k, v in (record.headers or ())]
         return (self.deadletter_topic, record.key, record.value, headers + dlq_headers)
 

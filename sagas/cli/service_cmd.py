@@ -69,9 +69,9 @@ def service(
     log.info("service %s starting (mode %s)", name, settings.mode.value)
     try:
         asyncio.run(main())
-    except Exception as exc:
-        if exc.__class__.__module__.startswith(("events", "aiokafka")):
-            _fail(f"service {name} stopped: {exc}")
+    except Exception as exc:  # shown to a person: what stopped it, not a traceback
+        if isinstance(exc, OSError) or exc.__class__.__module__.startswith(("events", "aiokafka")):
+            _fail(f"service {name} stopped: {exc!r}")
         raise
     log.info("service %s stopped", name)
 

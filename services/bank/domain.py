@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from events.envelope import CloudEvent, derived_id
-from events.participant import Outgoing
+from events.participant import Handler, Outgoing
 from services.bank.contract import (
     CREDIT,
     CREDIT_REJECTED,
@@ -132,7 +132,7 @@ def credit(state: BankState, saga_id: str, account: str) -> Result:
     return state, CREDITED, _credited(saga_id, move)
 
 
-def make_handler(topics: ServiceTopics = DEFAULT_TOPICS):  # type: ignore[no-untyped-def]
+def make_handler(topics: ServiceTopics = DEFAULT_TOPICS) -> Handler[BankState]:
     def handle(state: BankState, event: CloudEvent) -> tuple[BankState, list[Outgoing]]:
         t, saga = event.type, event.sagaid
         if t == REVERSE_DEBIT:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from events.envelope import CloudEvent, derived_id
-from events.participant import Outgoing
+from events.participant import Handler, Outgoing
 from services.common import answer, react, refuse
 from services.inventory.contract import (
     COMMIT,
@@ -148,7 +148,7 @@ def commit(state: InventoryState, saga_id: str) -> Result:
     return replace(state, stock=stock, reservations=reservations), COMMITTED, data
 
 
-def make_handler(topics: ServiceTopics = DEFAULT_TOPICS):  # type: ignore[no-untyped-def]
+def make_handler(topics: ServiceTopics = DEFAULT_TOPICS) -> Handler[InventoryState]:
     """The participant handler; commands are answered, choreography events reacted to."""
 
     def handle(state: InventoryState, event: CloudEvent) -> tuple[InventoryState, list[Outgoing]]:

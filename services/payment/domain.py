@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from events.envelope import CloudEvent, derived_id
-from events.participant import Outgoing
+from events.participant import Handler, Outgoing
 from services.common import answer, react, refuse
 from services.inventory.contract import RESERVED as INVENTORY_RESERVED
 from services.payment.contract import (
@@ -165,7 +165,7 @@ def void(state: PaymentState, saga_id: str) -> Result:
     return _book(state, saga_id, new, None), VOIDED, data
 
 
-def make_handler(topics: ServiceTopics = DEFAULT_TOPICS):  # type: ignore[no-untyped-def]
+def make_handler(topics: ServiceTopics = DEFAULT_TOPICS) -> Handler[PaymentState]:
     """Commands are answered on payment.replies; in choreography, `inventory.reserved`
     triggers authorize + capture, announced on payment.events."""
 

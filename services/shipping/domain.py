@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from events.envelope import CloudEvent, derived_id
-from events.participant import Outgoing, unit_interval
+from events.participant import Handler, Outgoing, unit_interval
 from services.common import answer, react, refuse
 from services.payment.contract import CAPTURED as PAYMENT_CAPTURED
 from services.shipping.contract import CANCEL, CANCELLED, FAILED, SCHEDULE, SCHEDULED, SOURCE
@@ -98,7 +98,7 @@ def day_of(event: CloudEvent) -> str:
     return event.time.date().isoformat() if event.time is not None else "undated"
 
 
-def make_handler(topics: ServiceTopics = DEFAULT_TOPICS):  # type: ignore[no-untyped-def]
+def make_handler(topics: ServiceTopics = DEFAULT_TOPICS) -> Handler[ShippingState]:
     def handle(state: ShippingState, event: CloudEvent) -> tuple[ShippingState, list[Outgoing]]:
         t = event.type
         if t in (SCHEDULE, PAYMENT_CAPTURED):

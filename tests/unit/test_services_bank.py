@@ -100,3 +100,25 @@ def test_money_is_conserved_and_no_balance_goes_negative(seq: list[Any]) -> None
         state, _ = run(state, cmd(type_, f"t{saga}", src, dst, amount))
         inv = invariants(state)
         assert inv["conserved"] and inv["non_negative"] and inv["in_flight"] >= 0
+
+
+def test_the_shipped_transfer_saga_reverses_the_debit_for_a_closed_payee() -> None:
+    from events.participant_store import ParticipantCore
+    from sagas.testing import SagaTestKit
+    from services import definitions
+
+    bank = ParticipantCore(handle, fresh())
+
+    def respond(command: CloudEvent) -> tuple[str, dict[str, Any]]:
+        reply = bank.apply("bank.commands", command).outputs[0].event
+        return reply.type, reply.data
+
+    kit = SagaTestKit(definitions.load("bank_transfer"))
+    for type_ in (c.FRAUD_CHECK, c.DEBIT, c.CREDIT, c.REVERSE_DEBIT):
+        kit.on(type_).respond(respond)
+    transfer = {"transfer_id": "t", "from_account": "alice", "amount": 250}
+    kit.start("ok", {**transfer, "to_account": "bob"}).expect_status("completed")
+    kit.start("shut", {**transfer, "to_account": "shut"}).expect_status(
+        "compensated"
+    ).expect_commands(c.FRAUD_CHECK, c.DEBIT, c.CREDIT, c.REVERSE_DEBIT)
+    assert invariants(bank.state)["balances"] == {"alice": 750, "bob": 350, "shut": 0}
