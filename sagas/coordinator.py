@@ -55,6 +55,30 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def _use_fetch_max_wait(fetch_max_wait_ms: int) -> None:
+    """Make faust's consumer use our fetch wait instead of its hard-coded 1500 ms.
+
+    faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no
+    setting to change it; on the embedded broker that is a 650 ms pause per hop
+    (see `KafkaSettings.fetch_max_wait_ms`). The override is scoped to the
+    consumer class faust's driver instantiates.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    base = driver.aiokafka.AIOKafkaConsumer
+    if getattr(base, "_sagas_fetch_wait", None) == fetch_max_wait_ms:
+        return
+
+    class Consumer(base):  # type: ignore[misc, valid-type]
+        _sagas_fetch_wait = fetch_max_wait_ms
+
+        def __init__(self, *topics: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = fetch_max_wait_ms
+            super().__init__(*topics, **kwargs)
+
+    driver.aiokafka.AIOKafkaConsumer = Consumer
+
+
 class Coordinator:
     """One replica of the saga coordinator."""
 
@@ -86,6 +110,7 @@ class Coordinator:
 
     def _build_app(self) -> faust.App:
         s, k = self.settings, self.kafka
+        _use_fetch_max_wait(k.fetch_max_wait_ms)
         app = faust.App(
             s.app_id,
             broker=k.faust_broker_url(),

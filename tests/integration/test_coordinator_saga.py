@@ -3,7 +3,9 @@ plain aiokafka, orchestrated and choreographed, plus dead letters for bad input.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
+from events.admin import ensure_topics
 from events.codec import encode
 from events.envelope import new_event
 from events.kafka_settings import KafkaSettings
@@ -24,8 +27,14 @@ from tests.support.processes import ManagedProcess, free_port, sagas_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
-FAST_GROUP = {"SAGAS_SESSION_TIMEOUT": "3", "SAGAS_HEARTBEAT_INTERVAL": "0.5",
-              "SAGAS_REBALANCE_TIMEOUT": "2", "SAGAS_EARLY_EVENT_GRACE": "2"}
+FAST_GROUP = {"SAGAS_EARLY_EVENT_GRACE": "2"} if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else {
+    "SAGAS_SESSION_TIMEOUT": "3", "SAGAS_HEARTBEAT_INTERVAL": "0.5",
+    "SAGAS_REBALANCE_TIMEOUT": "2", "SAGAS_EARLY_EVENT_GRACE": "2"}
+
+
+TOPICS = [f"{s}.{kind}" for s in ("hotel", "flight", "car")
+          for kind in ("commands", "replies", "events")] + [
+    "trips", "saga.lifecycle", "saga.deadletter", "saga.control"]
 
 
 @dataclass
@@ -64,12 +73,15 @@ async def trip(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
     folder = tmp_path_factory.mktemp("trip")
     path = folder / "trip.yaml"
     path.write_text(definitions(p))
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=p)
+    # Create every topic up front: a consumer that subscribes first would let the broker
+    # auto-create it with its default partition count, and the coordinator refuses that.
+    await ensure_topics(kafka, [f"{p}{name}" for name in TOPICS])
     worker = sagas_process(
         ["worker", "-d", str(path), "--web-port", str(free_port())],
         bootstrap=kafka_bootstrap, log_dir=folder, name="coordinator",
         extra_env={"SAGAS_TOPIC_PREFIX": p, "SAGAS_APP_ID": f"{p}coordinator", **FAST_GROUP},
     ).start()
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=p)
     b = kafka_bootstrap
     peers = [
         # orchestration: commands in, replies out (also the compensations of both modes)
@@ -91,8 +103,7 @@ async def trip(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
         seen = await stack.enter_async_context(TopicRecorder(
             b, f"{p}saga.lifecycle", f"{p}saga.deadletter", f"{p}hotel.commands",
             f"{p}flight.commands", f"{p}car.commands"))
-        for peer in peers:
-            await stack.enter_async_context(peer)
+        await asyncio.gather(*(stack.enter_async_context(peer) for peer in peers))
         client = await stack.enter_async_context(SagaClient(kafka))
         producer = AIOKafkaProducer(bootstrap_servers=b)
         await producer.start()

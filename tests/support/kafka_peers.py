@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -13,6 +14,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from events.codec import decode, encode
 from events.envelope import CloudEvent
+
+def group_timing() -> dict[str, int]:
+    """Consumer-group timeouts: short on the embedded broker (joins take half the session
+    timeout there), the client defaults on a real cluster (which refuses short ones)."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return {}
+    return {"session_timeout_ms": 1000, "heartbeat_interval_ms": 200}
+
+
+FETCH = {"fetch_max_wait_ms": 10}
+
 
 #: handler(command) -> (reply type, data) to answer, or None to stay silent
 Handler = Callable[[CloudEvent], tuple[str, dict[str, Any]] | None]
@@ -32,7 +44,7 @@ class TopicRecorder:
     async def __aenter__(self) -> TopicRecorder:
         self._consumer = AIOKafkaConsumer(
             *self.topics, bootstrap_servers=self.bootstrap, group_id=None,
-            auto_offset_reset="earliest", enable_auto_commit=False,
+            auto_offset_reset="earliest", enable_auto_commit=False, **FETCH,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
@@ -89,6 +101,7 @@ class ScriptedParticipant:
         self._consumer = AIOKafkaConsumer(
             self.command_topic, bootstrap_servers=self.bootstrap, group_id=self.group,
             auto_offset_reset="earliest", enable_auto_commit=True, auto_commit_interval_ms=200,
+            **group_timing(), **FETCH,
         )
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=1)
         await self._consumer.start()
