@@ -49,11 +49,12 @@ from typing import Any, Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from events import participant_io as io
 from events.catalog import EventCatalog
-from events.codec import decode, encode
+from events.codec import decode
 from events.errors import DecodeError
 from events.kafka_settings import KafkaSettings
-from events.participant_io import ParticipantMetrics
+from events.participant_io import ParticipantMetrics, Record
 from events.participant_store import (
     Applied,
     ChangelogEntry,
@@ -77,8 +78,6 @@ __all__ = [
 log = logging.getLogger("events.participant")
 
 S = TypeVar("S")
-#: A record to publish: (topic, key, value, headers).
-Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
 #: An HTTP view of the state: (state, path parameters) -> JSON value, or None for 404.
 View = Callable[[S, Mapping[str, str]], Any]
 
@@ -152,8 +151,6 @@ class Participant(Generic[S]):
 
     async def start(self) -> None:
         """Create topics, replay the changelog, then start consuming; sets ``ready``."""
-        from events import participant_io as io
-
         kwargs = self.kafka.aiokafka_kwargs()
         counts = await io.prepare_topics(self, create=self.create_topics)
         self._producer = AIOKafkaProducer(acks="all", linger_ms=2, **kwargs)
@@ -219,7 +216,10 @@ class Participant(Generic[S]):
         held = [out for outs in self._late_pending.values() for out in outs]
         self._late_pending.clear()
         if held and self._producer is not None:
-            await self._send_all(self._records(held))
+            try:
+                await self._send_all(io.output_records(held))
+            except Exception:
+                log.exception("%s: %d held-back answers could not be sent", self.name, len(held))
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -248,14 +248,16 @@ class Participant(Generic[S]):
                     self.catalog.validate(event, **where)
             except DecodeError as exc:
                 log.warning("%s: dead-lettering a record: %s", self.name, exc)
-                out.append(self._dead_letter(record, exc.dlq_headers()))
+                out.append(io.dead_letter(self.deadletter_topic, record, exc.dlq_headers()))
                 self._count(None, "deadletter")
                 continue
             try:
                 applied = self.core.apply(record.topic, event)
             except Exception as exc:  # a bug in the handler: park the input, keep going
                 log.exception("%s: handler failed on %s %s", self.name, event.type, event.id)
-                out.append(self._dead_letter(record, _error_headers(record, exc)))
+                out.append(
+                    io.dead_letter(self.deadletter_topic, record, io.error_headers(record, exc))
+                )
                 self._count(event.type, "error")
                 continue
             if applied.entry is not None:
@@ -271,7 +273,7 @@ class Participant(Generic[S]):
             if delay > 0:
                 delayed.append((delay, applied.outputs))
             else:
-                out.extend(self._records(applied.outputs))
+                out.extend(io.output_records(applied.outputs))
             self._count(event.type, _result(applied))
             timings.append((event.type, started))
         if durable:
@@ -286,7 +288,10 @@ class Participant(Generic[S]):
 
     async def _publish_later(self, delay: float, outputs: tuple[Outgoing, ...]) -> None:
         await asyncio.sleep(delay)
-        await self._send_all(self._records(outputs))
+        try:
+            await self._send_all(io.output_records(outputs))
+        except Exception:  # the effect is durable; the coordinator's deadline covers the loss
+            log.exception("%s: a late answer could not be sent", self.name)
         self._late_pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
     async def _send_all(self, records: Sequence[Record]) -> None:
@@ -297,20 +302,6 @@ class Participant(Generic[S]):
         ]
         if futures:
             await asyncio.gather(*futures)
-
-    @staticmethod
-    def _records(
-        outputs: Iterable[Outgoing],
-    ) -> list[Record]:
-        records: list[Record] = []
-        for o in outputs:
-            value, headers = encode(o.event)
-            records.append((o.topic, o.event.sagaid.encode(), value, headers))
-        return records
-
-    def _dead_letter(self, record: Any, dlq_headers: list[tuple[str, bytes]]) -> Record:
-        headers = [(k, bytes(v)) for k, v in (record.headers or ())]
-        return (self.deadletter_topic, record.key, record.value, headers + dlq_headers)
 
     def _label(self, type_: str | None) -> str:
         if type_ is None or (self.handles is not None and type_ not in self.handles):
@@ -325,13 +316,3 @@ def _result(applied: Applied) -> str:
     if applied.duplicate:
         return "duplicate"
     return applied.outputs[0].event.type if applied.outputs else "no_output"
-
-
-def _error_headers(record: Any, exc: Exception) -> list[tuple[str, bytes]]:
-    return [
-        ("x-dlq-reason", b"handler-error"),
-        ("x-dlq-topic", record.topic.encode()),
-        ("x-dlq-partition", str(record.partition).encode()),
-        ("x-dlq-offset", str(record.offset).encode()),
-        ("x-dlq-error", f"{type(exc).__name__}: {exc}"[:500].encode()),
-    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from events.admin import admin_client, ensure_topics, partition_counts
+from events.codec import encode
 from events.kafka_settings import KafkaSettings
-from events.participant_store import ChangelogEntry, ParticipantCore
+from events.participant_store import ChangelogEntry, Outgoing, ParticipantCore
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from events.participant import Participant
 
 log = logging.getLogger("events.participant")
+
+#: A record to publish: (topic, key, value, headers).
+Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -173,3 +178,29 @@ def _json(doc: Any, status: int) -> Any:
         status=status,
         content_type="application/json",
     )
+
+
+def output_records(outputs: Iterable[Outgoing]) -> list[Record]:
+    """The records of a handler's outputs, keyed by saga id."""
+    records: list[Record] = []
+    for o in outputs:
+        value, headers = encode(o.event)
+        records.append((o.topic, o.event.sagaid.encode(), value, headers))
+    return records
+
+
+def dead_letter(topic: str, record: Any, dlq_headers: list[tuple[str, bytes]]) -> Record:
+    """The consumed ``record`` unchanged, bound for ``topic`` with the ``x-dlq-*`` headers."""
+    headers = [(k, bytes(v)) for k, v in (record.headers or ())]
+    return (topic, record.key, record.value, headers + dlq_headers)
+
+
+def error_headers(record: Any, exc: Exception) -> list[tuple[str, bytes]]:
+    """Dead-letter headers for an input the handler raised on (a bug, not bad data)."""
+    return [
+        ("x-dlq-reason", b"handler-error"),
+        ("x-dlq-topic", record.topic.encode()),
+        ("x-dlq-partition", str(record.partition).encode()),
+        ("x-dlq-offset", str(record.offset).encode()),
+        ("x-dlq-error", f"{type(exc).__name__}: {exc}"[:500].encode()),
+    ]

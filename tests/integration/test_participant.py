@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from events.codec import encode
 from events.envelope import CloudEvent, new_event
 from events.kafka_settings import KafkaSettings
-from events.participant import LateAnswers, Outgoing, Participant
+from events.participant import Handler, LateAnswers, Outgoing, Participant
 from tests.kafka_fixtures import eventually
 from tests.support.kafka_peers import TopicRecorder
 
@@ -54,7 +54,7 @@ async def producer(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
 
 
 def participant(
-    kafka: KafkaSettings, handler: Counter, **options: Any
+    kafka: KafkaSettings, handler: Handler[dict[str, int]], **options: Any
 ) -> Participant[dict[str, int]]:
     p = kafka.topic_prefix
     return Participant(
@@ -172,3 +172,35 @@ async def test_late_answers_come_late_and_are_flushed_on_stop(
             await asyncio.sleep(0.3)  # not synchronisation: a window in which nothing may appear
             assert replies(rec, command) == []
         await eventually(lambda: replies(rec, command), what="the held-back reply after stop")
+
+
+async def test_a_handler_bug_parks_the_input_and_the_rest_goes_on(
+    kafka: KafkaSettings, producer: AIOKafkaProducer
+) -> None:
+    p = kafka.topic_prefix
+    counter = Counter(p + "things.replies")
+
+    def handler(state: dict[str, int], event: CloudEvent) -> tuple[dict[str, int], list[Outgoing]]:
+        if event.sagaid == "poison":
+            raise KeyError("customer")
+        return counter(state, event)
+
+    bad = new_event("thing.do", source="test", sagaid="poison")
+    good = new_event("thing.do", source="test", sagaid="fine")
+    async with (
+        TopicRecorder(
+            kafka.bootstrap_servers or "", p + "things.replies", p + "saga.deadletter"
+        ) as rec,
+        participant(kafka, handler) as part,
+    ):
+        await send(producer, p + "things.commands", bad)
+        await send(producer, p + "things.commands", good)
+        await eventually(lambda: replies(rec, good), what="the good command's reply")
+        dead = await eventually(
+            lambda: [r for r in rec.raw if r.topic.endswith("deadletter")], what="the parked input"
+        )
+        headers = dict(dead[0].headers)
+        assert headers["x-dlq-reason"] == b"handler-error"
+        assert b"KeyError" in headers["x-dlq-error"]
+        assert encode(bad)[0] == dead[0].value
+        assert part.state == {"fine": 1}
