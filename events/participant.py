@@ -151,9 +151,8 @@ class Participant(Generic[S]):
 
     async def start(self) -> None:
         """Create topics, replay the changelog, then start consuming; sets ``ready``."""
-        kwargs = self.kafka.aiokafka_kwargs()
         counts = await io.prepare_topics(self, create=self.create_topics)
-        self._producer = AIOKafkaProducer(acks="all", linger_ms=2, **kwargs)
+        self._producer = AIOKafkaProducer(acks="all", linger_ms=2, **self.kafka.aiokafka_kwargs())
         await self._producer.start()
         replayed = await io.replay_changelog(self.kafka, self.changelog_topic, self.core)
         if self.core.mismatches:
@@ -168,7 +167,7 @@ class Participant(Generic[S]):
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            **kwargs,
+            **self.kafka.consumer_kwargs(),
         )
         await self._consumer.start()
         self._consumer.assign(

@@ -107,7 +107,7 @@ async def replay_changelog(kafka: KafkaSettings, topic: str, core: ParticipantCo
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **kafka.aiokafka_kwargs(),
+        **kafka.consumer_kwargs(),
     )
     await consumer.start()
     read = 0
