@@ -1,17 +1,17 @@
 """A builder that reads like the business process and produces a `SagaDefinition`.
 
-    order_saga = (
-        saga("order", version=1)
-        .triggered_by("order.placed", topic="orders")
-        .step("reserve_inventory")
-            .command("inventory.reserve", topic="inventory.commands")
-            .replies("inventory.replies", success="inventory.reserved", failure="inventory.rejected")
-            .compensate("inventory.release", topic="inventory.commands", success="inventory.released")
-            .timeout(5)
-        .step("authorize_payment")
-            ...
-        .build()
-    )
+order_saga = (
+    saga("order", version=1)
+    .triggered_by("order.placed", topic="orders")
+    .step("reserve_inventory")
+        .command("inventory.reserve", topic="inventory.commands")
+        .replies("inventory.replies", success="inventory.reserved", failure="inventory.rejected")
+        .compensate("inventory.release", topic="inventory.commands", success="inventory.released")
+        .timeout(5)
+    .step("authorize_payment")
+        ...
+    .build()
+)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sagas.errors import DefinitionError
 from sagas.retry import RetryPolicy
 
 
-def _types(value: str | tuple[str, ...] | list[str]) -> list[str]:
+def _types(value: str | tuple[str, ...] | list[str] | tuple[()]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
@@ -38,11 +38,23 @@ class StepBuilder:
         self._spec["command"] = {"type": type_, "topic": topic}
         return self
 
-    def observes(self, topic: str, *, success: str | list[str], failure: str | list[str] = ()) -> StepBuilder:  # type: ignore[assignment]
+    def observes(
+        self,
+        topic: str,
+        *,
+        success: str | list[str],
+        failure: str | list[str] | tuple[()] = (),
+    ) -> StepBuilder:
         self._spec.update(observes=topic, success=_types(success), failure=_types(failure))
         return self
 
-    def replies(self, topic: str, *, success: str | list[str], failure: str | list[str] = ()) -> StepBuilder:  # type: ignore[assignment]
+    def replies(
+        self,
+        topic: str,
+        *,
+        success: str | list[str],
+        failure: str | list[str] | tuple[()] = (),
+    ) -> StepBuilder:
         self._spec.update(reply_topic=topic, success=_types(success), failure=_types(failure))
         return self
 
@@ -52,14 +64,18 @@ class StepBuilder:
         *,
         topic: str,
         success: str | list[str],
-        failure: str | list[str] = (),  # type: ignore[assignment]
+        failure: str | list[str] | tuple[()] = (),
         reply_topic: str | None = None,
         timeout: float | None = 10.0,
         retry: RetryPolicy | None = None,
     ) -> StepBuilder:
         comp: dict[str, Any] = {
-            "type": type_, "topic": topic, "success": _types(success), "failure": _types(failure),
-            "reply_topic": reply_topic, "timeout": timeout,
+            "type": type_,
+            "topic": topic,
+            "success": _types(success),
+            "failure": _types(failure),
+            "reply_topic": reply_topic,
+            "timeout": timeout,
         }
         if retry is not None:
             comp["retry"] = retry
@@ -70,8 +86,9 @@ class StepBuilder:
         self._spec["timeout"] = seconds
         return self
 
-    def retry(self, attempts: int, *, initial: float = 0.2, multiplier: float = 2.0,
-              maximum: float = 30.0) -> StepBuilder:
+    def retry(
+        self, attempts: int, *, initial: float = 0.2, multiplier: float = 2.0, maximum: float = 30.0
+    ) -> StepBuilder:
         self._spec["retry"] = RetryPolicy(
             attempts=attempts, initial=initial, multiplier=multiplier, maximum=maximum
         )

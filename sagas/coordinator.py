@@ -115,6 +115,7 @@ class Coordinator:
             s.app_id,
             broker=k.faust_broker_url(),
             store=s.store,
+            datadir=f"{s.data_dir}/{s.app_id}",
             topic_partitions=k.partitions,
             topic_replication_factor=k.replication_factor,
             key_serializer="raw",
@@ -149,7 +150,8 @@ class Coordinator:
         )
 
         async def coordinate(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(s.batch_max, within=s.batch_within):
+            batches = stream.take_events(s.batch_max, within=s.batch_within)  # type: ignore[attr-defined]
+            async for events in batches:
                 await self.process_batch(events, time.time())
 
         app.agent(source, name="sagas.coordinate")(coordinate)
@@ -203,7 +205,8 @@ class Coordinator:
 
     async def _fire_due_timers(self) -> None:
         if self._needs_rebuild:
-            if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
+            recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+            if self.app.rebalancing or not recovery.completed.is_set():
                 return
             self._rebuild_timers()
         due = self.timers.pop_due(time.time())
@@ -228,9 +231,7 @@ class Coordinator:
                 entries.append((early["expires"], saga_id, EARLY_TOKEN + saga_id))
                 continue
             state = load_state(raw)
-            if not state.terminal:
-                entries.extend((t.due, saga_id, token) for token, t in state.timers.items())
-            elif state.timers:  # a late compensation on a finished saga
+            if not state.terminal or state.timers:
                 entries.extend((t.due, saga_id, token) for token, t in state.timers.items())
         self.timers.replace(entries)
         log.info("re-armed %d timers from the table", len(entries))
@@ -275,11 +276,17 @@ class _Batch:
         header_list = list(headers.items() if isinstance(headers, dict) else headers or [])
         try:
             event = decode(
-                value, header_list, max_bytes=c.settings.max_record_bytes,
-                topic=topic, partition=partition, offset=offset,
+                value,
+                header_list,
+                max_bytes=c.settings.max_record_bytes,
+                topic=topic,
+                partition=partition,
+                offset=offset,
             )
         except DecodeError as exc:
-            self.dead_letter(topic, partition, offset, key, value, header_list, exc.reason, str(exc))
+            self.dead_letter(
+                topic, partition, offset, key, value, header_list, exc.reason, str(exc)
+            )
             return
         saga_key = event.sagaid.encode()
         expected = partition_for(saga_key, c.kafka.partitions)
@@ -288,14 +295,22 @@ class _Batch:
             # where the saga's state lives, on the same topic.
             self.outgoing.append((topic, saga_key, value, header_list, expected))
             return
-        if topic == c.topics.control and event.type == control.TIMER_FIRED and (
-            str(event.data.get("token", "")).startswith(EARLY_TOKEN)
+        if (
+            topic == c.topics.control
+            and event.type == control.TIMER_FIRED
+            and (str(event.data.get("token", "")).startswith(EARLY_TOKEN))
         ):
             self.expire_early(event.sagaid)
             return
         if topic != c.topics.control and event.type not in c.known_types:
             self.dead_letter(
-                topic, partition, offset, key, value, header_list, "unknown-type",
+                topic,
+                partition,
+                offset,
+                key,
+                value,
+                header_list,
+                "unknown-type",
                 f"no loaded saga definition uses event type {event.type!r} "
                 f"(saga {event.sagaid!r}); known: {', '.join(sorted(c.known_types))}",
             )
@@ -303,8 +318,14 @@ class _Batch:
         self.apply(topic, partition, offset, key, value, header_list, event)
 
     def apply(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-        headers: list[tuple[str, bytes]], event: CloudEvent,
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        event: CloudEvent,
     ) -> None:
         c = self.c
         sid = event.sagaid
@@ -316,8 +337,9 @@ class _Batch:
             if routed.reason == "unknown-saga" and self.could_be_early(topic, event):
                 self.keep_early(sid, raw if early else None, topic, value, headers)
                 return
-            self.dead_letter(topic, partition, offset, key, value, headers, routed.reason,
-                             routed.detail)
+            self.dead_letter(
+                topic, partition, offset, key, value, headers, routed.reason, routed.detail
+            )
             return
         self.decide(sid, routed, state)
         if early and isinstance(routed.message, StartSaga):
@@ -373,17 +395,28 @@ class _Batch:
         )
 
     def keep_early(
-        self, sid: str, raw: bytes | None, topic: str, value: bytes | None,
+        self,
+        sid: str,
+        raw: bytes | None,
+        topic: str,
+        value: bytes | None,
         headers: list[tuple[str, bytes]],
     ) -> None:
-        held = orjson.loads(raw[1:]) if raw else {
-            "expires": self.now + self.c.settings.early_event_grace, "records": [],
-        }
-        held["records"].append({
-            "topic": topic,
-            "value": (value or b"").decode("utf-8", "replace"),
-            "headers": [[k, v.decode("utf-8", "replace")] for k, v in headers],
-        })
+        held: dict[str, Any] = (
+            orjson.loads(raw[1:])
+            if raw
+            else {
+                "expires": self.now + self.c.settings.early_event_grace,
+                "records": [],
+            }
+        )
+        held["records"].append(
+            {
+                "topic": topic,
+                "value": (value or b"").decode("utf-8", "replace"),
+                "headers": [[k, v.decode("utf-8", "replace")] for k, v in headers],
+            }
+        )
         new_raw = EARLY_MARKER + orjson.dumps(held)
         self.states[sid] = new_raw
         self.writes[sid] = new_raw
@@ -405,7 +438,12 @@ class _Batch:
         for record in orjson.loads(raw[1:])["records"]:
             headers = [(k, v.encode()) for k, v in record["headers"]]
             self.dead_letter(
-                record["topic"], -1, -1, sid.encode(), record["value"].encode(), headers,
+                record["topic"],
+                -1,
+                -1,
+                sid.encode(),
+                record["value"].encode(),
+                headers,
                 "unknown-saga",
                 f"no saga {sid!r} started within {self.c.settings.early_event_grace}s of this "
                 f"event; check the record's sagaid and that the saga's trigger was published",
@@ -416,8 +454,15 @@ class _Batch:
     # -- dead letters -------------------------------------------------------------------
 
     def dead_letter(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-        headers: list[tuple[str, bytes]], reason: str, detail: str,
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        reason: str,
+        detail: str,
     ) -> None:
         c = self.c
         c.metrics.dead_letters.labels(reason).inc()

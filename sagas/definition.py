@@ -60,7 +60,9 @@ class Step(_Frozen):
     timeout: float | None = Field(default=None, gt=0, description="Seconds per attempt.")
     retry: RetryPolicy = NO_RETRY
     pivot: bool = False
-    group: str | None = Field(default=None, description="Adjacent steps sharing a group run in parallel.")
+    group: str | None = Field(
+        default=None, description="Adjacent steps sharing a group run in parallel."
+    )
     compensate_in_doubt: bool = Field(
         default=True,
         description="Compensate this step when its outcome is unknown (timed out, cancelled).",
@@ -176,9 +178,7 @@ class SagaDefinition(_Frozen):
         """Every topic the coordinator must consume for this saga."""
         topics = {s.listens_on for s in self.steps}
         topics |= {
-            c.reply_topic or s.listens_on
-            for s in self.steps
-            if (c := s.compensation) is not None
+            c.reply_topic or s.listens_on for s in self.steps if (c := s.compensation) is not None
         }
         if self.trigger is not None:
             topics.add(self.trigger.topic)

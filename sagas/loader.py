@@ -18,7 +18,9 @@ from sagas.definition import SagaDefinition
 from sagas.errors import DefinitionError
 
 
-def load_definitions(path: str | Path, *, known_topics: Iterable[str] | None = None) -> list[SagaDefinition]:
+def load_definitions(
+    path: str | Path, *, known_topics: Iterable[str] | None = None
+) -> list[SagaDefinition]:
     """Read every saga definition in ``path``; raise `DefinitionError` naming what is wrong."""
     file = Path(path)
     try:
@@ -28,7 +30,9 @@ def load_definitions(path: str | Path, *, known_topics: Iterable[str] | None = N
     try:
         raw: Any = orjson.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        raise DefinitionError(f"{file} is not valid {file.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        raise DefinitionError(
+            f"{file} is not valid {file.suffix.lstrip('.') or 'YAML'}: {exc}"
+        ) from None
     specs = raw.get("sagas") if isinstance(raw, dict) and "sagas" in raw else [raw]
     if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
         raise DefinitionError(
@@ -91,4 +95,6 @@ class DefinitionRegistry:
 
     def triggers(self) -> dict[tuple[str, str], SagaDefinition]:
         """(topic, event type) -> the newest definition it starts."""
-        return {(d.trigger.topic, d.trigger.type): d for d in self.latest() if d.trigger is not None}
+        return {
+            (d.trigger.topic, d.trigger.type): d for d in self.latest() if d.trigger is not None
+        }

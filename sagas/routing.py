@@ -52,9 +52,9 @@ def route(
                 return Reject("unknown-saga-definition", str(exc))
             return Route(definition, message)
         return _existing(registry, state, event, message)
-    definition = triggers.get((topic, event.type))
-    if definition is not None and state is None:
-        return Route(definition, StartSaga(event.sagaid, dict(event.data)))
+    trigger = triggers.get((topic, event.type))
+    if trigger is not None and state is None:
+        return Route(trigger, StartSaga(event.sagaid, dict(event.data)))
     return _existing(registry, state, event, Observed(event))
 
 

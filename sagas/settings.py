@@ -18,6 +18,9 @@ class CoordinatorSettings(BaseSettings):
         description="Consumer group and table namespace; replicas share it.",
     )
     store: str = Field(default="memory://", description="faust table store: memory:// or rocksdb://")
+    data_dir: str = Field(
+        default=".sagas-data", description="Where faust keeps local files (RocksDB stores)."
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, description="HTTP API and /metrics.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token for mutations.")

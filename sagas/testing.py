@@ -51,7 +51,9 @@ class Script:
     answers: deque[Responder] = field(default_factory=deque)
     last: Responder | None = None
 
-    def reply(self, type_: str, data: dict[str, Any] | None = None, *, times: int | None = None) -> Script:
+    def reply(
+        self, type_: str, data: dict[str, Any] | None = None, *, times: int | None = None
+    ) -> Script:
         """Answer with ``type_``; ``times`` limits it to that many calls (then the next)."""
         responder: Responder = lambda _cmd: (type_, dict(data or {}))  # noqa: E731
         return self._add(responder, times)
@@ -111,8 +113,13 @@ class SagaTestKit:
         assert first is not None
         return first
 
-    def publish(self, saga_id: str, type_: str, data: dict[str, Any] | None = None,
-                causationid: str | None = None) -> Outcome:
+    def publish(
+        self,
+        saga_id: str,
+        type_: str,
+        data: dict[str, Any] | None = None,
+        causationid: str | None = None,
+    ) -> Outcome:
         """An event from outside, as a participant would publish it (choreography)."""
         self._seq += 1
         event = CloudEvent(
@@ -191,7 +198,9 @@ class SagaProbe:
         )
         return self
 
-    def reply(self, type_: str, data: dict[str, Any] | None = None, *, to: str | None = None) -> Outcome:
+    def reply(
+        self, type_: str, data: dict[str, Any] | None = None, *, to: str | None = None
+    ) -> Outcome:
         """Answer the last command (or the last one of type ``to``)."""
         candidates = [c for c in self.commands if to is None or c.type == to]
         assert candidates, f"saga {self.saga_id!r}: no command {to or ''} to reply to"

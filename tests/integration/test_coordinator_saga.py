@@ -27,14 +27,21 @@ from tests.support.processes import ManagedProcess, free_port, sagas_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
-FAST_GROUP = {"SAGAS_EARLY_EVENT_GRACE": "2"} if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else {
-    "SAGAS_SESSION_TIMEOUT": "3", "SAGAS_HEARTBEAT_INTERVAL": "0.5",
-    "SAGAS_REBALANCE_TIMEOUT": "2", "SAGAS_EARLY_EVENT_GRACE": "2"}
+FAST_GROUP = (
+    {"SAGAS_EARLY_EVENT_GRACE": "2"}
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    else {
+        "SAGAS_SESSION_TIMEOUT": "3",
+        "SAGAS_HEARTBEAT_INTERVAL": "0.5",
+        "SAGAS_REBALANCE_TIMEOUT": "2",
+        "SAGAS_EARLY_EVENT_GRACE": "2",
+    }
+)
 
 
-TOPICS = [f"{s}.{kind}" for s in ("hotel", "flight", "car")
-          for kind in ("commands", "replies", "events")] + [
-    "trips", "saga.lifecycle", "saga.deadletter", "saga.control"]
+TOPICS = [
+    f"{s}.{kind}" for s in ("hotel", "flight", "car") for kind in ("commands", "replies", "events")
+] + ["trips", "saga.lifecycle", "saga.deadletter", "saga.control"]
 
 
 @dataclass
@@ -51,9 +58,12 @@ class Trip:
 
     async def wait_terminal(self, ids: list[str], timeout: float = 45) -> dict[str, str]:
         await eventually(
-            lambda: len(self.terminal(ids)) == len(ids), timeout,
-            lambda: f"{len(ids)} terminal sagas, got {self.terminal(ids)}; worker log:\n"
-                    f"{self.worker.log_tail()}",
+            lambda: len(self.terminal(ids)) == len(ids),
+            timeout,
+            lambda: (
+                f"{len(ids)} terminal sagas, got {self.terminal(ids)}; worker log:\n"
+                f"{self.worker.log_tail()}"
+            ),
             alive=self.worker.alive,
         )
         return self.terminal(ids)
@@ -68,7 +78,9 @@ class Trip:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def trip(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trip]:
+async def trip(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Trip]:
     p = f"t{uuid.uuid4().hex[:8]}."
     folder = tmp_path_factory.mktemp("trip")
     path = folder / "trip.yaml"
@@ -79,30 +91,66 @@ async def trip(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
     await ensure_topics(kafka, [f"{p}{name}" for name in TOPICS])
     worker = sagas_process(
         ["worker", "-d", str(path), "--web-port", str(free_port())],
-        bootstrap=kafka_bootstrap, log_dir=folder, name="coordinator",
+        bootstrap=kafka_bootstrap,
+        log_dir=folder,
+        name="coordinator",
         extra_env={"SAGAS_TOPIC_PREFIX": p, "SAGAS_APP_ID": f"{p}coordinator", **FAST_GROUP},
     ).start()
     b = kafka_bootstrap
     peers = [
         # orchestration: commands in, replies out (also the compensations of both modes)
-        ScriptedParticipant(b, f"{p}hotel.commands", f"{p}hotel.replies",
-                            act("hotel", "hotel.booked", "hotel.unavailable"), name="hotel"),
-        ScriptedParticipant(b, f"{p}flight.commands", f"{p}flight.replies",
-                            act("flight", "flight.booked", "flight.full"), name="flight"),
-        ScriptedParticipant(b, f"{p}car.commands", f"{p}car.replies",
-                            act("car", "car.rented", "car.unavailable"), name="car"),
+        ScriptedParticipant(
+            b,
+            f"{p}hotel.commands",
+            f"{p}hotel.replies",
+            act("hotel", "hotel.booked", "hotel.unavailable"),
+            name="hotel",
+        ),
+        ScriptedParticipant(
+            b,
+            f"{p}flight.commands",
+            f"{p}flight.replies",
+            act("flight", "flight.booked", "flight.full"),
+            name="flight",
+        ),
+        ScriptedParticipant(
+            b,
+            f"{p}car.commands",
+            f"{p}car.replies",
+            act("car", "car.rented", "car.unavailable"),
+            name="car",
+        ),
         # choreography: each service reacts to the previous one's event
-        ScriptedParticipant(b, f"{p}trips", f"{p}hotel.events",
-                            react("hotel", "trip.requested", "hotel.booked", "hotel.unavailable")),
-        ScriptedParticipant(b, f"{p}hotel.events", f"{p}flight.events",
-                            react("flight", "hotel.booked", "flight.booked", "flight.full")),
-        ScriptedParticipant(b, f"{p}flight.events", f"{p}car.events",
-                            react("car", "flight.booked", "car.rented", "car.unavailable")),
+        ScriptedParticipant(
+            b,
+            f"{p}trips",
+            f"{p}hotel.events",
+            react("hotel", "trip.requested", "hotel.booked", "hotel.unavailable"),
+        ),
+        ScriptedParticipant(
+            b,
+            f"{p}hotel.events",
+            f"{p}flight.events",
+            react("flight", "hotel.booked", "flight.booked", "flight.full"),
+        ),
+        ScriptedParticipant(
+            b,
+            f"{p}flight.events",
+            f"{p}car.events",
+            react("car", "flight.booked", "car.rented", "car.unavailable"),
+        ),
     ]
     async with contextlib.AsyncExitStack() as stack:
-        seen = await stack.enter_async_context(TopicRecorder(
-            b, f"{p}saga.lifecycle", f"{p}saga.deadletter", f"{p}hotel.commands",
-            f"{p}flight.commands", f"{p}car.commands"))
+        seen = await stack.enter_async_context(
+            TopicRecorder(
+                b,
+                f"{p}saga.lifecycle",
+                f"{p}saga.deadletter",
+                f"{p}hotel.commands",
+                f"{p}flight.commands",
+                f"{p}car.commands",
+            )
+        )
         await asyncio.gather(*(stack.enter_async_context(peer) for peer in peers))
         client = await stack.enter_async_context(SagaClient(kafka))
         producer = AIOKafkaProducer(bootstrap_servers=b)
@@ -131,8 +179,9 @@ SCENARIOS = {"ok": "completed", "fail": "compensated", "silent": "compensated"}
 
 @pytest.mark.parametrize("car", list(SCENARIOS))
 async def test_orchestrated_trip(trip: Trip, car: str) -> None:
-    ids = [await trip.client.start_saga("trip", {"traveller": f"p{i}", "car": car})
-           for i in range(5)]
+    ids = [
+        await trip.client.start_saga("trip", {"traveller": f"p{i}", "car": car}) for i in range(5)
+    ]
     assert await trip.wait_terminal(ids) == {sid: SCENARIOS[car] for sid in ids}
     for sid in ids:
         if car == "ok":
@@ -140,7 +189,12 @@ async def test_orchestrated_trip(trip: Trip, car: str) -> None:
         else:
             # step 3 said no or never answered: steps 2 then 1 are undone, in that order
             assert trip.commands_of(sid) == [
-                "hotel.book", "flight.book", "car.rent", "flight.cancel", "hotel.cancel"]
+                "hotel.book",
+                "flight.book",
+                "car.rent",
+                "flight.cancel",
+                "hotel.cancel",
+            ]
 
 
 @pytest.mark.parametrize("car", list(SCENARIOS))
@@ -165,8 +219,9 @@ async def test_bad_records_are_dead_lettered_and_sagas_around_them_finish(trip: 
         "not-json": b"\x00\xffgarbage",
         "not-a-cloudevent": orjson.dumps({"hello": "world", "sagaid": known}),
         "unknown-type": encode(new_event("hotel.exploded", source="x", sagaid=known))[0],
-        "unknown-saga": encode(new_event("hotel.booked", source="x", sagaid=stranger,
-                                         causationid=str(uuid.uuid4())))[0],
+        "unknown-saga": encode(
+            new_event("hotel.booked", source="x", sagaid=stranger, causationid=str(uuid.uuid4()))
+        )[0],
     }
     for reason, value in bad.items():
         await trip.publish("hotel.replies", value, known if reason != "unknown-saga" else stranger)

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from events.codec import decode, encode
 from events.envelope import CloudEvent
 
+
 def group_timing() -> dict[str, int]:
     """Consumer-group timeouts: short on the embedded broker (joins take half the session
     timeout there), the client defaults on a real cluster (which refuses short ones)."""
@@ -43,8 +44,12 @@ class TopicRecorder:
 
     async def __aenter__(self) -> TopicRecorder:
         self._consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=self.bootstrap, group_id=None,
-            auto_offset_reset="earliest", enable_auto_commit=False, **FETCH,
+            *self.topics,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **FETCH,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
@@ -84,14 +89,24 @@ class ScriptedParticipant:
     every delivery so tests can see duplicates arriving.
     """
 
-    def __init__(self, bootstrap: str, command_topic: str, reply_topic: str, handler: Handler,
-                 *, group: str | None = None, name: str = "participant") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        command_topic: str,
+        reply_topic: str,
+        handler: Handler,
+        *,
+        group: str | None = None,
+        name: str = "participant",
+        delay: float = 0.0,
+    ) -> None:
         self.bootstrap = bootstrap
         self.command_topic = command_topic
         self.reply_topic = reply_topic
         self.handler = handler
         self.group = group or f"{name}-{uuid.uuid4().hex[:8]}"
         self.name = name
+        self.delay = delay  # simulated work per command, so tests can catch sagas mid-flight
         self.effects: dict[str, CloudEvent] = {}
         self.deliveries: defaultdict[str, int] = defaultdict(int)
         self.replies: dict[str, CloudEvent | None] = {}
@@ -99,9 +114,14 @@ class ScriptedParticipant:
 
     async def __aenter__(self) -> ScriptedParticipant:
         self._consumer = AIOKafkaConsumer(
-            self.command_topic, bootstrap_servers=self.bootstrap, group_id=self.group,
-            auto_offset_reset="earliest", enable_auto_commit=True, auto_commit_interval_ms=200,
-            **group_timing(), **FETCH,
+            self.command_topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=True,
+            auto_commit_interval_ms=200,
+            **group_timing(),
+            **FETCH,
         )
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=1)
         await self._consumer.start()
@@ -121,6 +141,8 @@ class ScriptedParticipant:
         async for record in self._consumer:
             command = decode(record.value, record.headers)
             self.deliveries[command.id] += 1
+            if self.delay:
+                await asyncio.sleep(self.delay)
             if command.id in self.replies:
                 reply = self.replies[command.id]
             else:
@@ -138,8 +160,13 @@ class ScriptedParticipant:
         return [c for c in self.effects.values() if c.type == type_]
 
 
-async def eventually(predicate: Callable[[], Any], timeout: float, what: str | Callable[[], str],
-                     interval: float = 0.05, alive: Callable[[], bool] | None = None) -> Any:
+async def eventually(
+    predicate: Callable[[], Any],
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.05,
+    alive: Callable[[], bool] | None = None,
+) -> Any:
     """Await until ``predicate()`` is truthy, or fail naming what was awaited."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

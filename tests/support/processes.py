@@ -30,7 +30,10 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
-            self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.args,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -68,7 +71,12 @@ class ManagedProcess:
 
 
 def sagas_process(
-    args: list[str], *, bootstrap: str, log_dir: Path, name: str, extra_env: dict[str, str] | None = None
+    args: list[str],
+    *,
+    bootstrap: str,
+    log_dir: Path,
+    name: str,
+    extra_env: dict[str, str] | None = None,
 ) -> ManagedProcess:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PYTHONUNBUFFERED": "1"}
     env.update(extra_env or {})
