@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -111,11 +112,13 @@ class Coordinator:
     def _build_app(self) -> faust.App:
         s, k = self.settings, self.kafka
         _use_fetch_max_wait(k.fetch_max_wait_ms)
+        datadir = Path(s.data_dir) / s.app_id
+        datadir.mkdir(parents=True, exist_ok=True)
         app = faust.App(
             s.app_id,
             broker=k.faust_broker_url(),
             store=s.store,
-            datadir=f"{s.data_dir}/{s.app_id}",
+            datadir=str(datadir),
             topic_partitions=k.partitions,
             topic_replication_factor=k.replication_factor,
             key_serializer="raw",
