@@ -77,6 +77,12 @@ def _use_fetch_max_wait(fetch_max_wait_ms: int) -> None:
             kwargs["fetch_max_wait_ms"] = fetch_max_wait_ms
             super().__init__(*topics, **kwargs)
 
+        async def start(self) -> None:
+            await super().start()
+            # Records of one partition not yet taken by faust hold back the next fetch
+            # from the broker for this long (aiokafka's default is 100 ms).
+            self._fetcher._prefetch_backoff = fetch_max_wait_ms / 1000
+
     driver.aiokafka.AIOKafkaConsumer = Consumer
 
 
