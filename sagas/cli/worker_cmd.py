@@ -57,4 +57,8 @@ def run_worker(faust_app: object, log_level: str) -> None:
     """Run a faust app in the foreground until SIGTERM/SIGINT."""
     from faust import Worker
 
-    Worker(faust_app, loglevel=log_level, quiet=True).execute_from_commandline()  # type: ignore[arg-type]
+    worker = Worker(faust_app, loglevel=log_level, quiet=True)  # type: ignore[arg-type]
+    # faust's terminal spinner lowers the root logger to DEBUG so that it can spin on
+    # every record: every aiokafka debug line then gets built (8% of the CPU at load).
+    worker.spinner = None
+    worker.execute_from_commandline()
