@@ -9,18 +9,16 @@ Tansu 0.6 broker directly. It fails parsing Tansu's ApiVersions v3 response
 ("Read underflow"): Tansu writes all optional tagged fields (feature lists,
 epoch -1), which Apache Kafka leaves out, and that librdkafka mis-skips them.
 ``api.version.request=false`` does not avoid the request. So on the embedded
-broker kcat talks through ``ApiVersionsShim``, a loopback proxy that drops
-those tagged fields and changes nothing else; against Apache Kafka
-(``KAFKA_BOOTSTRAP_SERVERS``) kcat connects directly.
+broker kcat talks through ``ApiVersionsShim`` (``tests.support.kafka_proxy``),
+a loopback proxy that drops those tagged fields and changes nothing else;
+against Apache Kafka (``KAFKA_BOOTSTRAP_SERVERS``) kcat connects directly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import struct
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -33,6 +31,9 @@ from events.codec import decode
 from events.embedded_broker import EmbeddedBroker, free_port
 from events.envelope import CloudEvent
 from events.kafka_settings import KafkaSettings
+from tests.support.kafka_proxy import ApiVersionsShim, strip_api_versions_tags
+
+__all__ = ["ApiVersionsShim", "strip_api_versions_tags"]  # importable from here, as before
 
 pytestmark = pytest.mark.integration
 
@@ -172,119 +173,3 @@ async def test_kcat_reaches_the_embedded_broker_directly(
     if process.returncode != 0 and b"ApiVersionRequest failed" in stderr:
         pytest.xfail("librdkafka cannot parse Tansu's ApiVersions v3 response (see module doc)")
     assert process.returncode == 0, stderr.decode()
-
-
-# -- the shim ----------------------------------------------------------------------------
-
-API_VERSIONS = 18
-
-
-class ApiVersionsShim:
-    """Loopback Kafka proxy dropping the top-level tagged fields of ApiVersions v3+ responses.
-
-    Point the broker's advertised listener at ``address`` so that every
-    connection a client makes after bootstrapping goes through it too.
-    """
-
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self.upstream = (upstream_host, upstream_port)
-        self.address = ""
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> ApiVersionsShim:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        host, port = self._server.sockets[0].getsockname()[:2]
-        self.address = f"{host}:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            broker_r, broker_w = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            client_w.close()
-            self._connections.discard(task)
-            return
-        pending: set[int] = set()  # correlation ids of ApiVersions v3+ requests
-
-        async def upstream() -> None:
-            while frame := await _read_frame(client_r):
-                api_key, api_version, correlation = struct.unpack(">hhi", frame[:8])
-                if api_key == API_VERSIONS and api_version >= 3:
-                    pending.add(correlation)
-                await _write_frame(broker_w, frame)
-
-        async def downstream() -> None:
-            while frame := await _read_frame(broker_r):
-                correlation = struct.unpack(">i", frame[:4])[0]
-                if correlation in pending:
-                    pending.discard(correlation)
-                    frame = strip_api_versions_tags(frame)
-                await _write_frame(client_w, frame)
-
-        pumps = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-        try:
-            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-            for writer in (client_w, broker_w):
-                writer.close()
-            self._connections.discard(task)
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> bytes:
-    """One size-prefixed Kafka frame, or b"" when the peer closed."""
-    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-        size = struct.unpack(">i", await reader.readexactly(4))[0]
-        return await reader.readexactly(size)
-    return b""
-
-
-async def _write_frame(writer: asyncio.StreamWriter, frame: bytes) -> None:
-    writer.write(struct.pack(">i", len(frame)) + frame)
-    await writer.drain()
-
-
-def strip_api_versions_tags(frame: bytes) -> bytes:
-    """An ApiVersions v3+ response frame without its top-level tagged fields."""
-    # correlation id (4), error code (2), compact array of (key, min, max, tags),
-    # throttle time (4), tagged fields: the header has no tags for ApiVersions.
-    position = 6
-    count, position = _uvarint(frame, position)
-    for _ in range(max(count - 1, 0)):
-        position = _skip_tags(frame, position + 6)
-    position += 4
-    return frame[:position] + b"\x00"
-
-
-def _uvarint(buffer: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buffer[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, position
-        shift += 7
-
-
-def _skip_tags(buffer: bytes, position: int) -> int:
-    count, position = _uvarint(buffer, position)
-    for _ in range(count):
-        _, position = _uvarint(buffer, position)
-        size, position = _uvarint(buffer, position)
-        position += size
-    return position
