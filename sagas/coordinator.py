@@ -110,6 +110,9 @@ class Coordinator:
         self.known_types = _known_types(registry)
         self.timers = TimerQueue()
         self._needs_rebuild = True
+        #: decoded states of the running sagas this replica owns, so that a reply does not
+        #: pay for parsing its saga's state; the table stays the truth (cleared on rebalance)
+        self.live: dict[str, SagaState] = {}
         self.input_topics = sorted(registry.topics_read() | {self.topics.control})
         self.app = self._build_app()
 
@@ -166,10 +169,12 @@ class Coordinator:
         app.agent(source, name="sagas.coordinate")(coordinate)
         app.timer(s.timer_tick, name="sagas.timers")(self._fire_due_timers)
         app.on_partitions_assigned.connect(self._on_assigned)
+        app.on_partitions_revoked.connect(self._on_assigned)
         return app
 
     async def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
         self._needs_rebuild = True
+        self.live.clear()
 
     # -- the batch ----------------------------------------------------------------------
 
@@ -183,6 +188,11 @@ class Coordinator:
             await asyncio.gather(*futures)
         for saga_id, raw in batch.writes.items():
             self._write(saga_id.encode(), raw)
+            state = batch.decoded.get(saga_id)
+            if state is None or state.terminal:
+                self.live.pop(saga_id, None)
+            else:
+                self.live[saga_id] = state
         for due, saga_id, token in batch.timers:
             self.timers.push(due, saga_id, token)
 
@@ -386,8 +396,8 @@ class _Batch:
         return self.states[sid]
 
     def state(self, sid: str, raw: bytes) -> SagaState:
-        if sid not in self.decoded or self.decoded[sid] is None:
-            self.decoded[sid] = load_state(raw)
+        if self.decoded.get(sid) is None:
+            self.decoded[sid] = self.c.live.get(sid) or load_state(raw)
         state = self.decoded[sid]
         assert state is not None
         return state

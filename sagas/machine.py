@@ -90,7 +90,7 @@ def decide(
         return run.decision(Outcome.APPLIED)
     if state is None:
         return Decision(None, Outcome.UNKNOWN_SAGA, note="no saga with this id")
-    run = _Run(definition, state.model_copy(deep=True), now)
+    run = _Run(definition, state.working_copy(), now)
     outcome = run.apply(message)
     if outcome is not Outcome.APPLIED:
         return Decision(state, outcome, note=run.note)

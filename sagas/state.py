@@ -103,3 +103,21 @@ class SagaState(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.status.terminal
+
+    def working_copy(self) -> SagaState:
+        """A copy the state machine may change without touching this one.
+
+        Cheaper than a deep copy: containers are copied one level down, which is
+        all the machine changes (it replaces context keys and timer/history
+        entries, never mutates them in place; step states are copied).
+        """
+        return self.model_copy(
+            update={
+                "context": dict(self.context),
+                "steps": [step.model_copy() for step in self.steps],
+                "issued": dict(self.issued),
+                "timers": dict(self.timers),
+                "compensation_plan": list(self.compensation_plan),
+                "history": list(self.history),
+            }
+        )
