@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -152,7 +153,7 @@ class SagaDefinition(_Frozen):
     def key(self) -> tuple[str, int]:
         return (self.name, self.version)
 
-    @property
+    @cached_property
     def stages(self) -> tuple[tuple[int, ...], ...]:
         """Step indexes grouped into stages that run one after another."""
         stages: list[list[int]] = []
@@ -163,7 +164,7 @@ class SagaDefinition(_Frozen):
                 stages.append([i])
         return tuple(tuple(s) for s in stages)
 
-    @property
+    @cached_property
     def pivot_index(self) -> int | None:
         return next((i for i, s in enumerate(self.steps) if s.pivot), None)
 

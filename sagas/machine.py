@@ -547,14 +547,7 @@ class _Run:
         step = self.d.steps[i]
         cid = command_id(self.s.saga_id, step.name, phase, attempt)
         self.s.issued[cid] = (i, phase, attempt)
-        event = CloudEvent(
-            id=cid,
-            source=SOURCE,
-            type=type_,
-            time=datetime.fromtimestamp(self.now, UTC),
-            sagaid=self.s.saga_id,
-            data=self.s.context,
-        )
+        event = _event(cid, type_, self.now, self.s.saga_id, dict(self.s.context))
         self.commands.append(Outgoing(topic, event))
         self.record("command.sent", step.name, f"{type_} attempt {attempt}")
 
@@ -580,16 +573,8 @@ class _Run:
         if step is not None:
             payload["step"] = step
         payload.update(data or {})
-        self.lifecycle.append(
-            CloudEvent(
-                id=derived_id(self.s.saga_id, "lifecycle", self.s.lifecycle_seq),
-                source=SOURCE,
-                type=type_,
-                time=datetime.fromtimestamp(self.now, UTC),
-                sagaid=self.s.saga_id,
-                data=payload,
-            )
-        )
+        lifecycle_id = derived_id(self.s.saga_id, "lifecycle", self.s.lifecycle_seq)
+        self.lifecycle.append(_event(lifecycle_id, type_, self.now, self.s.saga_id, payload))
         self.record(type_, step, None)
 
     def record(self, event: str, step: str | None, detail: str | None) -> None:
@@ -600,6 +585,22 @@ def _same_type(event_type: str, recorded: str | None) -> bool:
     """True if ``recorded`` (an outcome, or a failure reason built by `_reason`) is that type."""
     return recorded is not None and (
         recorded == event_type or recorded.startswith(f"{event_type}: ")
+    )
+
+
+def _event(id_: str, type_: str, now: float, saga_id: str, data: dict[str, Any]) -> CloudEvent:
+    # Every field is ours and valid by construction: skip validation on this hot path.
+    return CloudEvent.model_construct(
+        specversion="1.0",
+        id=id_,
+        source=SOURCE,
+        type=type_,
+        time=datetime.fromtimestamp(now, UTC),
+        datacontenttype="application/json",
+        sagaid=saga_id,
+        causationid=None,
+        traceparent=None,
+        data=data,
     )
 
 
