@@ -111,6 +111,8 @@ class KafkaProxy:
         pumps = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pass  # the proxy is closing: end this connection quietly
         finally:
             for pump in pumps:
                 pump.cancel()
