@@ -35,6 +35,7 @@ from events.errors import DecodeError
 from events.kafka_settings import KafkaSettings
 from sagas import control
 from sagas.loader import DefinitionRegistry
+from sagas.logs import saga_fields
 from sagas.machine import decide
 from sagas.messages import Outcome, StartSaga
 from sagas.metrics import CoordinatorMetrics
@@ -115,6 +116,9 @@ class Coordinator:
         self.live: dict[str, SagaState] = {}
         self.input_topics = sorted(registry.topics_read() | {self.topics.control})
         self.app = self._build_app()
+        from sagas.api import install_api  # HTTP API, /metrics (imports this module)
+
+        self.api = install_api(self)
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -139,6 +143,7 @@ class Coordinator:
             web_enabled=True,
             web_host=s.web_host,
             web_port=s.web_port,
+            canonical_url=s.advertised_url(),
             web_bind=s.web_host,
             table_standby_replicas=0,
             producer_linger_ms=1,
@@ -372,7 +377,13 @@ class _Batch:
         c.metrics.observe(saga, decision, started=isinstance(message, StartSaga))
         if decision.outcome is not Outcome.APPLIED or decision.state is None:
             if decision.outcome is not Outcome.STALE_TIMER:
-                log.debug("saga %s: %s (%s)", sid, decision.outcome.value, decision.note)
+                log.debug(
+                    "saga %s: %s (%s)",
+                    sid,
+                    decision.outcome.value,
+                    decision.note,
+                    extra=saga_fields(sid, None, saga=saga),
+                )
             return
         new = decision.state
         self.decoded[new.saga_id] = new
@@ -386,6 +397,15 @@ class _Batch:
         for event in decision.lifecycle:
             value, headers = encode(event)
             self.outgoing.append((c.topics.lifecycle, key, value, headers))
+        if decision.lifecycle and log.isEnabledFor(logging.INFO):
+            for event in decision.lifecycle:
+                reason = event.data.get("reason")
+                log.info(
+                    "%s%s",
+                    event.type,
+                    f": {reason}" if reason else "",
+                    extra=saga_fields(sid, event.data.get("step"), saga=saga),
+                )
         self.timers.extend((t.due, new.saga_id, t.token) for t in decision.timers)
 
     # -- state access -------------------------------------------------------------------
@@ -485,7 +505,17 @@ class _Batch:
     ) -> None:
         c = self.c
         c.metrics.dead_letters.labels(reason).inc()
-        log.warning("dead letter from %s[%s]@%s: %s: %s", topic, partition, offset, reason, detail)
+        log.warning(
+            "dead letter from %s[%s]@%s: %s: %s",
+            topic,
+            partition,
+            offset,
+            reason,
+            detail,
+            extra=saga_fields(
+                key.decode("utf-8", "replace") if key else None, None, reason=reason, topic=topic
+            ),
+        )
         dlq_headers = [
             *(h for h in headers if not h[0].startswith("x-dlq-")),
             ("x-dlq-reason", reason.encode()),

@@ -23,6 +23,11 @@ class CoordinatorSettings(BaseSettings):
     )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, description="HTTP API and /metrics.")
+    public_url: str | None = Field(
+        default=None,
+        description="URL other replicas reach this one's API at (default: http://WEB_HOST:WEB_PORT, "
+        "with the host name when WEB_HOST is 0.0.0.0).",
+    )
     api_token: SecretStr | None = Field(default=None, description="Bearer token for mutations.")
     batch_max: int = Field(default=1000, ge=1, description="Records decided per batch at most.")
     batch_within: float = Field(default=0.002, gt=0, description="Seconds to wait to fill a batch.")
@@ -37,3 +42,14 @@ class CoordinatorSettings(BaseSettings):
     max_record_bytes: int = 1_048_576
     log_level: str = "warning"
     log_format: str = Field(default="text", pattern="^(text|json)$")
+
+    def advertised_url(self) -> str:
+        """Where the other replicas send requests for the sagas this replica holds."""
+        if self.public_url:
+            return self.public_url
+        host = self.web_host
+        if host in ("0.0.0.0", "::", ""):
+            import socket
+
+            host = socket.gethostname()
+        return f"http://{host}:{self.web_port}"

@@ -15,7 +15,14 @@ app = typer.Typer(
 def _register() -> None:
     # Each command module adds its commands to `app`; imported here so that
     # `sagas --help` lists them all. Keep heavy imports inside the commands.
-    from sagas.cli import broker_cmd, schema_cmd, service_cmd, start_cmd, worker_cmd  # noqa: F401
+    from sagas.cli import (  # noqa: F401
+        broker_cmd,
+        ops_cmd,
+        schema_cmd,
+        service_cmd,
+        start_cmd,
+        worker_cmd,
+    )
 
 
 def main() -> None:

@@ -18,6 +18,9 @@ def worker(
     web_port: int | None = typer.Option(None, help="HTTP API and /metrics port."),
     create_topics: bool = typer.Option(True, help="Create missing topics before starting."),
     log_level: str | None = typer.Option(None, help="debug, info, warning, error."),
+    log_format: str | None = typer.Option(
+        None, help="text, or json (one object per line with saga_id and step); SAGAS_LOG_FORMAT."
+    ),
 ) -> None:
     """Run a coordinator replica for the given saga definitions."""
     from events.kafka_settings import KafkaSettings
@@ -33,6 +36,11 @@ def worker(
         settings = settings.model_copy(update={"web_port": web_port})
     if log_level is not None:
         settings = settings.model_copy(update={"log_level": log_level})
+    if log_format is not None:
+        if log_format not in ("text", "json"):
+            typer.echo(f"error: --log-format must be text or json, not {log_format!r}", err=True)
+            raise typer.Exit(2)
+        settings = settings.model_copy(update={"log_format": log_format})
     kafka = KafkaSettings()
     if not kafka.bootstrap_servers:
         typer.echo(
@@ -50,14 +58,21 @@ def worker(
             raise typer.Exit(2) from None
         raise
     coordinator = Coordinator(registry, kafka=kafka, settings=settings, topics=topics)
-    run_worker(coordinator.app, settings.log_level)
+    run_worker(coordinator.app, settings.log_level, settings.log_format)
 
 
-def run_worker(faust_app: object, log_level: str) -> None:
-    """Run a faust app in the foreground until SIGTERM/SIGINT."""
+def run_worker(faust_app: object, log_level: str, log_format: str = "text") -> None:
+    """Run a faust app in the foreground until SIGTERM/SIGINT, logging in ``log_format``."""
     from faust import Worker
 
-    worker = Worker(faust_app, loglevel=log_level, quiet=True)  # type: ignore[arg-type]
+    from sagas.logs import logging_config
+
+    worker = Worker(
+        faust_app,  # type: ignore[arg-type]
+        loglevel=log_level,
+        quiet=True,
+        logging_config=logging_config(log_level, log_format),
+    )
     # faust's terminal spinner lowers the root logger to DEBUG so that it can spin on
     # every record: every aiokafka debug line then gets built (8% of the CPU at load).
     worker.spinner = None

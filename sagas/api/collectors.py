@@ -1,0 +1,140 @@
+"""Metrics read from the coordinator's consumer and table when Prometheus scrapes.
+
+* ``saga_consumer_lag{topic,partition}``: records on the partition not yet
+  committed by this replica (highwater - committed offset), for every input
+  partition it is assigned. Partitions are bounded by the topic's partition
+  count; no saga id is ever a label.
+* ``saga_states{saga,status}``: sagas in this replica's partitions of the
+  table, by current status. Unlike counters it says how many are parked in
+  ``failed`` right now, and it follows partitions when they move between
+  replicas. Summed over replicas it is the whole picture.
+
+The table is scanned in slices by a background timer (never in the scrape),
+so a large table does not stall the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from sagas.api.render import peek
+from sagas.state import SagaStatus
+
+if TYPE_CHECKING:
+    from sagas.coordinator import Coordinator
+
+log = logging.getLogger("sagas.api")
+
+#: Keys scanned between two yields to the event loop.
+SLICE = 2000
+
+
+class TableCensus:
+    """Counts of sagas by (name, status) in the partitions this replica owns."""
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.c = coordinator
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.names: set[str] = {d.name for d in coordinator.registry}
+        self.scanned_at: float | None = None
+        self._partition_of: dict[bytes, int] = {}
+
+    def _partition(self, key: bytes) -> int:
+        partition = self._partition_of.get(key)
+        if partition is None:
+            from sagas.coordinator import partition_for
+
+            partition = partition_for(key, self.c.kafka.partitions)
+            self._partition_of[key] = partition
+        return partition
+
+    async def scan(self, owned: set[int]) -> None:
+        from sagas.coordinator import EARLY_MARKER
+
+        data = self.c.table.data
+        keys = list(data.keys())
+        if len(self._partition_of) > 2 * len(keys) + 1000:
+            self._partition_of.clear()  # sagas deleted since: forget their keys
+        counts: Counter[tuple[str, str]] = Counter()
+        for n, key in enumerate(keys, 1):
+            if n % SLICE == 0:
+                await asyncio.sleep(0)
+            raw = data.get(key)
+            if raw is None or raw[:1] == EARLY_MARKER or self._partition(key) not in owned:
+                continue
+            try:
+                seen = peek(raw)
+            except Exception:  # noqa: BLE001 - a value we cannot read is not a saga to count
+                continue
+            counts[(seen.name, seen.status)] += 1
+        self.counts = counts
+        self.names |= {name for name, _ in counts}
+        self.scanned_at = time.time()
+
+    def samples(self) -> Iterator[tuple[str, str, int]]:
+        # Every (saga, status) pair of a known saga, zeros included, so a series
+        # that drops to 0 reads 0 and alerts see it resolve.
+        for name in sorted(self.names):
+            for status in SagaStatus:
+                yield name, status.value, self.counts.get((name, status.value), 0)
+
+
+class CoordinatorCollector(Collector):
+    """The scrape-time metrics of one replica (see the module docstring)."""
+
+    def __init__(self, coordinator: Coordinator, census: TableCensus) -> None:
+        self.c = coordinator
+        self.census = census
+
+    def describe(self) -> Iterable[Any]:
+        yield GaugeMetricFamily("saga_consumer_lag", "", labels=["topic", "partition"])
+        yield GaugeMetricFamily("saga_states", "", labels=["saga", "status"])
+
+    def collect(self) -> Iterable[Any]:
+        lag = GaugeMetricFamily(
+            "saga_consumer_lag",
+            "Records in an input partition not yet committed by this replica.",
+            labels=["topic", "partition"],
+        )
+        for topic, partition, value in self.lag():
+            lag.add_metric([topic, str(partition)], value)
+        yield lag
+        states = GaugeMetricFamily(
+            "saga_states",
+            "Sagas in this replica's table partitions by current status.",
+            labels=["saga", "status"],
+        )
+        if self.census.scanned_at is not None:
+            for name, status, count in self.census.samples():
+                states.add_metric([name, status], count)
+        yield states
+
+    def lag(self) -> list[tuple[str, int, int]]:
+        try:
+            consumer = self.c.app.consumer
+            assignment = consumer.assignment()
+        except Exception:  # noqa: BLE001 - not started or between assignments
+            return []
+        inputs = set(self.c.input_topics)
+        committed = getattr(consumer, "_committed_offset", {})
+        out = []
+        for tp in sorted(assignment):
+            if tp.topic not in inputs:
+                continue
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001
+                continue
+            if highwater is None:
+                continue
+            done = committed.get(tp)
+            out.append((tp.topic, tp.partition, max(0, int(highwater) - int(done or 0))))
+        return out

@@ -1,0 +1,302 @@
+"""The HTTP endpoints, on the coordinator's faust web server: a thin layer of I/O.
+
+Parsing and validation live in `sagas.api.requests`, the answers in
+`sagas.api.render`; this module reads the table, asks other replicas, and
+publishes control messages to Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import ClientTimeout
+from prometheus_client import generate_latest
+
+from events.codec import encode
+from sagas import control
+from sagas.api import render
+from sagas.api.cluster import FORWARDED, Cluster
+from sagas.api.requests import (
+    ApiError,
+    OperatorRequest,
+    check_auth,
+    check_saga_id,
+    dry_run,
+    parse_list_query,
+    parse_operator,
+    parse_start,
+    parse_wait,
+    wanted,
+)
+from sagas.errors import SagaError
+from sagas.logs import saga_fields
+
+if TYPE_CHECKING:
+    from sagas.coordinator import Coordinator
+
+log = logging.getLogger("sagas.api")
+
+PEER_TIMEOUT = 5.0
+JSON = "application/json"
+
+
+class SagaApi:
+    """What each endpoint does; views call these with the aiohttp request."""
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.c = coordinator
+        self.cluster = Cluster(coordinator)
+        token = coordinator.settings.api_token
+        self.token = token.get_secret_value() if token is not None else None
+        self.versions: dict[str, list[int]] = {}
+        for definition in coordinator.registry:
+            self.versions.setdefault(definition.name, []).append(definition.version)
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def definition(self, name: str, version: int | None) -> Any:
+        try:
+            return self.c.registry.get(name, version)
+        except SagaError:
+            return None
+
+    async def _peer(
+        self, method: str, url: str, path_qs: str, *, body: bytes = b"", auth: str | None = None
+    ) -> tuple[int, bytes]:
+        headers = {FORWARDED: "1", "Content-Type": JSON}
+        if auth:
+            headers["Authorization"] = auth
+        target = url.rstrip("/") + path_qs
+        try:
+            async with self.c.app.http_client.request(
+                method,
+                target,
+                data=body or None,
+                headers=headers,
+                timeout=ClientTimeout(total=PEER_TIMEOUT),
+            ) as response:
+                return response.status, await response.read()
+        except (TimeoutError, OSError) as exc:
+            raise ApiError(
+                502,
+                "replica-unreachable",
+                f"replica {url} holds this saga but did not answer ({exc!r}); it may be "
+                f"restarting: try again in a few seconds",
+            ) from None
+
+    def _owner(self, saga_id: str, request: Any) -> str | None:
+        """URL of the other replica to forward to, or None to answer here."""
+        if request.headers.get(FORWARDED):
+            return None  # forwarded once already: answer with what we have
+        owner = self.cluster.owner_of(saga_id)
+        if owner is None:
+            raise ApiError(
+                503,
+                "rebalancing",
+                f"no replica holds saga {saga_id!r} right now (the group is rebalancing); "
+                f"try again in a few seconds",
+            )
+        return None if self.cluster.is_self(owner) else owner
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def status(self, request: Any, saga_id: str) -> tuple[int, Any]:
+        check_saga_id(saga_id)
+        owner = self._owner(saga_id, request)
+        if owner is not None:
+            return await self._peer("GET", owner, request.path_qs)
+        return 200, self.local_detail(saga_id)
+
+    def local_detail(self, saga_id: str) -> dict[str, Any]:
+        state = self.cluster.local_state(saga_id)
+        if state is None:
+            why = self.cluster.not_ready()
+            if why is not None:
+                raise ApiError(503, "not-ready", f"cannot tell about saga {saga_id!r}: {why}")
+            raise ApiError(
+                404,
+                "unknown-saga",
+                f"no saga {saga_id!r} (it was never started, or its start is still in flight)",
+            )
+        definition = self.definition(state.name, state.version)
+        return render.saga_detail(state, definition, owner=self.cluster.self_url)
+
+    async def listing(self, request: Any) -> tuple[int, Any]:
+        params = dict(request.query)
+        query = parse_list_query(params, self.versions)
+        why = self.cluster.not_ready()
+        if why is not None:
+            raise ApiError(503, "not-ready", f"cannot list sagas: {why}")
+        local = self.local_rows(query)
+        if params.get("scope") == "local" or request.headers.get(FORWARDED):
+            return 200, {"sagas": [render.wire_row(r) for r in local]}
+        peers = self.cluster.peers()
+        path_qs = request.path_qs + ("&" if request.query else "?") + "scope=local"
+        answers = await asyncio.gather(
+            *(self._peer("GET", url, path_qs) for url in peers), return_exceptions=True
+        )
+        parts, missing = [local], []
+        for url, answer in zip(peers, answers, strict=True):
+            if isinstance(answer, BaseException) or answer[0] != 200:
+                missing.append(url)
+                continue
+            parts.append([render.from_wire(r) for r in orjson.loads(answer[1])["sagas"]])
+        rows = render.newest_first(render.merge_rows(*parts), query.limit)
+        return 200, {
+            "sagas": [render.public(r) for r in rows],
+            "count": len(rows),
+            "limit": query.limit,
+            "replicas": [self.cluster.self_url, *(u for u in peers if u not in missing)],
+            "missing_replicas": missing,
+            "complete": not missing,
+        }
+
+    def local_rows(self, query: Any) -> list[dict[str, Any]]:
+        from sagas.coordinator import EARLY_MARKER
+
+        owned = self.cluster.owned_partitions()
+        data = self.c.table.data
+        picked: list[tuple[float, bytes]] = []
+        for key, raw in list(data.items()):
+            if raw is None or raw[:1] == EARLY_MARKER:
+                continue
+            seen = render.peek(raw)
+            if not wanted(query, seen.status, seen.name):
+                continue
+            if self.cluster.partition_of(key.decode()) not in owned:
+                continue  # a revoked partition's leftovers in a memory store
+            picked.append((seen.started_at, raw))
+        picked.sort(key=lambda p: -p[0])
+        rows = []
+        for _, raw in picked[: query.limit]:
+            doc = orjson.loads(raw)
+            rows.append(render.saga_row(doc, self.definition(doc["name"], doc["version"])))
+        return rows
+
+    # -- mutations ----------------------------------------------------------------------
+
+    async def start(self, request: Any, name: str) -> tuple[int, Any]:
+        check_auth(request.headers.get("Authorization"), self.token)
+        params = dict(request.query)
+        wait = parse_wait(params)
+        start = parse_start(name, await request.read(), params, self.versions)
+        event = control.start_request(
+            start.saga, start.data, saga_id=start.saga_id, version=start.version
+        )
+        await self.publish(event)
+        log.info("start requested through the API", extra=saga_fields(event.sagaid, saga=name))
+        state = await self._await_start(event.sagaid, wait) if wait else None
+        return (200 if state else 202), {
+            "id": event.sagaid,
+            "action": "start",
+            "accepted": True,
+            "applied": state is not None,
+            "state": state,
+            "status_url": f"/sagas/{event.sagaid}",
+        }
+
+    async def _await_start(self, saga_id: str, wait: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            owner = self.cluster.owner_of(saga_id)
+            if owner is not None and not self.cluster.is_self(owner):
+                try:
+                    code, body = await self._peer("GET", owner, f"/sagas/{saga_id}")
+                except ApiError:
+                    code, body = 0, b""
+                if code == 200:
+                    return dict(orjson.loads(body))
+            elif owner is not None and self.cluster.local_state(saga_id) is not None:
+                return self.local_detail(saga_id)
+            await asyncio.sleep(0.05)
+        return None
+
+    async def operate(self, request: Any, saga_id: str, action: str) -> tuple[int, Any]:
+        check_auth(request.headers.get("Authorization"), self.token)
+        check_saga_id(saga_id)
+        params = dict(request.query)
+        wait = parse_wait(params)
+        body = await request.read()
+        op = parse_operator(action, body, params)
+        owner = self._owner(saga_id, request)
+        if owner is not None:
+            return await self._peer(
+                "POST", owner, request.path_qs, body=body, auth=request.headers.get("Authorization")
+            )
+        state = self.cluster.local_state(saga_id)
+        if state is None:
+            self.local_detail(saga_id)  # raises the right 404/503
+            raise AssertionError("unreachable")
+        definition = self.definition(state.name, state.version)
+        if definition is None:
+            raise ApiError(
+                409,
+                "definition-not-loaded",
+                f"saga {saga_id!r} runs {state.name!r} version {state.version}, which this "
+                f"coordinator has not loaded",
+            )
+        dry_run(definition, state, op, time.time())
+        before = (state.updated_at, len(state.history))
+        await self.publish(self.command(op, saga_id))
+        log.info(
+            "operator %s requested through the API: %s",
+            op.action,
+            op.reason,
+            extra=saga_fields(saga_id, op.step, saga=state.name),
+        )
+        detail = await self._await_change(saga_id, before, wait) if wait else None
+        return (200 if detail else 202), {
+            "id": saga_id,
+            "action": op.action,
+            "accepted": True,
+            "applied": detail is not None,
+            "state": detail,
+            "status_url": f"/sagas/{saga_id}",
+        }
+
+    @staticmethod
+    def command(op: OperatorRequest, saga_id: str) -> Any:
+        return control.operator_command(op.control_type, saga_id, reason=op.reason, step=op.step)
+
+    async def _await_change(
+        self, saga_id: str, before: tuple[float, int], wait: float
+    ) -> dict[str, Any] | None:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            state = self.cluster.local_state(saga_id)
+            if state is not None and (state.updated_at, len(state.history)) != before:
+                return self.local_detail(saga_id)
+        return None
+
+    async def publish(self, event: Any) -> None:
+        topic = self.c.topics.control
+        value, headers = encode(event)
+        self.c.metrics.messages.labels(topic, "out").inc()
+        sent = await self.c.app.producer.send(
+            topic, event.sagaid.encode(), value, None, None, headers
+        )
+        await sent
+
+    # -- health and metrics ---------------------------------------------------------------
+
+    def health(self) -> tuple[int, Any]:
+        return 200, {"status": "ok", "replica": self.cluster.self_url}
+
+    def readiness(self) -> tuple[int, Any]:
+        why = self.cluster.not_ready()
+        body = {
+            "ready": why is None,
+            "replica": self.cluster.self_url,
+            "partitions": sorted(self.cluster.owned_partitions()),
+        }
+        if why is not None:
+            body["reason"] = why
+        return (200 if why is None else 503), body
+
+    def metrics(self) -> bytes:
+        return generate_latest(self.c.metrics_registry)
