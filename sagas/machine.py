@@ -402,7 +402,15 @@ class _Run:
             StepStatus.COMPENSATING,
             StepStatus.COMPENSATION_FAILED,
         )
-        if step.compensation is None or covered or i in self.s.compensation_plan:
+        planned = i in self.s.compensation_plan
+        if planned and st.status in IN_DOUBT and st.outcome != event.type and event.data:
+            # Compensated in its turn anyway; what the reply says (a payment id, say) is
+            # what that compensation needs to undo the right thing.
+            st.outcome = event.type
+            self.s.context.update(event.data)
+            self.record("step.late_success", step.name, event.type)
+            return Outcome.APPLIED
+        if step.compensation is None or covered or planned:
             # Planned steps are compensated in their turn, whatever their outcome was.
             return self.late(st, event.type)
         # The step took effect after we gave up on it: undo it now, whatever the saga's state.

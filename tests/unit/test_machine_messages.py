@@ -348,3 +348,33 @@ def test_decide_never_mutates_the_state_it_is_given() -> None:
     assert state.status.value == "aborted"
     step(RetryFailed())  # rejected: nothing is parked any more
     step(Observed(refund2.reply(REFUNDED, "pay")))  # late
+
+
+def test_data_of_a_late_success_reaches_the_compensation_still_waiting_for_its_turn() -> None:
+    from sagas.builder import saga as build
+
+    definition = (
+        build("three-way")
+        .step("a").in_group("g")
+        .command("a.do", topic="a.commands").replies("a.replies", success="a.done", failure="a.no")
+        .compensate("a.undo", topic="a.commands", success="a.undone").timeout(5)
+        .step("b").in_group("g")
+        .command("b.do", topic="b.commands").replies("b.replies", success="b.done", failure="b.no")
+        .compensate("b.undo", topic="b.commands", success="b.undone").timeout(5)
+        .step("c").in_group("g")
+        .command("c.do", topic="c.commands").replies("c.replies", success="c.done", failure="c.no")
+        .timeout(5)
+        .build()
+    )
+    kit = SagaTestKit(definition)
+    saga = kit.start("s-1")
+    saga.reply("c.no", to="c.do")  # a and b are cancelled in doubt: undo b, then a
+    assert saga.command_types[-1] == "b.undo"
+
+    assert saga.reply("a.done", {"a_ref": "A-7"}, to="a.do") is Outcome.APPLIED
+    saga.reply("b.undone", to="b.undo")
+
+    undo_a = saga.commands[-1]
+    assert undo_a.type == "a.undo" and undo_a.data["a_ref"] == "A-7"
+    saga.reply("a.undone", to="a.undo")
+    saga.expect_status("compensated")
