@@ -144,10 +144,14 @@ class OrderSaga:
         # topic with its default partition count, which the coordinator refuses.
         await ensure_topics(self.kafka, [*self.topics.all(), *self.engine.all()])
 
+    @staticmethod
+    def sagas_command() -> list[str]:
+        return [sys.executable, "-m", "sagas"]
+
     def _sagas(
         self, name: str, args: list[str], env: dict[str, str] | None = None
     ) -> ManagedProcess:
-        cmd = [sys.executable, "-m", "sagas", *args]
+        cmd = [*self.sagas_command(), *args]
         process = ManagedProcess(
             cmd, {**self.env, **(env or {})}, self.folder / f"{name}.log", name
         ).start()
