@@ -62,7 +62,7 @@ steps:
 """
 
 
-def definitions(prefix: str, *, timeout: float = 5, car_timeout: float = 1.5) -> str:
+def definitions(prefix: str, *, timeout: float = 5, car_timeout: float = 2.5) -> str:
     fmt = {"p": prefix, "timeout": timeout, "car_timeout": car_timeout}
     return "sagas:\n" + "\n".join(
         "  - " + text.format(**fmt).strip().replace("\n", "\n    ")
