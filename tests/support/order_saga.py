@@ -158,14 +158,18 @@ class OrderSaga:
         self.processes[name] = process
         return process
 
-    def start_coordinator(self) -> ManagedProcess:
+    def start_coordinator(self, env: dict[str, str] | None = None) -> ManagedProcess:
         path = definitions.write("order_orchestrated", self.prefix, self.folder)
-        env = {"SAGAS_APP_ID": f"{self.prefix}coordinator", **fast_group_env(self.embedded)}
+        env = {
+            "SAGAS_APP_ID": f"{self.prefix}coordinator",
+            **fast_group_env(self.embedded),
+            **(env or {}),
+        }
         return self._sagas(
             "coordinator", ["worker", "-d", str(path), "--web-port", str(free_port())], env
         )
 
-    def start_service(self, name: str) -> ManagedProcess:
+    def start_service(self, name: str, env: dict[str, str] | None = None) -> ManagedProcess:
         self.ports[name] = free_port()
         args = [
             "service",
@@ -175,7 +179,7 @@ class OrderSaga:
             "--metrics-port",
             str(self.ports[name]),
         ]
-        return self._sagas(name, args)
+        return self._sagas(name, args, env)
 
     def start(
         self, name: str, args: list[str], env: dict[str, str] | None = None
