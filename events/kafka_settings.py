@@ -56,6 +56,7 @@ class KafkaSettings(BaseSettings):
     security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT",
         validation_alias="KAFKA_SECURITY_PROTOCOL",
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
     )
     ssl_cafile: str | None = Field(
         default=None,
@@ -72,17 +73,33 @@ class KafkaSettings(BaseSettings):
         validation_alias="KAFKA_SSL_KEYFILE",
         description="Private key of the client certificate.",
     )
+    ssl_key_password: SecretStr | None = Field(
+        default=None,
+        validation_alias="KAFKA_SSL_KEY_PASSWORD",
+        description="Password of an encrypted KAFKA_SSL_KEYFILE.",
+    )
     sasl_mechanism: SaslMechanism = Field(
         default="PLAIN",
         validation_alias="KAFKA_SASL_MECHANISM",
+        description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
     )
     sasl_username: str | None = Field(
         default=None,
         validation_alias="KAFKA_SASL_USERNAME",
+        description="SASL user (SASL_PLAINTEXT, SASL_SSL).",
     )
     sasl_password: SecretStr | None = Field(
         default=None,
         validation_alias="KAFKA_SASL_PASSWORD",
+        description="SASL password; never logged.",
+    )
+    sasl_password_file: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_SASL_PASSWORD_FILE",
+        description=(
+            "File holding the SASL password (a Docker or Kubernetes secret), read when "
+            "KAFKA_SASL_PASSWORD is unset; a trailing newline is ignored."
+        ),
     )
     topic_prefix: str = Field(
         default="",
@@ -99,6 +116,7 @@ class KafkaSettings(BaseSettings):
         default=1,
         ge=1,
         validation_alias="SAGAS_REPLICATION_FACTOR",
+        description="Replicas of topics we create (3 on a production cluster).",
     )
     fetch_max_wait_ms: int = Field(
         default=10,
@@ -115,11 +133,11 @@ class KafkaSettings(BaseSettings):
     @model_validator(mode="after")
     def _check_security(self) -> KafkaSettings:
         if self.security_protocol in _SASL_PROTOCOLS and (
-            not self.sasl_username or self.sasl_password is None
+            not self.sasl_username or (self.sasl_password is None and not self.sasl_password_file)
         ):
             raise ValueError(
                 f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME "
-                f"and KAFKA_SASL_PASSWORD"
+                f"and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)"
             )
         if self.ssl_keyfile and not self.ssl_certfile:
             raise ValueError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE")
@@ -157,11 +175,28 @@ class KafkaSettings(BaseSettings):
         """The TLS context for SSL / SASL_SSL (verifies the broker's certificate)."""
         from aiokafka.helpers import create_ssl_context
 
+        password = self.ssl_key_password
         return create_ssl_context(
             cafile=self.ssl_cafile,
             certfile=self.ssl_certfile,
             keyfile=self.ssl_keyfile,
+            password=password.get_secret_value() if password is not None else None,
         )
+
+    def sasl_secret(self) -> str:
+        """The SASL password: KAFKA_SASL_PASSWORD, else the content of KAFKA_SASL_PASSWORD_FILE."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if not self.sasl_password_file:
+            raise KafkaSettingsError("no SASL password: set KAFKA_SASL_PASSWORD or _FILE")
+        try:
+            with open(self.sasl_password_file, encoding="utf-8") as file:
+                return file.read().rstrip("\r\n")
+        except OSError as exc:
+            raise KafkaSettingsError(
+                f"cannot read KAFKA_SASL_PASSWORD_FILE {self.sasl_password_file}: "
+                f"{exc.strerror or exc}"
+            ) from None
 
     # -- client arguments ----------------------------------------------------------
 
@@ -174,10 +209,9 @@ class KafkaSettings(BaseSettings):
         if self.uses_tls:
             kwargs["ssl_context"] = self.ssl_context()
         if self.uses_sasl:
-            assert self.sasl_password is not None  # checked by the validator
             kwargs["sasl_mechanism"] = self.sasl_mechanism
             kwargs["sasl_plain_username"] = self.sasl_username
-            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+            kwargs["sasl_plain_password"] = self.sasl_secret()
         return kwargs
 
     def consumer_kwargs(self) -> dict[str, Any]:
@@ -202,10 +236,9 @@ class KafkaSettings(BaseSettings):
         context = self.ssl_context() if self.uses_tls else None
         credentials: Any
         if self.uses_sasl:
-            assert self.sasl_password is not None  # checked by the validator
             credentials = SASLCredentials(
                 username=self.sasl_username,
-                password=self.sasl_password.get_secret_value(),
+                password=self.sasl_secret(),
                 ssl_context=context,
                 mechanism=self.sasl_mechanism,
             )
