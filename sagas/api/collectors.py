@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from sagas.api.render import peek
+from sagas.api.render import peek_status
 from sagas.state import SagaStatus
 
 if TYPE_CHECKING:
@@ -71,10 +71,9 @@ class TableCensus:
             if raw is None or raw[:1] == EARLY_MARKER or self._partition(key) not in owned:
                 continue
             try:
-                seen = peek(raw)
+                counts[peek_status(raw)] += 1
             except Exception:  # noqa: BLE001 - a value we cannot read is not a saga to count
                 continue
-            counts[(seen.name, seen.status)] += 1
         self.counts = counts
         self.names |= {name for name, _ in counts}
         self.scanned_at = time.time()

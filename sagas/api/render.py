@@ -197,6 +197,15 @@ _HEAD = re.compile(
 _TIMES = re.compile(rb',"stage":\d+,"started_at":([0-9.eE+-]+),"updated_at":([0-9.eE+-]+)')
 
 
+def peek_status(raw: bytes) -> tuple[str, str]:
+    """(saga name, status) of a stored state: the cheapest read, for counting a whole table."""
+    head = _HEAD.match(raw)
+    if head is not None:
+        return head.group(1).decode(), head.group(2).decode()
+    seen = peek(raw)
+    return seen.name, seen.status
+
+
 def peek(raw: bytes) -> Peek:
     """Name, status and times of a stored state (`sagas.state_codec.dump_state` bytes).
 

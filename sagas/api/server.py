@@ -120,7 +120,8 @@ class SagaApi:
             raise ApiError(
                 404,
                 "unknown-saga",
-                f"no saga {saga_id!r} (it was never started, or its start is still in flight)",
+                f"no saga {saga_id!r}: it was never started, its start is still in flight, "
+                f"or it finished long enough ago to have been removed",
             )
         definition = self.definition(state.name, state.version)
         return render.saga_detail(state, definition, owner=self.cluster.self_url)

@@ -23,6 +23,18 @@ from tests.support.processes import ManagedProcess
 
 TOKEN = "s3cret-test-token"
 
+#: Short consumer-group timeouts on the embedded broker (a join there takes about half the
+#: session timeout); a real cluster keeps its defaults. Finished sagas stay in the table.
+GROUP_TIMING = (
+    {}
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    else {
+        "SAGAS_SESSION_TIMEOUT": "3",
+        "SAGAS_HEARTBEAT_INTERVAL": "0.5",
+        "SAGAS_REBALANCE_TIMEOUT": "2",
+    }
+)
+
 SHOP = """
 sagas:
   - name: shop

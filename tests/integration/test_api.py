@@ -22,6 +22,7 @@ from events.admin import ensure_topics
 from events.kafka_settings import KafkaSettings
 from sagas.coordinator import partition_for
 from tests.integration.api_system import (
+    GROUP_TIMING,
     TOKEN,
     TOPICS,
     Stock,
@@ -32,7 +33,6 @@ from tests.integration.api_system import (
     wait_split,
     wait_status,
 )
-from tests.integration.test_coordinator_saga import FAST_GROUP
 from tests.support.kafka_peers import ScriptedParticipant
 from tests.support.processes import ManagedProcess, free_port, sagas_process
 
@@ -96,7 +96,7 @@ async def shop(
         "SAGAS_API_TOKEN": TOKEN,
         "SAGAS_LOG_FORMAT": "json",
         "SAGAS_LOG_LEVEL": "info",
-        **FAST_GROUP,
+        **GROUP_TIMING,
     }
     ports = [free_port(), free_port()]
     workers = [

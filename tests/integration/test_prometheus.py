@@ -273,7 +273,7 @@ async def test_every_dashboard_query_returns_series(
             ]
 
         # Rates need two samples after the last increase; the census of saga_states runs
-        # every 5 s. Wait for all, then name the ones that never answered.
+        # every 15 s. Wait for all, then name the ones that never answered.
         deadline = time.monotonic() + 45
         missing = empty()
         while missing and time.monotonic() < deadline:

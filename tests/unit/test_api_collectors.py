@@ -1,0 +1,100 @@
+"""The scrape-time gauges: sagas per status in the partitions a replica owns, and consumer
+lag per input partition, from a stand-in coordinator (no faust, no Kafka)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from sagas.api.collectors import CoordinatorCollector, TableCensus
+from sagas.coordinator import EARLY_MARKER, partition_for
+from sagas.state import SagaState, SagaStatus, StepState
+from sagas.state_codec import dump_state
+from tests.unit.saga_fixtures import three_step
+
+PARTITIONS = 8
+
+
+class TP(tuple):  # (topic, partition), like faust's TP
+    @property
+    def topic(self) -> str:
+        return str(self[0])
+
+    @property
+    def partition(self) -> int:
+        return int(self[1])
+
+
+def state(saga_id: str, status: SagaStatus) -> bytes:
+    return dump_state(
+        SagaState(
+            saga_id=saga_id,
+            name="order",
+            version=1,
+            status=status,
+            steps=[StepState()],
+            started_at=1.0,
+            updated_at=2.0,
+        )
+    )
+
+
+def coordinator(data: dict[bytes, bytes], consumer: Any = None) -> Any:
+    return SimpleNamespace(
+        table=SimpleNamespace(data=data),
+        kafka=SimpleNamespace(partitions=PARTITIONS),
+        registry=[three_step()],
+        input_topics=["orders", "saga.control"],
+        app=SimpleNamespace(consumer=consumer),
+    )
+
+
+def test_census_counts_only_owned_partitions_and_reports_zeros() -> None:
+    data: dict[bytes, bytes] = {}
+    for n in range(40):
+        sid = f"s-{n}"
+        data[sid.encode()] = state(sid, SagaStatus.FAILED if n % 4 == 0 else SagaStatus.RUNNING)
+    data[b"early"] = EARLY_MARKER + b'{"expires": 1, "records": []}'
+    owned = {0, 1, 2, 3}
+    mine = [k for k in data if k != b"early" and partition_for(k, PARTITIONS) in owned]
+    census = TableCensus(coordinator(data))
+    asyncio.run(census.scan(owned))
+    samples = {(name, status): count for name, status, count in census.samples()}
+    failed = sum(1 for k in mine if int(k[2:]) % 4 == 0)
+    assert samples[("order", "failed")] == failed
+    assert samples[("order", "running")] == len(mine) - failed
+    assert samples[("order", "completed")] == 0, "every status of a known saga is reported"
+    assert sum(samples.values()) == len(mine)
+
+
+def test_collector_exports_lag_per_input_partition_and_the_census() -> None:
+    committed = {TP(("orders", 0)): 7, TP(("orders", 1)): None}
+    consumer = SimpleNamespace(
+        assignment=lambda: {TP(("orders", 0)), TP(("orders", 1)), TP(("sagas-changelog", 0))},
+        highwater=lambda tp: {0: 10, 1: 4}.get(tp.partition, 99),
+        _committed_offset=committed,
+    )
+    c = coordinator({b"s-1": state("s-1", SagaStatus.FAILED)}, consumer)
+    census = TableCensus(c)
+    asyncio.run(census.scan(set(range(PARTITIONS))))
+    registry = CollectorRegistry()
+    registry.register(CoordinatorCollector(c, census))
+    text = generate_latest(registry).decode()
+    assert 'saga_consumer_lag{partition="0",topic="orders"} 3.0' in text
+    assert 'saga_consumer_lag{partition="1",topic="orders"} 4.0' in text
+    assert "sagas-changelog" not in text, "only the coordinator's input topics"
+    assert 'saga_states{saga="order",status="failed"} 1.0' in text
+
+
+def test_collector_is_quiet_before_the_consumer_starts() -> None:
+    def not_started() -> Any:
+        raise RuntimeError("consumer not started")
+
+    c = coordinator({}, SimpleNamespace(assignment=not_started))
+    registry = CollectorRegistry()
+    registry.register(CoordinatorCollector(c, TableCensus(c)))
+    text = generate_latest(registry).decode()
+    assert "# TYPE saga_consumer_lag gauge" in text and "saga_consumer_lag{" not in text
