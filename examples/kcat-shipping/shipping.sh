@@ -20,7 +20,7 @@
 # Environment (all optional but the first):
 #   KAFKA_BOOTSTRAP_SERVERS   host:port[,host:port]
 #   KAFKA_SECURITY_PROTOCOL   PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (as for sagas)
-#   KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE
+#   KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE, KAFKA_SSL_KEY_PASSWORD
 #   KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD (or _FILE)
 #   SHIPPING_COMMANDS_TOPIC   default shipping.commands
 #   SHIPPING_REPLIES_TOPIC    default shipping.replies
@@ -72,6 +72,7 @@ trap 'exit 0' TERM INT
     [ -n "${KAFKA_SSL_CAFILE:-}" ] && echo "ssl.ca.location=$KAFKA_SSL_CAFILE"
     [ -n "${KAFKA_SSL_CERTFILE:-}" ] && echo "ssl.certificate.location=$KAFKA_SSL_CERTFILE"
     [ -n "${KAFKA_SSL_KEYFILE:-}" ] && echo "ssl.key.location=$KAFKA_SSL_KEYFILE"
+    [ -n "${KAFKA_SSL_KEY_PASSWORD:-}" ] && echo "ssl.key.password=$KAFKA_SSL_KEY_PASSWORD"
     case "${KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}" in
     SASL_*)
         password=${KAFKA_SASL_PASSWORD:-}
