@@ -7,10 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-# What `make demo` runs: the real demo once `sagas demo` exists, until then a
-# one-event smoke run through the broker.
-DEMO = if $(BIN)/sagas demo --help >/dev/null 2>&1; then $(BIN)/sagas demo; \
-       else $(BIN)/python -m events.smoke; fi
+# What `make demo` runs (sagas/demo): the whole system, 500 orders, then the invariants.
+# Options pass through: make demo DEMO_ARGS="--mode choreography --orders 200"
+DEMO = $(BIN)/sagas demo $(DEMO_ARGS)
 
 .PHONY: demo test test-unit test-integration test-e2e lint system-deps venv
 

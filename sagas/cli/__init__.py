@@ -18,12 +18,11 @@ def _register() -> None:
     from sagas.cli import (  # noqa: F401
         bridge_cmd,
         broker_cmd,
-        load_cmd,
+        demo_cmd,
         ops_cmd,
         schema_cmd,
         service_cmd,
         start_cmd,
-        topics_cmd,
         worker_cmd,
     )
 

@@ -1,0 +1,130 @@
+"""`sagas demo`: start the system, push orders through it, print what happened, check it.
+
+Exit code 0 only if every invariant holds (`sagas.demo.checks`); 1 if one is
+broken; 2 if the system could not be started; 130 after Ctrl-C, which stops
+every child process (SIGTERM, then SIGKILL after a deadline) before exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sagas.demo.drive import RunResult, drive
+from sagas.demo.report import ProcessInfo, print_report
+from sagas.demo.scenario import Scenario
+from sagas.launch import Launcher, LaunchError, Mode, SystemConfig
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    mode: Mode = "orchestrated"
+    orders: int = 500
+    rate: float = 50.0
+    seed: int = 7
+    run_dir: Path | None = None
+    settle_timeout: float = 90.0
+
+
+def default_run_dir(mode: str) -> Path:
+    return Path(".demo") / f"{datetime.now():%Y%m%d-%H%M%S}-{mode}"
+
+
+async def run_demo(options: DemoOptions, console: Console) -> int:
+    began = time.monotonic()
+    scenario = Scenario(orders=options.orders, rate=options.rate, seed=options.seed)
+    run_dir = options.run_dir or default_run_dir(options.mode)
+    config = SystemConfig(mode=options.mode, services_config=scenario.services_config())
+    launcher = Launcher(config, run_dir=run_dir)
+    where = "embedded broker" if launcher.embedded else launcher.kafka.bootstrap_servers
+    console.print(
+        f"[bold]sagastream demo[/]: {options.orders} orders at {options.rate:g}/s, "
+        f"mode [bold]{options.mode}[/], seed {options.seed}, {where}; logs in {run_dir}/"
+    )
+    try:
+        with console.status("starting the broker, topics, coordinator and 4 services..."):
+            await launcher.start()
+        console.print(f"system ready in {time.monotonic() - began:.1f} s")
+        result = await _run(launcher, scenario, options, console)
+        wall = time.monotonic() - began
+        processes = await _processes(launcher)
+        if launcher.broker is not None:
+            console.print(
+                f"broker: embedded Tansu at {launcher.bootstrap_servers} "
+                f"(pid {launcher.broker.pid}, log {run_dir / 'broker.log'})"
+            )
+        print_report(console, result, wall=wall, processes=processes)
+    except LaunchError as exc:
+        console.print(f"[bold red]error:[/] could not start the system: {exc}")
+        return 2
+    finally:
+        with console.status("stopping every process..."):
+            await launcher.aclose()
+    verdict = "all invariants hold" if result.ok else "INVARIANTS BROKEN"
+    style = "bold green" if result.ok else "bold red"
+    console.print(f"[{style}]{verdict}[/] ({time.monotonic() - began:.1f} s in all)")
+    return 0 if result.ok else 1
+
+
+async def _run(
+    launcher: Launcher, scenario: Scenario, options: DemoOptions, console: Console
+) -> RunResult:
+    columns = (
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        placed = bar.add_task("orders placed", total=scenario.orders)
+        ended = bar.add_task("sagas terminal", total=scenario.orders)
+
+        def show(n_placed: int, n_ended: int, total: int) -> None:
+            bar.update(placed, completed=n_placed)
+            bar.update(ended, completed=n_ended)
+
+        return await drive(launcher, scenario, progress=show, settle_timeout=options.settle_timeout)
+
+
+async def _processes(launcher: Launcher) -> list[ProcessInfo]:
+    """Each process, and whether its /metrics answers (the status code) right now."""
+    out = []
+    for child in launcher:
+        url = child.url("/metrics")
+        status = None
+        if url is not None:
+            try:
+                status, _ = await launcher.http.get(url)
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                status = None
+        out.append(ProcessInfo(child.name, child.pid, url, status))
+    return out
+
+
+def main(options: DemoOptions, console: Console | None = None) -> int:
+    """Run the demo in a fresh event loop; Ctrl-C or SIGTERM stops it cleanly."""
+    console = console or Console()
+
+    async def guarded() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await run_demo(options, console)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("[yellow]interrupted: every process of the demo was stopped[/]")
+        return 130
