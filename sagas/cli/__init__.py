@@ -19,10 +19,12 @@ def _register() -> None:
         bridge_cmd,
         broker_cmd,
         demo_cmd,
+        load_cmd,
         ops_cmd,
         schema_cmd,
         service_cmd,
         start_cmd,
+        topics_cmd,
         worker_cmd,
     )
 
