@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from events.envelope import CloudEvent
 from events.errors import DecodeError
 from events.kafka_settings import KafkaSettings
 from sagas import control
+from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.logs import saga_fields
 from sagas.machine import decide
@@ -41,7 +43,7 @@ from sagas.messages import Outcome, StartSaga
 from sagas.metrics import CoordinatorMetrics
 from sagas.routing import Reject, Route, route
 from sagas.settings import CoordinatorSettings
-from sagas.state import SagaState
+from sagas.state import SagaState, SagaStatus
 from sagas.state_codec import dump_state, load_state
 from sagas.timers import TimerQueue
 
@@ -50,10 +52,17 @@ log = logging.getLogger("sagas.coordinator")
 #: A table value that is not a saga yet: events that arrived before their saga started.
 EARLY_MARKER = b"E"
 EARLY_TOKEN = "early:"
+#: A timer token that removes a finished saga from the table once its retention is over.
+PURGE_TOKEN = "purge:"
+_TERMINAL = frozenset(status.value for status in SagaStatus if status.terminal)
 
 
+@lru_cache(maxsize=65536)
 def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner picks for ``key``."""
+    """The partition Kafka's default (murmur2) partitioner picks for ``key``.
+
+    Cached: every record of a saga asks again, and murmur2 is pure Python.
+    """
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
@@ -87,6 +96,10 @@ def _use_fetch_max_wait(fetch_max_wait_ms: int) -> None:
     driver.aiokafka.AIOKafkaConsumer = Consumer
 
 
+class PartitionsMovedError(RuntimeError):
+    """A batch's partitions were reassigned while it ran; faust restarts the agent."""
+
+
 class Coordinator:
     """One replica of the saga coordinator."""
 
@@ -113,7 +126,7 @@ class Coordinator:
         self._needs_rebuild = True
         #: decoded states of the running sagas this replica owns, so that a reply does not
         #: pay for parsing its saga's state; the table stays the truth (cleared on rebalance)
-        self.live: dict[str, SagaState] = {}
+        self.live = LiveStates(settings.live_cache)
         self.input_topics = sorted(registry.topics_read() | {self.topics.control})
         self.app = self._build_app()
         from sagas.api import install_api  # HTTP API, /metrics (imports this module)
@@ -184,6 +197,7 @@ class Coordinator:
     # -- the batch ----------------------------------------------------------------------
 
     async def process_batch(self, events: Sequence[Any], now: float) -> None:
+        generation = getattr(self.app, "consumer_generation_id", None)
         batch = _Batch(self, now)
         for event in events:
             msg = event.message
@@ -191,13 +205,21 @@ class Coordinator:
         futures = [await self._send(*record) for record in batch.outgoing]
         if futures:
             await asyncio.gather(*futures)
+        if self.app.rebalancing or getattr(self.app, "consumer_generation_id", None) != generation:
+            # The group moved on while we worked (a paused replica waking up, say): these
+            # partitions may belong to another replica now, so our states must not
+            # overwrite its. The sends were harmless duplicates; the new owner replays.
+            raise PartitionsMovedError(
+                f"consumer group rebalanced during a batch of {len(events)} records; "
+                f"not writing their saga states (the new owner replays them)"
+            )
         for saga_id, raw in batch.writes.items():
             self._write(saga_id.encode(), raw)
             state = batch.decoded.get(saga_id)
-            if state is None or state.terminal:
-                self.live.pop(saga_id, None)
+            if state is None:
+                self.live.forget(saga_id)
             else:
-                self.live[saga_id] = state
+                self.live.put(state)
         for due, saga_id, token in batch.timers:
             self.timers.push(due, saga_id, token)
 
@@ -254,9 +276,12 @@ class Coordinator:
                 early = orjson.loads(raw[1:])
                 entries.append((early["expires"], saga_id, EARLY_TOKEN + saga_id))
                 continue
-            state = load_state(raw)
-            if not state.terminal or state.timers:
-                entries.extend((t.due, saga_id, token) for token, t in state.timers.items())
+            # Plain JSON, not the model: recovery reads every saga the replica owns.
+            doc = orjson.loads(raw)
+            entries.extend((t["due"], saga_id, token) for token, t in doc["timers"].items())
+            if doc["status"] in _TERMINAL and doc.get("finished_at") is not None:
+                due = doc["finished_at"] + self.settings.retention
+                entries.append((due, saga_id, PURGE_TOKEN + saga_id))
         self.timers.replace(entries)
         log.info("re-armed %d timers from the table", len(entries))
 
@@ -322,9 +347,12 @@ class _Batch:
         if (
             topic == c.topics.control
             and event.type == control.TIMER_FIRED
-            and (str(event.data.get("token", "")).startswith(EARLY_TOKEN))
+            and (str(event.data.get("token", "")).startswith((EARLY_TOKEN, PURGE_TOKEN)))
         ):
-            self.expire_early(event.sagaid)
+            if event.data["token"].startswith(EARLY_TOKEN):
+                self.expire_early(event.sagaid)
+            else:
+                self.purge(event.sagaid)
             return
         if topic != c.topics.control and event.type not in c.known_types:
             self.dead_letter(
@@ -358,8 +386,12 @@ class _Batch:
         state = None if raw is None or early else self.state(sid, raw)
         routed = route(c.registry, c.triggers, c.topics.control, topic, event, state)
         if isinstance(routed, Reject):
+            if routed.reason == "unknown-saga" and event.type == control.TIMER_FIRED:
+                return  # a deadline outliving its saga (purged after its retention): stale
             if routed.reason == "unknown-saga" and self.could_be_early(topic, event):
-                self.keep_early(sid, raw if early else None, topic, value, headers)
+                self.keep_early(
+                    sid, raw if early else None, topic, partition, offset, key, value, headers
+                )
                 return
             self.dead_letter(
                 topic, partition, offset, key, value, headers, routed.reason, routed.detail
@@ -407,6 +439,9 @@ class _Batch:
                     extra=saga_fields(sid, event.data.get("step"), saga=saga),
                 )
         self.timers.extend((t.due, new.saga_id, t.token) for t in decision.timers)
+        if new.terminal and new.finished_at is not None:
+            due = new.finished_at + c.settings.retention
+            self.timers.append((due, new.saga_id, PURGE_TOKEN + new.saga_id))
 
     # -- state access -------------------------------------------------------------------
 
@@ -438,6 +473,9 @@ class _Batch:
         sid: str,
         raw: bytes | None,
         topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, bytes]],
     ) -> None:
@@ -452,6 +490,9 @@ class _Batch:
         held["records"].append(
             {
                 "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "key": None if key is None else key.decode("utf-8", "replace"),
                 "value": (value or b"").decode("utf-8", "replace"),
                 "headers": [[k, v.decode("utf-8", "replace")] for k, v in headers],
             }
@@ -470,17 +511,33 @@ class _Batch:
             event = decode(value, headers)
             self.apply(record["topic"], -1, -1, sid.encode(), value, headers, event)
 
+    def purge(self, sid: str) -> None:
+        """Forget a saga that finished longer ago than the retention (a tombstone in the log)."""
+        raw = self.raw_state(sid)
+        if raw is None or raw[:1] == EARLY_MARKER:
+            return
+        state = self.state(sid, raw)
+        finished = state.finished_at
+        if not state.terminal or finished is None:
+            return
+        if finished + self.c.settings.retention > self.now:
+            return  # repaired and finished again since this timer was set
+        self.states[sid] = None
+        self.decoded.pop(sid, None)
+        self.writes[sid] = None
+
     def expire_early(self, sid: str) -> None:
         raw = self.raw_state(sid)
         if raw is None or raw[:1] != EARLY_MARKER:
             return
         for record in orjson.loads(raw[1:])["records"]:
             headers = [(k, v.encode()) for k, v in record["headers"]]
+            key = record.get("key")
             self.dead_letter(
                 record["topic"],
-                -1,
-                -1,
-                sid.encode(),
+                record.get("partition", -1),
+                record.get("offset", -1),
+                None if key is None else key.encode(),
                 record["value"].encode(),
                 headers,
                 "unknown-saga",

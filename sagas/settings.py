@@ -17,7 +17,9 @@ class CoordinatorSettings(BaseSettings):
         default="sagastream-coordinator",
         description="Consumer group and table namespace; replicas share it.",
     )
-    store: str = Field(default="memory://", description="faust table store: memory:// or rocksdb://")
+    store: str = Field(
+        default="memory://", description="faust table store: memory:// or rocksdb://"
+    )
     data_dir: str = Field(
         default=".sagas-data", description="Where faust keeps local files (RocksDB stores)."
     )
@@ -32,7 +34,8 @@ class CoordinatorSettings(BaseSettings):
     batch_max: int = Field(default=1000, ge=1, description="Records decided per batch at most.")
     batch_within: float = Field(default=0.002, gt=0, description="Seconds to wait to fill a batch.")
     early_event_grace: float = Field(
-        default=10.0, gt=0,
+        default=10.0,
+        gt=0,
         description="Seconds an event may wait for its saga to start before it is dead-lettered.",
     )
     timer_tick: float = Field(default=0.02, gt=0, description="Seconds between timer scans.")
@@ -40,6 +43,16 @@ class CoordinatorSettings(BaseSettings):
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = Field(default=4.0, description="Kafka JoinGroup rebalance timeout.")
     max_record_bytes: int = 1_048_576
+    retention: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="Seconds a finished saga stays queryable before it is removed from the table.",
+    )
+    live_cache: int = Field(
+        default=4096,
+        ge=0,
+        description="Running sagas kept decoded in memory (saves parsing; costs ~10 KiB each).",
+    )
     log_level: str = "warning"
     log_format: str = Field(default="text", pattern="^(text|json)$")
 
