@@ -90,16 +90,21 @@ class SagaApi:
 
     def _owner(self, saga_id: str, request: Any) -> str | None:
         """URL of the other replica to forward to, or None to answer here."""
-        if request.headers.get(FORWARDED):
-            return None  # forwarded once already: answer with what we have
         owner = self.cluster.owner_of(saga_id)
+        moving = ApiError(
+            503,
+            "rebalancing",
+            f"saga {saga_id!r} is moving between replicas (the group is rebalancing); "
+            f"try again in a few seconds",
+        )
         if owner is None:
-            raise ApiError(
-                503,
-                "rebalancing",
-                f"no replica holds saga {saga_id!r} right now (the group is rebalancing); "
-                f"try again in a few seconds",
-            )
+            raise moving
+        if request.headers.get(FORWARDED):
+            # Sent here by a replica that thinks we hold it: never pass it on again, and
+            # do not answer "no such saga" for a partition we no longer hold.
+            if not self.cluster.is_self(owner):
+                raise moving
+            return None
         return None if self.cluster.is_self(owner) else owner
 
     # -- reads --------------------------------------------------------------------------
