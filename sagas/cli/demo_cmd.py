@@ -15,7 +15,7 @@ def demo(
         "orchestrated", help="orchestrated (the coordinator sends commands) or choreography."
     ),
     orders: int = typer.Option(500, min=1, help="Orders to place."),
-    rate: float = typer.Option(50.0, min=0.1, help="Orders placed per second (open loop)."),
+    rate: float = typer.Option(25.0, min=0.1, help="Orders placed per second (open loop)."),
     seed: int = typer.Option(7, help="Seed of the orders and of which ones fail."),
     run_dir: Path | None = typer.Option(
         None, help="Folder for the processes' logs (default: .demo/<time>-<mode>)."

@@ -1,6 +1,6 @@
 """The demo: the order system on one machine, driven with injected failures, then checked.
 
-    sagas demo [--mode orchestrated|choreography] [--orders 500] [--rate 50] [--seed 7]
+    sagas demo [--mode orchestrated|choreography] [--orders 500] [--rate 25] [--seed 7]
 
 Modules: `scenario` (orders and failures from a seed), `drive` (place orders,
 follow sagas), `observe` (lifecycle and compensation commands per saga),

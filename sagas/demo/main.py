@@ -28,7 +28,7 @@ from sagas.launch import Launcher, LaunchError, Mode, SystemConfig
 class DemoOptions:
     mode: Mode = "orchestrated"
     orders: int = 500
-    rate: float = 50.0
+    rate: float = 25.0
     seed: int = 7
     run_dir: Path | None = None
     settle_timeout: float = 90.0

@@ -79,7 +79,7 @@ class Order:
 @dataclass(frozen=True)
 class Scenario:
     orders: int = 500
-    rate: float = 50.0  # orders placed per second, whatever the system's pace (open loop)
+    rate: float = 25.0  # orders placed per second, whatever the system's pace (open loop)
     seed: int = 7
     failures: Failures = field(default_factory=Failures)
 
