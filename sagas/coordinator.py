@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Sequence
 from functools import lru_cache
@@ -96,10 +97,6 @@ def _use_fetch_max_wait(fetch_max_wait_ms: int) -> None:
     driver.aiokafka.AIOKafkaConsumer = Consumer
 
 
-class PartitionsMovedError(RuntimeError):
-    """A batch's partitions were reassigned while it ran; faust restarts the agent."""
-
-
 class Coordinator:
     """One replica of the saga coordinator."""
 
@@ -128,6 +125,7 @@ class Coordinator:
         #: pay for parsing its saga's state; the table stays the truth (cleared on rebalance)
         self.live = LiveStates(settings.live_cache)
         self.input_topics = sorted(registry.topics_read() | {self.topics.control})
+        self._input_set = frozenset(self.input_topics)
         self.app = self._build_app()
         from sagas.api import install_api  # HTTP API, /metrics (imports this module)
 
@@ -182,7 +180,16 @@ class Coordinator:
         async def coordinate(stream: faust.StreamT) -> None:
             batches = stream.take_events(s.batch_max, within=s.batch_within)  # type: ignore[attr-defined]
             async for events in batches:
-                await self.process_batch(events, time.time())
+                try:
+                    await self.process_batch(events, time.time())
+                except BaseException:
+                    # faust acks a batch's records even when its consumer raises (take_events
+                    # acks in a finally), and acked offsets get committed: a batch that did not
+                    # finish would be lost. Exit before that can happen; a restarted replica
+                    # replays it (crash-only, like a SIGKILL).
+                    log.critical("batch failed; exiting so that it is replayed", exc_info=True)
+                    logging.shutdown()
+                    os._exit(70)
 
         app.agent(source, name="sagas.coordinate")(coordinate)
         app.timer(s.timer_tick, name="sagas.timers")(self._fire_due_timers)
@@ -197,7 +204,6 @@ class Coordinator:
     # -- the batch ----------------------------------------------------------------------
 
     async def process_batch(self, events: Sequence[Any], now: float) -> None:
-        generation = getattr(self.app, "consumer_generation_id", None)
         batch = _Batch(self, now)
         for event in events:
             msg = event.message
@@ -205,16 +211,17 @@ class Coordinator:
         futures = [await self._send(*record) for record in batch.outgoing]
         if futures:
             await asyncio.gather(*futures)
-        if self.app.rebalancing or getattr(self.app, "consumer_generation_id", None) != generation:
-            # The group moved on while we worked (a paused replica waking up, say): these
-            # partitions may belong to another replica now, so our states must not
-            # overwrite its. The sends were harmless duplicates; the new owner replays.
-            raise PartitionsMovedError(
-                f"consumer group rebalanced during a batch of {len(events)} records; "
-                f"not writing their saga states (the new owner replays them)"
-            )
+        # A paused replica waking up may have lost partitions while it worked: a saga whose
+        # partition is no longer ours must not overwrite the new owner's state (the sends
+        # were harmless duplicates; the new owner replays those records).
+        inputs = self._input_set
+        owned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic in inputs}
         for saga_id, raw in batch.writes.items():
-            self._write(saga_id.encode(), raw)
+            key = saga_id.encode()
+            if partition_for(key, self.kafka.partitions) not in owned:
+                self.live.forget(saga_id)
+                continue
+            self._write(key, raw)
             state = batch.decoded.get(saga_id)
             if state is None:
                 self.live.forget(saga_id)
