@@ -44,7 +44,7 @@ def outcomes(result: RunResult) -> Counter[str]:
 async def test_200_orders_with_injected_failures_keep_stock_and_money(
     mode: str, tmp_path: Path
 ) -> None:
-    scenario = Scenario(orders=200, rate=60, seed=11)
+    scenario = Scenario(orders=200, rate=40, seed=11)
     config = SystemConfig(mode=mode, services_config=scenario.services_config())  # type: ignore[arg-type]
     async with Launcher(config, run_dir=tmp_path) as system:
         result = await drive(system, scenario, settle_timeout=60)
@@ -111,7 +111,7 @@ async def payment_changelog(system: Launcher) -> list[ChangelogEntry]:
 async def test_payment_killed_mid_run_and_restarted_does_nothing_twice(
     mode: str, tmp_path: Path
 ) -> None:
-    scenario = Scenario(orders=160, rate=50, seed=12)
+    scenario = Scenario(orders=160, rate=40, seed=12)
     config = SystemConfig(mode=mode, services_config=scenario.services_config())  # type: ignore[arg-type]
     killed_at: list[float] = []
 
