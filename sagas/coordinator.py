@@ -413,7 +413,13 @@ class _Batch:
         message = routed.message
         decision = decide(routed.definition, state, message, self.now)
         saga = routed.definition.name
-        c.metrics.observe(saga, decision, started=isinstance(message, StartSaga))
+        reopened = (
+            state is not None
+            and state.terminal
+            and decision.state is not None
+            and not decision.state.terminal
+        )
+        c.metrics.observe(saga, decision, started=isinstance(message, StartSaga), reopened=reopened)
         if decision.outcome is not Outcome.APPLIED or decision.state is None:
             if decision.outcome is not Outcome.STALE_TIMER:
                 log.debug(

@@ -37,54 +37,82 @@ class CoordinatorMetrics:
         return cls(
             started=Counter("saga_started", "Sagas started.", ["saga"], registry=registry),
             finished=Counter(
-                "saga_finished", "Sagas that reached a terminal state.", ["saga", "outcome"],
+                "saga_finished",
+                "Sagas that reached a terminal state.",
+                ["saga", "outcome"],
                 registry=registry,
             ),
             in_flight=Gauge(
-                "saga_in_flight", "Sagas started and not yet terminal.", ["saga"],
+                "saga_in_flight",
+                "Sagas started and not yet terminal.",
+                ["saga"],
                 registry=registry,
             ),
             duration=Histogram(
-                "saga_duration_seconds", "Start to terminal state.", ["saga", "outcome"],
-                buckets=SAGA_BUCKETS, registry=registry,
+                "saga_duration_seconds",
+                "Start to terminal state.",
+                ["saga", "outcome"],
+                buckets=SAGA_BUCKETS,
+                registry=registry,
             ),
             step_duration=Histogram(
-                "saga_step_duration_seconds", "Step issued to its success.", ["saga", "step"],
-                buckets=STEP_BUCKETS, registry=registry,
+                "saga_step_duration_seconds",
+                "Step issued to its success.",
+                ["saga", "step"],
+                buckets=STEP_BUCKETS,
+                registry=registry,
             ),
             retries=Counter(
-                "saga_step_retries", "Step or compensation attempts after the first.",
-                ["saga", "step"], registry=registry,
+                "saga_step_retries",
+                "Step or compensation attempts after the first.",
+                ["saga", "step"],
+                registry=registry,
             ),
             timeouts=Counter(
-                "saga_timeouts", "Deadlines that passed with no reply.", ["saga", "step"],
+                "saga_timeouts",
+                "Deadlines that passed with no reply.",
+                ["saga", "step"],
                 registry=registry,
             ),
             compensations=Counter(
-                "saga_compensations", "Compensations by result (ok, gave_up).",
-                ["saga", "step", "result"], registry=registry,
+                "saga_compensations",
+                "Compensations by result (ok, gave_up).",
+                ["saga", "step", "result"],
+                registry=registry,
             ),
             dead_letters=Counter(
-                "saga_dead_letters", "Records sent to the dead-letter topic.", ["reason"],
+                "saga_dead_letters",
+                "Records sent to the dead-letter topic.",
+                ["reason"],
                 registry=registry,
             ),
             messages=Counter(
-                "saga_messages", "Records read and written by the coordinator.",
-                ["topic", "direction"], registry=registry,
+                "saga_messages",
+                "Records read and written by the coordinator.",
+                ["topic", "direction"],
+                registry=registry,
             ),
             ignored=Counter(
-                "saga_messages_ignored", "Messages that changed nothing, by why.",
-                ["saga", "outcome"], registry=registry,
+                "saga_messages_ignored",
+                "Messages that changed nothing, by why.",
+                ["saga", "outcome"],
+                registry=registry,
             ),
         )
 
-    def observe(self, saga: str, decision: Decision, started: bool) -> None:
-        """Record what one decision of the state machine did."""
+    def observe(self, saga: str, decision: Decision, started: bool, reopened: bool = False) -> None:
+        """Record what one decision of the state machine did.
+
+        ``saga_in_flight`` is counted by the replica that sees the start or the
+        end, so only its sum over replicas is meaningful (and a restart resets a
+        replica's share); ``saga_states`` counts the table exactly.
+        """
         if decision.outcome.value != "applied":
             self.ignored.labels(saga, decision.outcome.value).inc()
             return
         if started:
             self.started.labels(saga).inc()
+        if started or reopened:  # an operator retry takes a parked saga back in flight
             self.in_flight.labels(saga).inc()
         for signal in decision.signals:
             if signal.kind == "step_done":
