@@ -36,6 +36,7 @@ from events.envelope import CloudEvent
 from events.errors import DecodeError
 from events.kafka_settings import KafkaSettings
 from sagas import control
+from sagas.faust_consumer import adjust_faust_consumer
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.logs import saga_fields
@@ -65,36 +66,6 @@ def partition_for(key: bytes, partitions: int) -> int:
     Cached: every record of a saga asks again, and murmur2 is pure Python.
     """
     return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def _use_fetch_max_wait(fetch_max_wait_ms: int) -> None:
-    """Make faust's consumer use our fetch wait instead of its hard-coded 1500 ms.
-
-    faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no
-    setting to change it; on the embedded broker that is a 650 ms pause per hop
-    (see `KafkaSettings.fetch_max_wait_ms`). The override is scoped to the
-    consumer class faust's driver instantiates.
-    """
-    from faust.transport.drivers import aiokafka as driver
-
-    base = driver.aiokafka.AIOKafkaConsumer
-    if getattr(base, "_sagas_fetch_wait", None) == fetch_max_wait_ms:
-        return
-
-    class Consumer(base):  # type: ignore[misc, valid-type]
-        _sagas_fetch_wait = fetch_max_wait_ms
-
-        def __init__(self, *topics: Any, **kwargs: Any) -> None:
-            kwargs["fetch_max_wait_ms"] = fetch_max_wait_ms
-            super().__init__(*topics, **kwargs)
-
-        async def start(self) -> None:
-            await super().start()
-            # Records of one partition not yet taken by faust hold back the next fetch
-            # from the broker for this long (aiokafka's default is 100 ms).
-            self._fetcher._prefetch_backoff = fetch_max_wait_ms / 1000
-
-    driver.aiokafka.AIOKafkaConsumer = Consumer
 
 
 class Coordinator:
@@ -135,7 +106,7 @@ class Coordinator:
 
     def _build_app(self) -> faust.App:
         s, k = self.settings, self.kafka
-        _use_fetch_max_wait(k.fetch_max_wait_ms)
+        adjust_faust_consumer(k)
         datadir = Path(s.data_dir) / s.app_id
         datadir.mkdir(parents=True, exist_ok=True)
         app = faust.App(
