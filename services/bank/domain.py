@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from pyrsistent import pmap
+from pyrsistent.typing import PMap
+
 from events.envelope import CloudEvent, derived_id
 from events.participant import Handler, Outgoing
 from services.bank.contract import (
@@ -54,14 +57,14 @@ class Movement:
 class BankState:
     initial_total: int
     fraud_limit: int
-    accounts: Mapping[str, AccountState]
-    debits: Mapping[str, Movement]  # by saga id
-    credits: Mapping[str, Movement]  # by saga id
+    accounts: PMap[str, AccountState]
+    debits: PMap[str, Movement]  # by saga id
+    credits: PMap[str, Movement]  # by saga id
 
     @classmethod
     def open(cls, accounts: Mapping[str, tuple[int, bool]], fraud_limit: int) -> BankState:
-        state = {a: AccountState(b, c) for a, (b, c) in accounts.items()}
-        return cls(sum(b for b, _ in accounts.values()), fraud_limit, state, {}, {})
+        state = pmap({a: AccountState(b, c) for a, (b, c) in accounts.items()})
+        return cls(sum(b for b, _ in accounts.values()), fraud_limit, state, pmap(), pmap())
 
 
 Result = tuple[BankState, str, dict[str, Any]]
@@ -90,15 +93,15 @@ def debit(state: BankState, saga_id: str, account: str, amount: int) -> Result:
         reason = f"insufficient funds in {account}: balance {acc.balance}, wanted {amount}"
         return refuse(state, DEBIT_REJECTED, reason)
     move = Movement(account, amount, "done")
-    accounts = {**state.accounts, account: replace(acc, balance=acc.balance - amount)}
-    state = replace(state, accounts=accounts, debits={**state.debits, saga_id: move})
+    accounts = state.accounts.set(account, replace(acc, balance=acc.balance - amount))
+    state = replace(state, accounts=accounts, debits=state.debits.set(saga_id, move))
     return state, DEBITED, _debited(saga_id, move)
 
 
 def reverse_debit(state: BankState, saga_id: str) -> Result:
     done = state.debits.get(saga_id)
     if done is None:
-        debits = {**state.debits, saga_id: Movement(None, 0, "reversed")}
+        debits = state.debits.set(saga_id, Movement(None, 0, "reversed"))
         return replace(state, debits=debits), DEBIT_REVERSED, {"reversed_amount": 0}
     data = {"account": done.account, "reversed_amount": done.amount}
     if saga_id in state.credits:
@@ -108,8 +111,8 @@ def reverse_debit(state: BankState, saga_id: str) -> Result:
         return state, DEBIT_REVERSED, data
     assert done.account is not None
     acc = state.accounts[done.account]
-    accounts = {**state.accounts, done.account: replace(acc, balance=acc.balance + done.amount)}
-    debits = {**state.debits, saga_id: replace(done, status="reversed")}
+    accounts = state.accounts.set(done.account, replace(acc, balance=acc.balance + done.amount))
+    debits = state.debits.set(saga_id, replace(done, status="reversed"))
     return replace(state, accounts=accounts, debits=debits), DEBIT_REVERSED, data
 
 
@@ -127,8 +130,8 @@ def credit(state: BankState, saga_id: str, account: str) -> Result:
         why = "unknown" if acc is None else "closed"
         return state, CREDIT_REJECTED, {"reason": f"account {account} is {why}"}
     move = Movement(account, debited.amount, "done")
-    accounts = {**state.accounts, account: replace(acc, balance=acc.balance + debited.amount)}
-    state = replace(state, accounts=accounts, credits={**state.credits, saga_id: move})
+    accounts = state.accounts.set(account, replace(acc, balance=acc.balance + debited.amount))
+    state = replace(state, accounts=accounts, credits=state.credits.set(saga_id, move))
     return state, CREDITED, _credited(saga_id, move)
 
 

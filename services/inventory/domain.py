@@ -21,6 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from pyrsistent import pmap
+from pyrsistent.typing import PMap
+
 from events.envelope import CloudEvent, derived_id
 from events.participant import Handler, Outgoing
 from services.common import answer, react, refuse
@@ -68,14 +71,14 @@ class Reservation:
 class InventoryState:
     initial: Mapping[str, int]
     stock: Mapping[str, SkuStock]
-    reservations: Mapping[str, Reservation]  # by saga id
+    reservations: PMap[str, Reservation]  # by saga id
 
     @classmethod
     def with_stock(cls, initial: Mapping[str, int]) -> InventoryState:
         negative = {sku: n for sku, n in initial.items() if n < 0}
         if negative:
             raise ValueError(f"initial stock cannot be negative: {negative}")
-        return cls(dict(initial), {sku: SkuStock(n) for sku, n in initial.items()}, {})
+        return cls(dict(initial), {sku: SkuStock(n) for sku, n in initial.items()}, pmap())
 
 
 Result = tuple[InventoryState, str, dict[str, Any]]
@@ -108,7 +111,7 @@ def reserve(state: InventoryState, saga_id: str, lines: Sequence[tuple[str, int]
         stock[sku] = replace(s, available=s.available - qty, reserved=s.reserved + qty)
     rid = derived_id(saga_id, "reservation")
     held = tuple(sorted(wanted.items()))
-    reservations = {**state.reservations, saga_id: Reservation(rid, held, "reserved")}
+    reservations = state.reservations.set(saga_id, Reservation(rid, held, "reserved"))
     return replace(state, stock=stock, reservations=reservations), RESERVED, {"reservation_id": rid}
 
 
@@ -116,7 +119,7 @@ def release(state: InventoryState, saga_id: str) -> Result:
     existing = state.reservations.get(saga_id)
     if existing is None:
         tombstone = Reservation(None, (), "released")
-        reservations = {**state.reservations, saga_id: tombstone}
+        reservations = state.reservations.set(saga_id, tombstone)
         return replace(state, reservations=reservations), RELEASED, {"released": []}
     if existing.status == "committed":
         reason = f"reservation {existing.reservation_id} is already shipped; it cannot be released"
@@ -128,7 +131,7 @@ def release(state: InventoryState, saga_id: str) -> Result:
     for sku, qty in existing.lines:
         s = stock[sku]
         stock[sku] = replace(s, available=s.available + qty, reserved=s.reserved - qty)
-    reservations = {**state.reservations, saga_id: replace(existing, status="released")}
+    reservations = state.reservations.set(saga_id, replace(existing, status="released"))
     return replace(state, stock=stock, reservations=reservations), RELEASED, data
 
 
@@ -144,7 +147,7 @@ def commit(state: InventoryState, saga_id: str) -> Result:
     for sku, qty in existing.lines:
         s = stock[sku]
         stock[sku] = replace(s, reserved=s.reserved - qty, shipped=s.shipped + qty)
-    reservations = {**state.reservations, saga_id: replace(existing, status="committed")}
+    reservations = state.reservations.set(saga_id, replace(existing, status="committed"))
     return replace(state, stock=stock, reservations=reservations), COMMITTED, data
 
 

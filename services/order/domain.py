@@ -14,6 +14,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from pyrsistent import pmap
+from pyrsistent.typing import PMap
+
 from events.envelope import CloudEvent
 from events.participant import Outgoing
 from services.order.contract import ORDER_PLACED, OrderPlaced
@@ -42,12 +45,12 @@ class Order:
 @dataclass(frozen=True, slots=True)
 class OrdersState:
     sagas: frozenset[str]  # saga names whose lifecycle decides an order
-    orders: Mapping[str, Order]  # by saga id
-    by_order_id: Mapping[str, str]  # order id -> saga id
+    orders: PMap[str, Order]  # by saga id
+    by_order_id: PMap[str, str]  # order id -> saga id
 
     @classmethod
     def for_sagas(cls, names: Collection[str]) -> OrdersState:
-        return cls(frozenset(names), {}, {})
+        return cls(frozenset(names), pmap(), pmap())
 
 
 def place(state: OrdersState, saga_id: str, order: OrderPlaced) -> OrdersState:
@@ -58,8 +61,8 @@ def place(state: OrdersState, saga_id: str, order: OrderPlaced) -> OrdersState:
     )
     return replace(
         state,
-        orders={**state.orders, saga_id: placed},
-        by_order_id={**state.by_order_id, order.order_id: saga_id},
+        orders=state.orders.set(saga_id, placed),
+        by_order_id=state.by_order_id.set(order.order_id, saga_id),
     )
 
 
@@ -75,7 +78,7 @@ def settle(
         saga_outcome=lifecycle_type.removeprefix("saga."),
         reason=str(reason) if reason is not None else None,
     )
-    return replace(state, orders={**state.orders, saga_id: settled})
+    return replace(state, orders=state.orders.set(saga_id, settled))
 
 
 def handle(state: OrdersState, event: CloudEvent) -> tuple[OrdersState, list[Outgoing]]:

@@ -19,9 +19,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from pyrsistent import pmap, pvector
+from pyrsistent.typing import PMap, PVector
 
 from events.envelope import CloudEvent, derived_id
 from events.participant import Handler, Outgoing
@@ -71,14 +74,14 @@ class Payment:
 class PaymentState:
     limits: Mapping[str, int]
     default_limit: int | None
-    payments: Mapping[str, Payment]  # by saga id
-    ledger: tuple[LedgerEntry, ...] = ()
+    payments: PMap[str, Payment]  # by saga id
+    ledger: PVector[LedgerEntry] = pvector()
     #: exposures(ledger), kept up to date so a decision does not re-read the ledger
     exposure: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def with_limits(cls, limits: Mapping[str, int], default_limit: int | None) -> PaymentState:
-        return cls(dict(limits), default_limit, {})
+        return cls(dict(limits), default_limit, pmap())
 
     def limit_of(self, customer_id: str) -> int | None:
         return self.limits.get(customer_id, self.default_limit)
@@ -88,7 +91,7 @@ Result = tuple[PaymentState, str, dict[str, Any]]
 
 
 def _book(state: PaymentState, saga_id: str, payment: Payment, kind: Kind | None) -> PaymentState:
-    payments = {**state.payments, saga_id: payment}
+    payments = state.payments.set(saga_id, payment)
     if kind is None:
         return replace(state, payments=payments)
     assert payment.customer_id is not None
@@ -96,7 +99,7 @@ def _book(state: PaymentState, saga_id: str, payment: Payment, kind: Kind | None
     sign = {"authorize": 1, "capture": 0, "void": -1, "refund": -1}[kind]
     exposure = dict(state.exposure)
     exposure[payment.customer_id] = exposure.get(payment.customer_id, 0) + sign * payment.amount
-    return replace(state, payments=payments, ledger=(*state.ledger, entry), exposure=exposure)
+    return replace(state, payments=payments, ledger=state.ledger.append(entry), exposure=exposure)
 
 
 def authorize(state: PaymentState, saga_id: str, customer_id: str, amount: int) -> Result:
@@ -197,7 +200,7 @@ def make_handler(topics: ServiceTopics = DEFAULT_TOPICS) -> Handler[PaymentState
 handle = make_handler()
 
 
-def exposures(ledger: tuple[LedgerEntry, ...]) -> dict[str, int]:
+def exposures(ledger: Sequence[LedgerEntry]) -> dict[str, int]:
     """Per customer: authorized - voided - refunded, from the ledger alone."""
     out: dict[str, int] = {}
     for e in ledger:
@@ -206,7 +209,7 @@ def exposures(ledger: tuple[LedgerEntry, ...]) -> dict[str, int]:
     return out
 
 
-def totals(ledger: tuple[LedgerEntry, ...]) -> dict[str, int]:
+def totals(ledger: Sequence[LedgerEntry]) -> dict[str, int]:
     """Sum of each kind of entry."""
     out = {"authorize": 0, "capture": 0, "void": 0, "refund": 0}
     for e in ledger:

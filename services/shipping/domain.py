@@ -15,6 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from pyrsistent import pmap
+from pyrsistent.typing import PMap
+
 from events.envelope import CloudEvent, derived_id
 from events.participant import Handler, Outgoing, unit_interval
 from services.common import answer, react, refuse
@@ -35,14 +38,14 @@ class Shipment:
 class ShippingState:
     capacity: Mapping[str, int]  # carrier -> shipments per day, in order of preference
     failure_rate: float
-    booked: Mapping[tuple[str, str], int]  # (carrier, day) -> shipments booked
-    shipments: Mapping[str, Shipment]  # by saga id
+    booked: PMap[tuple[str, str], int]  # (carrier, day) -> shipments booked
+    shipments: PMap[str, Shipment]  # by saga id
 
     @classmethod
     def with_carriers(
         cls, carriers: Sequence[tuple[str, int]], failure_rate: float = 0.0
     ) -> ShippingState:
-        return cls(dict(carriers), failure_rate, {}, {})
+        return cls(dict(carriers), failure_rate, pmap(), pmap())
 
 
 Result = tuple[ShippingState, str, dict[str, Any]]
@@ -74,22 +77,22 @@ def schedule(state: ShippingState, saga_id: str, day: str) -> Result:
         )
         return refuse(state, FAILED, reason, carrier=carrier)
     shipment = Shipment(derived_id(saga_id, "shipment"), carrier, day, "scheduled")
-    booked = {**state.booked, (carrier, day): state.booked.get((carrier, day), 0) + 1}
-    shipments = {**state.shipments, saga_id: shipment}
+    booked = state.booked.set((carrier, day), state.booked.get((carrier, day), 0) + 1)
+    shipments = state.shipments.set(saga_id, shipment)
     return replace(state, booked=booked, shipments=shipments), SCHEDULED, _data(shipment)
 
 
 def cancel(state: ShippingState, saga_id: str) -> Result:
     existing = state.shipments.get(saga_id)
     if existing is None:
-        shipments = {**state.shipments, saga_id: Shipment(None, None, None, "cancelled")}
+        shipments = state.shipments.set(saga_id, Shipment(None, None, None, "cancelled"))
         return replace(state, shipments=shipments), CANCELLED, {"shipment_id": None}
     if existing.status == "cancelled":
         return state, CANCELLED, {"shipment_id": existing.shipment_id}
     assert existing.carrier is not None and existing.day is not None
     slot = (existing.carrier, existing.day)
-    booked = {**state.booked, slot: state.booked[slot] - 1}
-    shipments = {**state.shipments, saga_id: replace(existing, status="cancelled")}
+    booked = state.booked.set(slot, state.booked[slot] - 1)
+    shipments = state.shipments.set(saga_id, replace(existing, status="cancelled"))
     state = replace(state, booked=booked, shipments=shipments)
     return state, CANCELLED, {"shipment_id": existing.shipment_id}
 

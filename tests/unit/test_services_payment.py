@@ -101,7 +101,7 @@ def test_refund_or_void_of_nothing_succeeds_and_blocks_the_late_original() -> No
     assert late.type == c.DECLINED and "compensated" in late.data["reason"]
     state, late = run(state, cmd(c.CAPTURE))
     assert late.type == c.CAPTURE_FAILED
-    assert state.ledger == () and invariants(state)["kept"] == 0
+    assert list(state.ledger) == [] and invariants(state)["kept"] == 0
 
 
 def test_refund_of_an_uncaptured_authorization_blocks_its_capture() -> None:
