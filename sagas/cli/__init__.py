@@ -16,6 +16,7 @@ def _register() -> None:
     # Each command module adds its commands to `app`; imported here so that
     # `sagas --help` lists them all. Keep heavy imports inside the commands.
     from sagas.cli import (  # noqa: F401
+        bench_cmd,
         bridge_cmd,
         broker_cmd,
         demo_cmd,

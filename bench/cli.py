@@ -1,0 +1,107 @@
+"""The benchmark's command line, shared by ``python -m bench`` and ``sagas bench``.
+
+python -m bench              # the full run: < 10 minutes, writes bench/results/*.json
+python -m bench --smoke      # seconds: a few sagas through every phase
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bench.options import FULL, SMOKE, Options
+
+
+def _rates(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        rates = tuple(float(r) for r in text.split(",") if r.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+    if not rates or any(r <= 0 for r in rates):
+        raise typer.BadParameter("rates must be positive")
+    return tuple(sorted(rates))
+
+
+def bench(
+    smoke: bool = typer.Option(False, "--smoke", help="Seconds instead of minutes (for tests)."),
+    rates: str | None = typer.Option(
+        None, help="Offered loads of the sweep, sagas/s, e.g. 100,250,500,1000,2000."
+    ),
+    duration: float | None = typer.Option(None, help="Seconds of load per sweep point."),
+    sustained: float | None = typer.Option(None, help="Seconds of the sustained run (0: skip)."),
+    park: int | None = typer.Option(
+        None, help="Sagas parked for the memory and recovery phases (0: skip both)."
+    ),
+    services: bool | None = typer.Option(
+        None,
+        "--services/--no-services",
+        help="Also sweep the order saga with the four reference services.",
+    ),
+    services_rates: str | None = typer.Option(None, help="Offered loads for the services sweep."),
+    profile: float | None = typer.Option(
+        None, help="Seconds of py-spy on the coordinator during the sustained run (0: none)."
+    ),
+    results_dir: Path | None = typer.Option(None, help="Where the JSON results go."),
+    plot: Path | None = typer.Option(None, help="Where the latency/throughput PNG goes."),
+    run_dir: Path | None = typer.Option(
+        None, help="Folder for the processes' logs (default: bench/results/run-<time>)."
+    ),
+) -> None:
+    """Measure the broker's ceiling, then the whole system under an open-loop load sweep,
+    its memory per in-flight saga and its recovery from a SIGKILL; print a table, write
+    JSON and a latency-vs-throughput plot.
+
+    Uses KAFKA_BOOTSTRAP_SERVERS if set, else embedded brokers.
+    """
+    options: Options = SMOKE if smoke else FULL
+    changes: dict[str, Any] = {
+        "rates": _rates(rates),
+        "duration": duration,
+        "sustained": sustained,
+        "park": park,
+        "services": services,
+        "services_rates": _rates(services_rates),
+        "profile": profile,
+        "results_dir": results_dir,
+        "plot": plot,
+    }
+    options = replace(options, **{k: v for k, v in changes.items() if v is not None})
+    raise typer.Exit(run(options, run_dir))
+
+
+def run(options: Options, run_dir: Path | None = None) -> int:
+    import sys
+
+    from rich.console import Console
+
+    from bench.report import plot as draw
+    from bench.report import print_report, write_json, write_markdown
+    from bench.run import BenchRun
+
+    # a pipe (CI, `make test`, tee) gets wide tables rather than truncated columns
+    console = Console() if sys.stdout.isatty() else Console(width=170)
+    logging.basicConfig(level=logging.WARNING)
+    folder = run_dir or options.results_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    kind = "smoke" if options.smoke else "full"
+    console.print(f"[bold]sagastream benchmark[/] ({kind}); logs in {folder}")
+    results = asyncio.run(BenchRun(options, console.print, folder).run())
+    results["run_dir"] = str(folder)
+    path = write_json(results, options.results_dir)
+    print_report(results, console)
+    console.print(f"results: {path} (and {write_markdown(results, path)})")
+    if options.plot is not None:
+        console.print(f"plot: {draw(results, options.plot)}")
+    return 0
+
+
+def main() -> None:
+    typer.run(bench)

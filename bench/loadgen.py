@@ -1,0 +1,261 @@
+"""The load generator: starts sagas open loop and times them to their terminal lifecycle event.
+
+Run as its own process by the benchmark (so its CPU is not the coordinator's):
+
+    python -m bench.loadgen '{"bootstrap": "...", "workload": "bench", "rate": 500, ...}'
+
+Saga ``i`` is due at ``t0 + i / rate`` and is sent then, whether or not earlier
+sagas have finished (open loop); its latency is measured from that due time,
+not from when it was actually sent, so a generator that falls behind cannot
+hide the system's slowness (no coordinated omission). The end is the moment
+this process reads the saga's terminal lifecycle event (``saga.completed``,
+``saga.compensated``, ``saga.failed``, ``saga.aborted``) from
+``saga.lifecycle``; start and end are read on the same clock.
+
+Progress goes to stdout as JSON lines (``{"progress": {...}}``) about ten
+times a second, so the benchmark can act mid-run (pause a participant, kill
+the coordinator); the last line is ``{"result": {...}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.stats import latency_summary_ms
+from bench.workload import SOURCE
+from events.codec import CONTENT_TYPE_HEADER
+from events.envelope import derived_id
+from events.kafka_settings import KafkaSettings
+from sagas import control
+
+HEADERS = [CONTENT_TYPE_HEADER]
+_TERMINAL = {
+    b'"type":"saga.completed"': "completed",
+    b'"type":"saga.compensated"': "compensated",
+    b'"type":"saga.failed"': "failed",
+    b'"type":"saga.aborted"': "aborted",
+}
+_STARTED = b'"type":"saga.started"'
+
+
+@dataclass
+class Plan:
+    bootstrap: str
+    prefix: str
+    workload: str  # "bench" or "order"
+    start_topic: str
+    lifecycle_topic: str
+    rate: float  # sagas per second offered
+    count: int  # sagas to start
+    fail_every: int = 10  # bench: every n-th saga is refused at step 3 (0: none)
+    warmup: float = 0.0  # seconds at the start not counted in the steady-state rate
+    drain_timeout: float = 30.0  # after the last send, wait this long for stragglers
+    label: str = "run"
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        return cls(**orjson.loads(text))
+
+
+@dataclass
+class Tracker:
+    due: dict[bytes, float] = field(default_factory=dict)  # saga id -> due time
+    ended: dict[bytes, float] = field(default_factory=dict)  # saga id -> end - due
+    outcomes: dict[str, int] = field(default_factory=dict)
+    started: set[bytes] = field(default_factory=set)
+    end_times: list[float] = field(default_factory=list)
+    duplicate_ends: int = 0
+    lifecycle_events: int = 0
+    last_event_ms: int = 0  # Kafka timestamp of the newest lifecycle record read
+
+
+def start_record(plan: Plan, saga_id: str, i: int) -> bytes:
+    """The record value that starts saga ``i`` (a CloudEvent, structured mode)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    fail = plan.fail_every > 0 and i % plan.fail_every == plan.fail_every // 2
+    if plan.workload == "bench":
+        doc = {
+            "specversion": "1.0",
+            "id": derived_id(control.START, saga_id),
+            "source": SOURCE,
+            "type": control.START,
+            "time": now,
+            "datacontenttype": "application/json",
+            "sagaid": saga_id,
+            "data": {"saga": "bench", "data": {"n": i, "fail": fail}},
+        }
+    else:
+        doc = {
+            "specversion": "1.0",
+            "id": derived_id("order.placed", saga_id),
+            "source": SOURCE,
+            "type": "order.placed",
+            "time": now,
+            "datacontenttype": "application/json",
+            "sagaid": saga_id,
+            "data": {
+                "order_id": f"o-{saga_id}",
+                "customer_id": f"c-{saga_id}",  # one customer each: no credit limit is reached
+                "amount": 1_250,
+                "lines": [{"sku": "SKU-001", "qty": 1}],
+            },
+        }
+    return orjson.dumps(doc)
+
+
+async def run(plan: Plan, emit: Any) -> dict[str, Any]:
+    kafka = KafkaSettings(bootstrap_servers=plan.bootstrap)
+    consumer = AIOKafkaConsumer(
+        group_id=None, enable_auto_commit=False, auto_offset_reset="latest",
+        max_partition_fetch_bytes=4 * 1048576, **kafka.consumer_kwargs(),
+    )  # fmt: skip
+    producer = AIOKafkaProducer(linger_ms=2, **kafka.aiokafka_kwargs())
+    await consumer.start()
+    await producer.start()
+    tracker = Tracker()
+    try:
+        parts = consumer.partitions_for_topic(plan.lifecycle_topic)
+        if not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka API gap
+            parts = consumer.partitions_for_topic(plan.lifecycle_topic) or set()
+        tps = [TopicPartition(plan.lifecycle_topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        reader = asyncio.create_task(_read(consumer, tracker, plan.count))
+        sending = asyncio.create_task(_send(plan, producer, tracker))
+        reporter = asyncio.create_task(_report(plan, tracker, sending, emit))
+        first, last = await sending
+        deadline = time.time() + plan.drain_timeout
+        while len(tracker.ended) < plan.count and time.time() < deadline and not reader.done():
+            await asyncio.sleep(0.05)
+        reporter.cancel()
+        reader.cancel()
+        await asyncio.gather(reporter, reader, return_exceptions=True)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return _result(plan, tracker, first, last)
+
+
+async def _send(plan: Plan, producer: AIOKafkaProducer, tracker: Tracker) -> tuple[float, float]:
+    label = plan.label
+    t0 = time.time() + 0.05
+    first = t0
+    i = 0
+    pending = []
+    while i < plan.count:
+        now = time.time()
+        while i < plan.count and t0 + i / plan.rate <= now:
+            sid = f"{label}-{i}"
+            key = sid.encode()
+            tracker.due[key] = t0 + i / plan.rate
+            pending.append(
+                await producer.send(
+                    plan.start_topic, start_record(plan, sid, i), key=key, headers=HEADERS
+                )
+            )
+            i += 1
+        if len(pending) > 5000:
+            await asyncio.gather(*pending)
+            pending.clear()
+        if i < plan.count:
+            await asyncio.sleep(max(0.0, t0 + i / plan.rate - time.time()))
+    await asyncio.gather(*pending)
+    return first, time.time()
+
+
+async def _read(consumer: AIOKafkaConsumer, tracker: Tracker, count: int) -> None:
+    due, ended = tracker.due, tracker.ended
+    while True:
+        batches = await consumer.getmany(timeout_ms=100, max_records=20_000)
+        now = time.time()
+        for records in batches.values():
+            for record in records:
+                tracker.lifecycle_events += 1
+                if record.timestamp > tracker.last_event_ms:
+                    tracker.last_event_ms = record.timestamp
+                key, value = record.key, record.value
+                if key not in due or value is None:
+                    continue
+                if _STARTED in value:
+                    tracker.started.add(key)
+                    continue
+                for marker, outcome in _TERMINAL.items():
+                    if marker in value:
+                        if key in ended:
+                            tracker.duplicate_ends += 1
+                        else:
+                            ended[key] = now - due[key]
+                            tracker.end_times.append(now)
+                            tracker.outcomes[outcome] = tracker.outcomes.get(outcome, 0) + 1
+                        break
+
+
+async def _report(plan: Plan, tracker: Tracker, sending: asyncio.Task[Any], emit: Any) -> None:
+    while True:
+        emit(
+            {
+                "progress": {
+                    "t": time.time(),
+                    "sent": len(tracker.due),
+                    "started": len(tracker.started),
+                    "terminal": len(tracker.ended),
+                    "lifecycle_events": tracker.lifecycle_events,
+                    "last_event_ms": tracker.last_event_ms,
+                    "sending": not sending.done(),
+                }
+            }
+        )
+        await asyncio.sleep(0.1)
+
+
+def _result(plan: Plan, tracker: Tracker, first: float, last: float) -> dict[str, Any]:
+    latencies = list(tracker.ended.values())
+    window_start = first + plan.warmup
+    in_window = sum(1 for t in tracker.end_times if window_start <= t <= last)
+    span = last - window_start
+    finished_at = max(tracker.end_times) if tracker.end_times else last
+    return {
+        "label": plan.label,
+        "offered_per_s": plan.rate,
+        "sagas": plan.count,
+        "sent_per_s": round(plan.count / max(last - first, 1e-9), 1),
+        "send_start": first,
+        "send_end": last,
+        "window_start": window_start,
+        "finished_at": finished_at,
+        "terminal": len(tracker.ended),
+        "missing": plan.count - len(tracker.ended),
+        "missing_sample": [k.decode() for k in tracker.due if k not in tracker.ended][:20],
+        "outcomes": tracker.outcomes,
+        "duplicate_terminal_events": tracker.duplicate_ends,
+        # terminal sagas per second while load was offered (after the warm-up)
+        "achieved_per_s": round(in_window / span, 1) if span > 0 else 0.0,
+        # all sagas of the point over first send -> last terminal event
+        "overall_per_s": round(len(tracker.ended) / max(finished_at - first, 1e-9), 1),
+        "latency": latency_summary_ms(latencies),
+    }
+
+
+def main() -> None:
+    plan = Plan.from_json(sys.argv[1])
+
+    def emit(doc: dict[str, Any]) -> None:
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+        sys.stdout.flush()
+
+    result = asyncio.run(run(plan, emit))
+    emit({"result": result})
+
+
+if __name__ == "__main__":
+    main()

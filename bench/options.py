@@ -1,0 +1,76 @@
+"""What one benchmark run does: the full run (< 10 minutes) or the smoke run (seconds)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path("bench/results")
+PLOT_PATH = Path("bench/latency_throughput.png")
+
+
+@dataclass(frozen=True)
+class Options:
+    #: offered loads of the sweep (sagas/s), open loop, in increasing order
+    rates: tuple[float, ...] = (100, 250, 500, 1000, 1500, 2000, 3000)
+    #: seconds of load per sweep point
+    duration: float = 10.0
+    #: seconds at the start of a point not counted in its steady-state rate
+    warmup: float = 2.0
+    #: the sweep stops after the first point whose achieved rate is below this share
+    stop_below: float = 0.8
+    #: seconds of the sustained run (0: none); at 1,500 sagas/s or the best the sweep saw
+    sustained: float = 60.0
+    sustained_rate: float = 1500.0
+    #: sagas parked on a participant that does not answer, for memory and recovery (0: none)
+    park: int = 100_000
+    park_rate: float = 5000.0
+    #: give up waiting for a point's stragglers (or the recovery) after this many seconds
+    drain_timeout: float = 60.0
+    recovery_timeout: float = 300.0
+    #: records of the raw broker ceiling (pipelined) and of the single round-trip test
+    ceiling_records: int = 100_000
+    ceiling_single: int = 2_000
+    #: also sweep the order saga with the four reference services, at these rates
+    services: bool = True
+    services_rates: tuple[float, ...] = (100, 250, 500, 1000)
+    #: py-spy the coordinator for this many seconds during the sustained run (0: no)
+    profile: float = 30.0
+    #: step deadline of the bench saga: longer than parking lasts, so parked sagas stay in
+    #: flight (a saga a crash leaves waiting is retried only after it)
+    step_timeout: float = 900.0
+    smoke: bool = False
+    results_dir: Path = RESULTS_DIR
+    plot: Path | None = PLOT_PATH
+
+    def as_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["results_dir"] = str(self.results_dir)
+        doc["plot"] = str(self.plot) if self.plot else None
+        return doc
+
+
+FULL = Options()
+
+#: seconds, not minutes: keeps the benchmark working in `make test`
+SMOKE = replace(
+    FULL,
+    rates=(50, 150),
+    duration=3.0,
+    warmup=1.0,
+    sustained=0.0,
+    park=500,
+    park_rate=1000.0,
+    drain_timeout=30.0,
+    recovery_timeout=60.0,
+    ceiling_records=5_000,
+    ceiling_single=100,
+    services=False,
+    services_rates=(50,),
+    profile=0.0,
+    # short enough that a saga left waiting by a crash is retried within the recovery wait
+    step_timeout=20.0,
+    smoke=True,
+    plot=None,
+)

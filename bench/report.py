@@ -1,0 +1,318 @@
+"""What a run found: a table on the terminal, a JSON file, a latency-vs-throughput plot."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+#: the targets of issue 8, checked against a run's figures
+TARGET_RATE = 1500.0
+TARGET_P99_MS = 100.0
+TARGET_P99_AT = 500.0
+TARGET_BYTES_PER_SAGA = 2048
+TARGET_PROCESSING_AGAIN_S = 15.0
+
+
+def message_ratio(point: dict[str, Any], ceiling: dict[str, Any]) -> float:
+    """The system's record rate (terminal sagas/s x records written per saga) over the
+    broker's pipelined round-trip rate."""
+    rate = point["achieved_per_s"] * point.get("records_per_saga", 0)
+    return rate / ceiling["pipelined_per_s"] if ceiling.get("pipelined_per_s") else 0.0
+
+
+def best_point(points: list[dict[str, Any]], stop_below: float = 0.8) -> dict[str, Any] | None:
+    """The point with the highest achieved rate among those that kept up with the offer."""
+    kept_up = [p for p in points if p["achieved_per_s"] >= stop_below * p["offered_per_s"]]
+    return max(kept_up or points, key=lambda p: p["achieved_per_s"], default=None)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of issue 8: what was measured, and whether it is met."""
+    bench = results.get("systems", {}).get("bench", {})
+    out: list[dict[str, Any]] = []
+    sustained = bench.get("sustained")
+    if sustained:
+        value = sustained["achieved_per_s"]
+        seconds = results["options"]["sustained"]
+        out.append(_target(
+            f">= {TARGET_RATE:,.0f} sagas/s sustained {seconds:.0f} s, 10% compensating",
+            f"{value:,.0f}/s at {sustained['offered_per_s']:,.0f}/s offered "
+            f"(p99 {sustained['latency']['p99_ms']} ms)",
+            value >= TARGET_RATE and sustained["missing"] == 0,
+        ))  # fmt: skip
+    at = next((p for p in bench.get("sweep", []) if p["offered_per_s"] == TARGET_P99_AT), None)
+    if at:
+        p99 = at["latency"]["p99_ms"]
+        out.append(_target(
+            f"p99 <= {TARGET_P99_MS:.0f} ms at {TARGET_P99_AT:.0f} sagas/s offered",
+            f"p99 {p99} ms (p50 {at['latency']['p50_ms']} ms)",
+            p99 <= TARGET_P99_MS and at["missing"] == 0,
+        ))  # fmt: skip
+    memory = bench.get("memory")
+    if memory and "bytes_per_saga" in memory:
+        value = memory["bytes_per_saga"]
+        out.append(_target(
+            f"<= {TARGET_BYTES_PER_SAGA:,} bytes of coordinator memory per in-flight saga",
+            f"{value:,} bytes ({memory['sagas']:,} parked)",
+            value <= TARGET_BYTES_PER_SAGA,
+        ))  # fmt: skip
+    recovery = bench.get("recovery")
+    if recovery:
+        again = recovery.get("processing_again_s")
+        ok = (
+            again is not None
+            and again <= TARGET_PROCESSING_AGAIN_S
+            and recovery.get("missing") == 0
+            and "all_terminal_s" in recovery
+        )
+        out.append(_target(
+            f"SIGKILL with {recovery['sagas']:,} in flight: processing within "
+            f"{TARGET_PROCESSING_AGAIN_S:.0f} s, all terminal, none lost",
+            f"processing again after {again} s, all terminal after "
+            f"{recovery.get('all_terminal_s', '-')} s, missing {recovery.get('missing')}",
+            ok,
+        ))  # fmt: skip
+    return out
+
+
+def _target(name: str, measured: str, met: bool) -> dict[str, Any]:
+    return {"target": name, "measured": measured, "met": met}
+
+
+# -- terminal ---------------------------------------------------------------------------
+
+
+def print_report(results: dict[str, Any], console: Console) -> None:
+    m = results["machine"]
+    console.print(
+        f"\n[bold]machine[/]: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "
+        f"Python {m['python']}, git {m['git']}"
+    )
+    c = results["ceiling"]
+    console.print(
+        f"[bold]broker ceiling[/] (plain aiokafka, one process): "
+        f"{c['pipelined_per_s']:,.0f} round trips/s pipelined; one at a time "
+        f"p50 {c['single_p50_ms']} ms, p99 {c['single_p99_ms']} ms"
+    )
+    for name, system in results["systems"].items():
+        console.print(sweep_table(name, system, c))
+        for extra in ("sustained",):
+            if system.get(extra):
+                console.print(sweep_table(f"{name} {extra}", {"sweep": [system[extra]]}, c))
+        if system.get("memory"):
+            mem = system["memory"]
+            console.print(
+                f"[bold]memory[/]: {mem['sagas']:,} parked sagas: coordinator RSS "
+                f"{mem['rss_before_mib']} -> {mem.get('rss_after_mib', '?')} MiB = "
+                f"{mem.get('bytes_per_saga', '?'):,} bytes per in-flight saga"
+            )
+        if system.get("recovery"):
+            r = system["recovery"]
+            console.print(
+                f"[bold]recovery[/]: SIGKILL with {r.get('in_flight_at_kill', '?'):,} in flight: "
+                f"ready after {r.get('ready_s', '?')} s, processing again after "
+                f"{r.get('processing_again_s', '?')} s, all {r['sagas']:,} terminal after "
+                f"{r.get('all_terminal_s', '?')} s; missing {r.get('missing')}; "
+                f"outcomes {r.get('outcomes')}; commands re-sent {r.get('participant_repeated_commands')}"
+            )
+        if system.get("sustained", {}).get("profile"):
+            print_profile(system["sustained"]["profile"], console)
+    table = Table(title="targets (issue 8)")
+    for col in ("target", "measured", "met"):
+        table.add_column(col)
+    for t in targets(results):
+        table.add_row(t["target"], t["measured"], "[green]yes[/]" if t["met"] else "[red]no[/]")
+    console.print(table)
+
+
+def sweep_table(name: str, system: dict[str, Any], ceiling: dict[str, Any]) -> Table:
+    table = Table(title=f"{name}: {system.get('workload', '')}", title_justify="left")
+    cols = (
+        "offered/s", "achieved/s", "p50 ms", "p95 ms", "p99 ms", "missing", "rec/saga",
+        "vs ceiling", "CPU% coord", "CPU% broker", "CPU% parts", "CPU% loadgen",
+        "RSS coord MiB", "load",
+    )  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="right")
+    for p in system.get("sweep", []):
+        cpu = p.get("cpu_percent", {})
+        parts = sum(
+            v for k, v in cpu.items() if k not in ("coordinator", "broker", "loadgen", "bench")
+        )
+        lat = p["latency"]
+        table.add_row(
+            f"{p['offered_per_s']:,.0f}",
+            f"{p['achieved_per_s']:,.1f}",
+            f"{lat['p50_ms']}",
+            f"{lat['p95_ms']}",
+            f"{lat['p99_ms']}",
+            f"{p['missing']}",
+            f"{p.get('records_per_saga', 0)}",
+            f"{100 * message_ratio(p, ceiling):.1f}%",
+            f"{cpu.get('coordinator', 0):.0f}",
+            f"{cpu.get('broker', 0):.0f}",
+            f"{parts:.0f}",
+            f"{cpu.get('loadgen', 0):.0f}",
+            f"{p.get('rss_peak_mib', {}).get('coordinator', 0)}",
+            f"{p['load_before'][0]}",
+        )
+    return table
+
+
+def print_profile(profile: dict[str, Any], console: Console) -> None:
+    if "error" in profile:
+        console.print(f"[bold]profile[/]: {profile['error']}")
+        return
+    console.print(
+        f"[bold]coordinator profile[/] (py-spy, {profile['samples']:,} samples, idle excluded)"
+    )
+    table = Table("own time", "%", "package", "%")
+    own = profile["own"][:12]
+    packages = profile["packages"][:12]
+    for i in range(max(len(own), len(packages))):
+        o = own[i] if i < len(own) else {"function": "", "percent": ""}
+        g = packages[i] if i < len(packages) else {"package": "", "percent": ""}
+        table.add_row(o["function"], str(o["percent"]), g["package"], str(g["percent"]))
+    console.print(table)
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+def write_json(results: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    kind = "smoke" if results["options"].get("smoke") else "full"
+    path = directory / f"bench-{kind}-{stamp}.json"
+    data = orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    path.write_bytes(data)
+    (directory / f"latest-{kind}.json").write_bytes(data)
+    return path
+
+
+def plot(results: dict[str, Any], path: Path) -> Path:
+    """p50 and p99 saga latency against achieved throughput, one line pair per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    colours = {"bench": "tab:blue", "order": "tab:orange"}
+    for name, system in results["systems"].items():
+        points = sorted(system.get("sweep", []), key=lambda p: p["offered_per_s"])
+        if not points:
+            continue
+        x = [p["achieved_per_s"] for p in points]
+        colour = colours.get(name)
+        label = "bench saga (4 steps)" if name == "bench" else "order saga (5 steps, services)"
+        ax.plot(x, [p["latency"]["p50_ms"] for p in points], "o-", color=colour,
+                label=f"{label} p50")  # fmt: skip
+        ax.plot(x, [p["latency"]["p99_ms"] for p in points], "s--", color=colour,
+                label=f"{label} p99")  # fmt: skip
+        for p in points:
+            ax.annotate(f"{p['offered_per_s']:,.0f}", (p["achieved_per_s"], p["latency"]["p99_ms"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)  # fmt: skip
+    ax.axhline(TARGET_P99_MS, color="grey", lw=0.8, ls=":")
+    ax.axvline(TARGET_RATE, color="grey", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    ax.set_xlabel("achieved terminal sagas/s (labels: offered/s)")
+    ax.set_ylabel("saga latency, start -> terminal event (ms)")
+    m = results["machine"]
+    ax.set_title(f"sagastream, everything on {m['nproc']} CPUs ({m['cpu_model']}); "
+                 f"git {m['git']}", fontsize=9)  # fmt: skip
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# -- markdown (for the README) -----------------------------------------------------------
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m, c = results["machine"], results["ceiling"]
+    lines = [
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "
+        f"Python {m['python']}; git {m['git']}; run {results.get('started', '')}, "
+        f"{results.get('elapsed_s', '?')} s. Everything (broker, coordinator, participants, "
+        f"load generator) on this one machine.",
+        "",
+        f"Broker ceiling (plain aiokafka, one process, {c['record_bytes']}-byte records, "
+        f"{c['topic_partitions']} partitions): **{c['pipelined_per_s']:,.0f} round trips/s** "
+        f"pipelined; one at a time p50 {c['single_p50_ms']} ms, p99 {c['single_p99_ms']} ms "
+        f"(load average {c['load_before'][0]}).",
+        "",
+    ]
+    for name, system in results["systems"].items():
+        lines += [f"**{name}**: {system.get('workload', '')}", ""]
+        points = list(system.get("sweep", []))
+        if system.get("sustained"):
+            points.append({**system["sustained"], "_label": "sustained"})
+        lines += [
+            "| offered/s | achieved/s | p50 ms | p95 ms | p99 ms | missing | records/saga "
+            "| vs ceiling | CPU% coordinator | CPU% broker | CPU% participants | CPU% loadgen "
+            "| coordinator RSS MiB | load avg |",
+            "|" + "---:|" * 14,
+        ]
+        for p in points:
+            cpu = p.get("cpu_percent", {})
+            parts = sum(
+                v for k, v in cpu.items() if k not in ("coordinator", "broker", "loadgen", "bench")
+            )
+            lat = p["latency"]
+            label = f"{p['offered_per_s']:,.0f}" + (
+                f" ({p['_label']} {p['send_end'] - p['send_start']:.0f} s)" if "_label" in p else ""
+            )
+            lines.append(
+                f"| {label} | {p['achieved_per_s']:,.1f} | {lat['p50_ms']} | {lat['p95_ms']} "
+                f"| {lat['p99_ms']} | {p['missing']} | {p.get('records_per_saga', 0)} "
+                f"| {100 * message_ratio(p, c):.1f}% | {cpu.get('coordinator', 0):.0f} "
+                f"| {cpu.get('broker', 0):.0f} | {parts:.0f} | {cpu.get('loadgen', 0):.0f} "
+                f"| {p.get('rss_peak_mib', {}).get('coordinator', 0)} | {p['load_before'][0]} |"
+            )
+        lines.append("")
+        if system.get("memory"):
+            mem = system["memory"]
+            lines.append(
+                f"Memory: {mem['sagas']:,} sagas parked on a participant that does not answer: "
+                f"coordinator RSS {mem['rss_before_mib']} -> {mem.get('rss_after_mib', '?')} MiB "
+                f"= **{mem.get('bytes_per_saga', 0):,} bytes per in-flight saga**."
+            )
+        if system.get("recovery"):
+            r = system["recovery"]
+            lines.append(
+                f"Recovery: coordinator SIGKILLed with {r.get('in_flight_at_kill', 0):,} sagas in "
+                f"flight and restarted at once: ready after {r.get('ready_s', '?')} s, "
+                f"**processing again after {r.get('processing_again_s', '?')} s**, all "
+                f"{r['sagas']:,} terminal after {r.get('all_terminal_s', '?')} s, "
+                f"{r.get('missing')} not terminal by the end of the wait; outcomes {r.get('outcomes')}."
+            )
+        lines.append("")
+    lines += ["| target (issue 8) | measured | met |", "|---|---|---|"]
+    for t in targets(results):
+        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
+    profile = results["systems"].get("bench", {}).get("sustained", {}).get("profile")
+    if profile and "own" in profile:
+        lines += [
+            "",
+            f"Coordinator profile (py-spy during the sustained run, {profile['samples']:,} "
+            "samples, idle excluded), own time by package:",
+            "",
+            ", ".join(f"{p['package']} {p['percent']}%" for p in profile["packages"][:10]),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(results: dict[str, Any], json_path: Path) -> Path:
+    path = json_path.with_suffix(".md")
+    path.write_text(markdown(results))
+    return path

@@ -1,0 +1,447 @@
+"""One benchmark run: the broker's ceiling, then each system under a load sweep.
+
+Phases, in order (see `bench.options.Options` for the sizes):
+
+1. ceiling: plain aiokafka round trips on a broker of their own (`bench.ceiling`);
+2. per system (``bench``, then ``order`` with the reference services): start it,
+   warm it up, then sweep the offered load open loop, one load-generator
+   process per point, until a point achieves less than ``stop_below`` of what
+   was offered; per point: achieved sagas/s, latency percentiles, records
+   written per saga, CPU and RSS of every process, the load average;
+3. ``bench`` only: a sustained run (1,500 sagas/s or the best the sweep saw),
+   py-spy on the coordinator meanwhile;
+4. ``bench`` only: park ``park`` sagas on the participant (SIGSTOP) and read the
+   coordinator's RSS; then let the participant answer, SIGKILL the coordinator
+   while it works through them, start it again and time until it processes
+   again and until every parked saga is terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import procstat
+from bench.ceiling import measure as measure_ceiling
+from bench.options import Options
+from bench.procstat import ProcSampler
+from bench.workload import Workload, bench_workload, order_workload
+from events.embedded_broker import EmbeddedBroker
+from events.kafka_settings import KafkaSettings
+
+log = logging.getLogger("bench")
+Say = Callable[[str], None]
+
+
+def machine() -> dict[str, Any]:
+    """The machine, as the README describes it."""
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kib = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "ram_gib": round(mem_kib / 2**20, 1),
+        "python": sys.version.split()[0],
+        "git": _git_revision(),
+    }
+
+
+def _git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{rev}{'+dirty' if dirty else ''}"
+
+
+# -- the load generator ---------------------------------------------------------------
+
+
+async def run_loadgen(
+    plan: dict[str, Any],
+    on_progress: Callable[[dict[str, Any]], Any] | None = None,
+    sampler: ProcSampler | None = None,
+) -> dict[str, Any]:
+    """Run `bench.loadgen` as its own process; its result (progress lines go to
+    ``on_progress``, which may be a coroutine function)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.loadgen", orjson.dumps(plan).decode(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        limit=2**20,
+    )  # fmt: skip
+    if sampler is not None:
+        sampler.track("loadgen", proc.pid)
+    result: dict[str, Any] | None = None
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = asyncio.create_task(proc.stderr.read())
+    try:
+        async for line in proc.stdout:
+            doc = orjson.loads(line)
+            if "result" in doc:
+                result = doc["result"]
+            elif on_progress is not None:
+                outcome = on_progress(doc["progress"])
+                if asyncio.iscoroutine(outcome):
+                    await outcome
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    stderr = (await errors).decode(errors="replace")
+    if result is None:
+        raise RuntimeError(f"the load generator failed (exit {proc.returncode}):\n{stderr[-3000:]}")
+    return result
+
+
+def plan_for(
+    workload: Workload, kafka: KafkaSettings, lifecycle: str, *, rate: float, count: int,
+    label: str, warmup: float = 0.0, drain_timeout: float = 60.0,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "bootstrap": kafka.require_bootstrap(),
+        "prefix": kafka.topic_prefix,
+        "workload": workload.name,
+        "start_topic": workload.start_topic,
+        "lifecycle_topic": lifecycle,
+        "rate": rate,
+        "count": count,
+        "fail_every": workload.fail_every,
+        "warmup": warmup,
+        "drain_timeout": drain_timeout,
+        "label": f"{label}-{uuid.uuid4().hex[:6]}",
+    }
+
+
+# -- one run --------------------------------------------------------------------------
+
+
+class BenchRun:
+    def __init__(self, options: Options, say: Say, run_dir: Path) -> None:
+        self.o = options
+        self.say = say
+        self.run_dir = run_dir
+        self.results: dict[str, Any] = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": machine(),
+            "options": options.as_dict(),
+            "systems": {},
+        }
+
+    async def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        self.results["ceiling"] = await self.ceiling()
+        self.results["ceiling"]["seconds"] = round(time.monotonic() - started, 1)
+        from bench.system import launch
+
+        workloads = ["bench"] + (["order"] if self.o.services else [])
+        for name in workloads:
+            self.say(f"[bold]system: {name}[/] (starting broker and processes...)")
+            launched = time.monotonic()
+            async with launch(
+                name, self.run_dir / name, step_timeout=self.o.step_timeout
+            ) as system:
+                startup = round(time.monotonic() - launched, 1)
+                runner = SystemRun(self, name, system)
+                self.results["systems"][name] = await runner.run()
+                self.results["systems"][name]["phase_seconds"]["startup"] = startup
+        self.results["elapsed_s"] = round(time.monotonic() - started, 1)
+        return self.results
+
+    async def ceiling(self) -> dict[str, Any]:
+        self.say("[bold]ceiling[/]: plain aiokafka produce -> consume round trips")
+        base = KafkaSettings()
+        load_before = procstat.load_average()
+        if base.bootstrap_servers:
+            result = await measure_ceiling(
+                base, records=self.o.ceiling_records, single=self.o.ceiling_single,
+                prefix="bench-ceiling.",
+            )  # fmt: skip
+        else:
+            async with EmbeddedBroker(log_path=self.run_dir / "ceiling-broker.log") as broker:
+                result = await measure_ceiling(
+                    broker.settings(base), records=self.o.ceiling_records,
+                    single=self.o.ceiling_single,
+                )  # fmt: skip
+        doc = result.as_dict() | {"load_before": load_before, "load_after": procstat.load_average()}
+        self.say(
+            f"  pipelined {doc['pipelined_per_s']:,.0f} records/s; single round trip "
+            f"p50 {doc['single_p50_ms']} ms, p99 {doc['single_p99_ms']} ms "
+            f"(load {load_before[0]})"
+        )
+        return doc
+
+
+class SystemRun:
+    """The phases run against one started system."""
+
+    def __init__(self, parent: BenchRun, name: str, system: Any) -> None:
+        from bench.system import pids
+
+        self.parent = parent
+        self.o = parent.o
+        self.say = parent.say
+        self.name = name
+        self.system = system
+        self.kafka: KafkaSettings = system.kafka
+        self.lifecycle = system.topics.lifecycle
+        self.workload = (
+            bench_workload(system.prefix, system.topics.control)
+            if name == "bench"
+            else order_workload(system.prefix)
+        )
+        self.sampler = ProcSampler(pids(system), interval=0.25)
+        self.sampler.track("bench", os.getpid())
+
+    async def run(self) -> dict[str, Any]:
+        sampling = asyncio.create_task(self.sampler.run())
+        out: dict[str, Any] = {"workload": self.workload.description}
+        phases: dict[str, float] = {}
+        out["phase_seconds"] = phases
+        clock = time.monotonic()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            phases[name] = round(now - clock, 1)
+            clock = now
+
+        try:
+            await self.warm_up()
+            lap("warm_up")
+            out["sweep"] = await self.sweep()
+            lap("sweep")
+            if self.name == "bench" and self.o.sustained > 0:
+                out["sustained"] = await self.sustained(out["sweep"])
+                lap("sustained")
+            if self.name == "bench" and self.o.park > 0:
+                out["memory"], out["recovery"] = await self.park_and_crash()
+                lap("park_and_crash")
+            out["coordinator_rss_end_mib"] = round(
+                procstat.rss_bytes(self.system["coordinator"].pid or 0) / 2**20, 1
+            )
+        finally:
+            sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampling
+        return out
+
+    # -- pieces -------------------------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        """A few sagas end to end: the group has settled and every client is connected."""
+        plan = plan_for(
+            self.workload, self.kafka, self.lifecycle, rate=50, count=50, label="warmup",
+            drain_timeout=60,
+        )  # fmt: skip
+        result = await run_loadgen(plan)
+        if result["missing"]:
+            raise RuntimeError(
+                f"{self.name}: {result['missing']} of 50 warm-up sagas did not finish; "
+                f"see the logs in {self.system.run_dir}"
+            )
+
+    async def point(self, rate: float, seconds: float, label: str) -> dict[str, Any]:
+        from bench.system import records_written
+
+        count = max(1, int(rate * seconds))
+        plan = plan_for(
+            self.workload, self.kafka, self.lifecycle, rate=rate, count=count, label=label,
+            warmup=min(self.o.warmup, seconds / 3), drain_timeout=self.o.drain_timeout,
+        )  # fmt: skip
+        load_before = procstat.load_average()
+        written_before = await records_written(self.kafka, self.system.prefix)
+        result = await run_loadgen(plan, sampler=self.sampler)
+        written = await records_written(self.kafka, self.system.prefix) - written_before
+        usage = self.sampler.window(result["window_start"], result["send_end"])
+        result["records_per_saga"] = round(written / max(result["terminal"], 1), 1)
+        result["cpu_percent"] = {name: u.cpu_percent for name, u in usage.items()}
+        result["rss_peak_mib"] = {name: u.rss_peak_mib for name, u in usage.items()}
+        result["load_before"] = load_before
+        result["load_after"] = procstat.load_average()
+        lat = result["latency"]
+        self.say(
+            f"  {label} {rate:>6,.0f}/s offered -> {result['achieved_per_s']:>7,.1f}/s "
+            f"terminal; p50 {lat['p50_ms']} p95 {lat['p95_ms']} p99 {lat['p99_ms']} ms; "
+            f"coordinator CPU {result['cpu_percent'].get('coordinator', 0):.0f}%; "
+            f"missing {result['missing']}; load {load_before[0]}"
+        )
+        return result
+
+    async def sweep(self) -> list[dict[str, Any]]:
+        rates = self.o.rates if self.name == "bench" else self.o.services_rates
+        self.say(f"  sweep ({self.workload.description})")
+        points = []
+        for rate in rates:
+            result = await self.point(rate, self.o.duration, "sweep")
+            points.append(result)
+            if result["achieved_per_s"] < self.o.stop_below * rate or result["missing"]:
+                break
+            await asyncio.sleep(1.0)
+        return points
+
+    async def sustained(self, sweep: list[dict[str, Any]]) -> dict[str, Any]:
+        best = max((p["achieved_per_s"] for p in sweep), default=self.o.sustained_rate)
+        rate = min(self.o.sustained_rate, max(50.0, (best // 50) * 50))
+        self.say(f"  sustained: {rate:,.0f}/s offered for {self.o.sustained:.0f} s")
+        profiling = None
+        profile_file = self.parent.run_dir / "coordinator.pyspy.txt"
+        if self.o.profile > 0:
+            from bench.profile import record
+
+            seconds = min(self.o.profile, self.o.sustained * 0.8)
+            pid = self.system["coordinator"].pid
+
+            async def delayed() -> Path | None:
+                await asyncio.sleep(self.o.sustained * 0.1)
+                return await record(pid, seconds, profile_file)
+
+            profiling = asyncio.create_task(delayed())
+        result = await self.point(rate, self.o.sustained, "sustained")
+        if profiling is not None:
+            from bench.profile import summarise
+
+            raw = await profiling
+            result["profile"] = (
+                summarise(raw) | {"file": str(raw)}
+                if raw
+                else {"error": f"py-spy failed; see {profile_file.with_suffix('.error.txt')}"}
+            )
+        return result
+
+    async def park_and_crash(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        from bench.system import PARTICIPANT, pause, resume
+
+        n = self.o.park
+        participant = self.system[PARTICIPANT]
+        coordinator = self.system["coordinator"]
+        self.say(f"  memory: parking {n:,} sagas on a participant that does not answer")
+        baseline = await self._steady_rss(coordinator.pid)
+        pause(participant)
+        state: dict[str, Any] = {"phase": "parking"}
+        memory: dict[str, Any] = {"sagas": n, "rss_before_mib": round(baseline / 2**20, 1)}
+        recovery: dict[str, Any] = {"sagas": n}
+        t_park = time.time()
+
+        async def on_progress(p: dict[str, Any]) -> None:
+            if state["phase"] == "parking" and p["started"] >= n:
+                state["phase"] = "measuring"
+                memory["park_seconds"] = round(time.time() - t_park, 1)
+                rss = await self._steady_rss(coordinator.pid)
+                memory["rss_after_mib"] = round(rss / 2**20, 1)
+                memory["bytes_per_saga"] = round((rss - baseline) / n)
+                self.say(
+                    f"  memory: {memory['rss_before_mib']} -> {memory['rss_after_mib']} MiB "
+                    f"= {memory['bytes_per_saga']:,} bytes per in-flight saga"
+                )
+                resume(participant)
+                state.update(phase="resumed", resumed_at=time.time(), events_at_resume=None)
+            elif state["phase"] == "resumed" and p["t"] >= state["resumed_at"]:
+                # SIGKILL once the coordinator is busy with the answers (a fifth of the
+                # sagas' worth of lifecycle events since), or after 5 s at the latest
+                if state["events_at_resume"] is None:
+                    state["events_at_resume"] = p["lifecycle_events"]
+                busy = p["lifecycle_events"] - state["events_at_resume"] >= n // 5
+                if busy or p["t"] - state["resumed_at"] >= 5.0:
+                    recovery["in_flight_at_kill"] = n - p["terminal"]
+                    await self._crash(state, recovery)
+            elif state["phase"] == "killed" and p["last_event_ms"] / 1000 > state["killed_at"]:
+                state["phase"] = "processing"
+                recovery["processing_again_s"] = round(
+                    p["last_event_ms"] / 1000 - state["killed_at"], 2
+                )
+            ended = state["phase"] in ("killed", "processing") and p["terminal"] >= n
+            if ended and "all_terminal_s" not in recovery:
+                recovery["all_terminal_s"] = round(p["t"] - state["killed_at"], 1)
+
+        plan = plan_for(
+            self.workload, self.kafka, self.lifecycle, rate=self.o.park_rate, count=n,
+            label="park", drain_timeout=self.o.recovery_timeout,
+        )  # fmt: skip
+        try:
+            result = await run_loadgen(plan, on_progress, sampler=self.sampler)
+        finally:
+            if (task := state.get("ready_task")) is not None:
+                task.cancel()
+        if state["phase"] == "parking":  # never all started: report what was seen
+            resume(participant)
+            memory["error"] = f"only {result['terminal']} terminal; not all sagas started"
+        recovery.update(
+            terminal=result["terminal"],
+            missing=result["missing"],
+            outcomes=result["outcomes"],
+            duplicate_terminal_events=result["duplicate_terminal_events"],
+        )
+        if result["missing"]:
+            recovery["missing_states"] = {
+                sid: await self._saga_summary(sid) for sid in result["missing_sample"][:5]
+            }
+        health = await self.system.get_json(PARTICIPANT, "/health") or {}
+        recovery["participant_repeated_commands"] = health.get("repeats")
+        self.say(
+            f"  recovery: in flight at SIGKILL {recovery.get('in_flight_at_kill', '?'):,}; "
+            f"processing again after {recovery.get('processing_again_s', '?')} s; all terminal "
+            f"after {recovery.get('all_terminal_s', '?')} s; missing {result['missing']}"
+        )
+        return memory, recovery
+
+    async def _crash(self, state: dict[str, Any], recovery: dict[str, Any]) -> None:
+        """SIGKILL the coordinator and start it again at once, as a supervisor would."""
+        coordinator = self.system["coordinator"]
+        state["killed_at"] = time.time()
+        self.system.kill("coordinator")
+        state["phase"] = "killed"
+        await self.system.start_process("coordinator", wait=False)
+        self.sampler.track("coordinator", coordinator.pid)
+        self.say(
+            f"  recovery: coordinator SIGKILLed with {recovery['in_flight_at_kill']:,} sagas in "
+            "flight, busy with their answers; restarted"
+        )
+
+        async def ready() -> None:
+            await self.system.wait_ready("coordinator", timeout=self.o.recovery_timeout)
+            recovery["ready_s"] = round(time.time() - state["killed_at"], 2)
+
+        state["ready_task"] = asyncio.create_task(ready())
+
+    async def _saga_summary(self, saga_id: str) -> Any:
+        """What the coordinator's API says about a saga (for sagas that never ended)."""
+        doc = await self.system.get_json("coordinator", f"/sagas/{saga_id}")
+        if not isinstance(doc, dict):
+            return doc
+        keep = ("status", "phase", "current", "steps", "timers", "error", "detail")
+        return {k: v for k, v in doc.items() if k in keep}
+
+    async def _steady_rss(self, pid: int | None, seconds: float = 3.0) -> int:
+        """The median of a few RSS readings over ``seconds`` (the coordinator is idle)."""
+        readings = []
+        for _ in range(7):
+            readings.append(procstat.rss_bytes(pid or 0))
+            await asyncio.sleep(seconds / 7)
+        return sorted(readings)[len(readings) // 2]

@@ -1,0 +1,51 @@
+"""The benchmark's smoke run still works end to end and produces sane numbers.
+
+Not a performance test: the machine running the suite may be busy. It checks
+that every phase ran and that its figures make sense (positive rates, every
+saga terminal, memory measured, recovery completed).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+
+def test_bench_smoke_run_produces_sane_numbers(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    # the benchmark starts brokers of its own unless a cluster is configured
+    results_dir = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--results-dir", str(results_dir),
+         "--run-dir", str(tmp_path / "run")],
+        env=env, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = orjson.loads((results_dir / "latest-smoke.json").read_bytes())
+
+    ceiling = results["ceiling"]
+    assert ceiling["pipelined_per_s"] > 0 and ceiling["single_p50_ms"] > 0
+
+    bench = results["systems"]["bench"]
+    assert bench["sweep"], "no sweep point ran"
+    for point in bench["sweep"]:
+        assert point["achieved_per_s"] > 0
+        assert point["missing"] == 0, point
+        assert point["terminal"] == point["sagas"]
+        # every tenth saga is refused at step 3 and compensated
+        assert point["outcomes"].get("compensated", 0) > 0
+        assert point["records_per_saga"] > 10
+        assert 0 < point["latency"]["p50_ms"] <= point["latency"]["p99_ms"]
+        assert point["cpu_percent"].get("coordinator", 0) > 0
+
+    memory = bench["memory"]
+    assert memory["rss_after_mib"] > 0 and "bytes_per_saga" in memory
+
+    recovery = bench["recovery"]
+    assert recovery["missing"] == 0, recovery
+    assert recovery["processing_again_s"] > 0
+    assert recovery["all_terminal_s"] >= recovery["processing_again_s"]

@@ -1,0 +1,158 @@
+"""The benchmark's pure parts: its saga and participants, the load it offers, what it reports."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from bench import procstat
+from bench.loadgen import Plan, start_record
+from bench.participant import answer
+from bench.profile import summarise
+from bench.report import message_ratio, plot, targets
+from bench.stats import latency_summary_ms, percentile
+from bench.workload import BENCH_SAGA, bench_definition
+from events.codec import decode, encode
+from sagas import control
+from sagas.builder import definition_from_dict
+from sagas.messages import StartSaga
+from sagas.testing import SagaTestKit
+
+
+def bench_kit() -> SagaTestKit:
+    """The bench saga, answered by the bench participant's own `answer` function."""
+    kit = SagaTestKit(definition_from_dict(bench_definition("", timeout=30)))
+
+    def participant(command: Any) -> tuple[str, dict[str, Any]] | None:
+        value, _ = encode(command)
+        answered = answer(orjson.loads(value))
+        assert answered is not None
+        reply = orjson.loads(answered[1])
+        assert reply["causationid"] == command.id and reply["sagaid"] == command.sagaid
+        return reply["type"], reply["data"]
+
+    for n in (1, 2, 3, 4):
+        kit.on(f"bench.s{n}.do").respond(participant)
+        kit.on(f"bench.s{n}.undo").respond(participant)
+    return kit
+
+
+def test_a_bench_saga_runs_its_four_steps() -> None:
+    saga = bench_kit().start("b-1", {"n": 1, "fail": False})
+    saga.expect_status("completed")
+    saga.expect_commands("bench.s1.do", "bench.s2.do", "bench.s3.do", "bench.s4.do")
+
+
+def test_a_failing_bench_saga_is_refused_at_step_3_and_compensates_two_steps() -> None:
+    saga = bench_kit().start("b-2", {"n": 2, "fail": True})
+    saga.expect_status("compensated")
+    saga.expect_commands(
+        "bench.s1.do", "bench.s2.do", "bench.s3.do", "bench.s2.undo", "bench.s1.undo"
+    )
+
+
+def test_the_participant_reply_is_a_valid_cloudevent() -> None:
+    command = {"id": "c-1", "type": "bench.s3.do", "sagaid": "s-1", "data": {"fail": True}}
+    step, value = answer(command) or (0, b"")
+    event = decode(value)
+    assert step == 3
+    assert (event.type, event.causationid, event.sagaid) == ("bench.s3.refused", "c-1", "s-1")
+    assert answer({"id": "x", "type": "order.placed", "sagaid": "s"}) is None
+
+
+@pytest.mark.parametrize("workload", ["bench", "order"])
+def test_the_load_generator_starts_sagas_with_valid_records(workload: str) -> None:
+    plan = Plan("b", "p.", workload, "p.saga.control", "p.saga.lifecycle", 10, 20)
+    records = [decode(start_record(plan, f"run-{i}", i)) for i in range(20)]
+    if workload == "bench":
+        messages = [control.to_message(r) for r in records]
+        assert all(isinstance(m, StartSaga) for m in messages)
+        assert [r.data["saga"] for r in records] == [BENCH_SAGA] * 20
+        assert sum(r.data["data"]["fail"] for r in records) == 2  # every tenth saga
+    else:
+        assert {r.type for r in records} == {"order.placed"}
+        assert len({r.data["customer_id"] for r in records}) == 20
+    assert len({r.id for r in records}) == 20
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    assert percentile(values, 50) == 0.05
+    assert percentile(values, 99) == 0.099
+    assert percentile([], 99) == 0.0
+    assert latency_summary_ms(values) == {
+        "p50_ms": 50.0, "p95_ms": 95.0, "p99_ms": 99.0, "max_ms": 100.0,
+    }  # fmt: skip
+
+
+def test_proc_sampler_reads_cpu_and_memory_of_a_process() -> None:
+    sampler = procstat.ProcSampler({"me": os.getpid()})
+    sampler.sample_now()
+    sum(i * i for i in range(300_000))  # burn a little CPU between samples
+    sampler.sample_now()
+    usage = sampler.window(0, float("inf"))["me"]
+    assert usage.rss_peak_mib > 1
+    assert usage.cpu_percent > 0
+    assert procstat.read_sample(2**22 + 12345) is None  # no such process
+
+
+def test_profile_summary_ranks_own_time_and_packages(tmp_path: Path) -> None:
+    raw = tmp_path / "p.txt"
+    raw.write_text(
+        "run (asyncio/events.py:80);decide (sagas/machine.py:10) 30\n"
+        "run (asyncio/events.py:80);decode (events/codec.py:90);loads (orjson:0) 50\n"
+        "run (asyncio/events.py:80);decode (events/codec.py:90) 20\n"
+    )
+    summary = summarise(raw)
+    assert summary["samples"] == 100
+    assert summary["own"][0] == {"function": "loads (orjson:0)", "percent": 50.0}
+    inclusive = {f["function"]: f["percent"] for f in summary["inclusive"]}
+    assert inclusive["decode (events/codec.py:90)"] == 70.0
+    packages = {p["package"]: p["percent"] for p in summary["packages"]}
+    assert packages["sagas.machine (decide)"] == 30.0
+
+
+def _results() -> dict[str, Any]:
+    def point(offered: float, achieved: float, p99: float) -> dict[str, Any]:
+        return {
+            "offered_per_s": offered, "achieved_per_s": achieved, "missing": 0,
+            "records_per_saga": 20.0, "latency": {"p50_ms": p99 / 2, "p95_ms": p99, "p99_ms": p99},
+            "cpu_percent": {"coordinator": 90.0}, "rss_peak_mib": {"coordinator": 80.0},
+            "load_before": (1.0, 1.0, 1.0),
+        }  # fmt: skip
+
+    return {
+        "machine": {"nproc": 2, "cpu_model": "test", "ram_gib": 1, "python": "3", "git": "x"},
+        "options": {"sustained": 60, "smoke": True},
+        "ceiling": {"pipelined_per_s": 40_000.0},
+        "systems": {
+            "bench": {
+                "sweep": [point(500, 499, 80.0), point(1000, 700, 900.0)],
+                "sustained": point(700, 690, 150.0),
+                "memory": {"sagas": 1000, "bytes_per_saga": 3000},
+                "recovery": {
+                    "sagas": 1000,
+                    "processing_again_s": 5.0,
+                    "all_terminal_s": 20.0,
+                    "missing": 0,
+                },
+            }  # fmt: skip
+        },
+    }
+
+
+def test_targets_say_which_figures_meet_issue_8() -> None:
+    met = {t["target"].split(" ")[1]: t["met"] for t in targets(_results())}
+    assert met == {"1,500": False, "<=": True, "2,048": False, "with": True}
+    assert message_ratio(
+        _results()["systems"]["bench"]["sweep"][0], {"pipelined_per_s": 40_000}
+    ) == (499 * 20 / 40_000)
+
+
+def test_the_plot_is_drawn(tmp_path: Path) -> None:
+    path = plot(_results(), tmp_path / "plot.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
