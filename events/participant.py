@@ -47,6 +47,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
 
 from events import participant_io as io
@@ -233,6 +234,7 @@ class Participant(Generic[S]):
         assert self._producer is not None
         durable: list[asyncio.Future[Any]] = []
         out: list[Record] = []
+        dead: list[Record] = []
         delayed: list[tuple[float, tuple[Outgoing, ...]]] = []
         timings: list[tuple[str, float]] = []
         for record in records:
@@ -247,14 +249,14 @@ class Participant(Generic[S]):
                     self.catalog.validate(event, **where)
             except DecodeError as exc:
                 log.warning("%s: dead-lettering a record: %s", self.name, exc)
-                out.append(io.dead_letter(self.deadletter_topic, record, exc.dlq_headers()))
+                dead.append(io.dead_letter(self.deadletter_topic, record, exc.dlq_headers()))
                 self._count(None, "deadletter")
                 continue
             try:
                 applied = self.core.apply(record.topic, event)
             except Exception as exc:  # a bug in the handler: park the input, keep going
                 log.exception("%s: handler failed on %s %s", self.name, event.type, event.id)
-                out.append(
+                dead.append(
                     io.dead_letter(self.deadletter_topic, record, io.error_headers(record, exc))
                 )
                 self._count(event.type, "error")
@@ -278,6 +280,7 @@ class Participant(Generic[S]):
         if durable:
             await asyncio.gather(*durable)
         await self._send_all(out)
+        await self._send_dead_letters(dead)
         for delay, outputs in delayed:
             task = asyncio.create_task(self._publish_later(delay, outputs))
             self._late_pending[task] = outputs
@@ -301,6 +304,22 @@ class Participant(Generic[S]):
         ]
         if futures:
             await asyncio.gather(*futures)
+
+    async def _send_dead_letters(self, records: Sequence[Record]) -> None:
+        """Each record to the dead-letter topic; one too large for the producer or the
+        broker goes without its value (``x-dlq-value-dropped``: its size), so a bad
+        input near the size limit cannot stop the participant."""
+        for record in records:
+            try:
+                await self._send_all([record])
+            except MessageSizeTooLargeError:
+                log.warning(
+                    "%s: a dead letter of %d bytes is too large to publish; "
+                    "publishing it without its value",
+                    self.name,
+                    len(record[2] or b""),
+                )
+                await self._send_all([io.without_value(record)])
 
     def _label(self, type_: str | None) -> str:
         if type_ is None or (self.handles is not None and type_ not in self.handles):

@@ -200,6 +200,13 @@ def dead_letter(topic: str, record: Any, dlq_headers: list[tuple[str, bytes]]) -
     return (topic, record.key, record.value, headers + dlq_headers)
 
 
+def without_value(record: Record) -> Record:
+    """A dead letter too large to publish: the same without its value, which stays on the
+    source topic at the ``x-dlq-*`` coordinates; ``x-dlq-value-dropped`` is its size."""
+    topic, key, value, headers = record
+    return (topic, key, None, [*headers, ("x-dlq-value-dropped", str(len(value or b"")).encode())])
+
+
 def error_headers(record: Any, exc: Exception) -> list[tuple[str, bytes]]:
     """Dead-letter headers for an input the handler raised on (a bug, not bad data)."""
     return [
