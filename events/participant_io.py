@@ -201,10 +201,11 @@ def dead_letter(topic: str, record: Any, dlq_headers: list[tuple[str, bytes]]) -
 
 
 def without_value(record: Record) -> Record:
-    """A dead letter too large to publish: the same without its value, which stays on the
-    source topic at the ``x-dlq-*`` coordinates; ``x-dlq-value-dropped`` is its size."""
+    """A dead letter too large to publish: the same with an empty value (the original stays
+    on the source topic at the ``x-dlq-*`` coordinates); ``x-dlq-value-dropped`` is its size.
+    Empty rather than None: a record needs a key or a value, and None would be a tombstone."""
     topic, key, value, headers = record
-    return (topic, key, None, [*headers, ("x-dlq-value-dropped", str(len(value or b"")).encode())])
+    return (topic, key, b"", [*headers, ("x-dlq-value-dropped", str(len(value or b"")).encode())])
 
 
 def error_headers(record: Any, exc: Exception) -> list[tuple[str, bytes]]:
