@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 # Options pass through: make demo DEMO_ARGS="--mode choreography --orders 200"
 DEMO = $(BIN)/sagas demo $(DEMO_ARGS)
 
-.PHONY: demo test test-unit test-integration test-e2e lint system-deps venv
+.PHONY: demo test test-unit test-integration test-e2e test-faults lint system-deps venv
 
 demo: $(STAMP)
 	$(DEMO)
@@ -28,6 +28,11 @@ test-integration: $(STAMP)
 # Exit code 5 is "no tests collected": fine while tests/e2e is still empty.
 test-e2e: $(STAMP)
 	$(PYTEST) tests/e2e -q || [ $$? -eq 5 ]
+
+# Fault injection, long version: thousands of sagas per scenario, then the scenario table.
+# (`make test` runs the short version of the same scenarios; tests/faults/plan.py.)
+test-faults: $(STAMP)
+	SAGAS_FAULTS=long $(PYTEST) tests/faults -q -rxX
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
