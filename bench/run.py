@@ -67,6 +67,9 @@ def machine() -> dict[str, Any]:
 
 
 def _git_revision() -> str:
+    exported = Path(".git-revision")  # a `git archive` export run outside the repository
+    if exported.exists():
+        return exported.read_text().strip()
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
@@ -336,112 +339,6 @@ class SystemRun:
         return result
 
     async def park_and_crash(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        from bench.system import PARTICIPANT, pause, resume
+        from bench.recovery import park_and_crash
 
-        n = self.o.park
-        participant = self.system[PARTICIPANT]
-        coordinator = self.system["coordinator"]
-        self.say(f"  memory: parking {n:,} sagas on a participant that does not answer")
-        baseline = await self._steady_rss(coordinator.pid)
-        pause(participant)
-        state: dict[str, Any] = {"phase": "parking"}
-        memory: dict[str, Any] = {"sagas": n, "rss_before_mib": round(baseline / 2**20, 1)}
-        recovery: dict[str, Any] = {"sagas": n}
-        t_park = time.time()
-
-        async def on_progress(p: dict[str, Any]) -> None:
-            if state["phase"] == "parking" and p["started"] >= n:
-                state["phase"] = "measuring"
-                memory["park_seconds"] = round(time.time() - t_park, 1)
-                rss = await self._steady_rss(coordinator.pid)
-                memory["rss_after_mib"] = round(rss / 2**20, 1)
-                memory["bytes_per_saga"] = round((rss - baseline) / n)
-                self.say(
-                    f"  memory: {memory['rss_before_mib']} -> {memory['rss_after_mib']} MiB "
-                    f"= {memory['bytes_per_saga']:,} bytes per in-flight saga"
-                )
-                resume(participant)
-                state.update(phase="resumed", resumed_at=time.time(), events_at_resume=None)
-            elif state["phase"] == "resumed" and p["t"] >= state["resumed_at"]:
-                # SIGKILL once the coordinator is busy with the answers (a fifth of the
-                # sagas' worth of lifecycle events since), or after 5 s at the latest
-                if state["events_at_resume"] is None:
-                    state["events_at_resume"] = p["lifecycle_events"]
-                busy = p["lifecycle_events"] - state["events_at_resume"] >= n // 5
-                if busy or p["t"] - state["resumed_at"] >= 5.0:
-                    recovery["in_flight_at_kill"] = n - p["terminal"]
-                    await self._crash(state, recovery)
-            elif state["phase"] == "killed" and p["last_event_ms"] / 1000 > state["killed_at"]:
-                state["phase"] = "processing"
-                recovery["processing_again_s"] = round(
-                    p["last_event_ms"] / 1000 - state["killed_at"], 2
-                )
-            ended = state["phase"] in ("killed", "processing") and p["terminal"] >= n
-            if ended and "all_terminal_s" not in recovery:
-                recovery["all_terminal_s"] = round(p["t"] - state["killed_at"], 1)
-
-        plan = plan_for(
-            self.workload, self.kafka, self.lifecycle, rate=self.o.park_rate, count=n,
-            label="park", drain_timeout=self.o.recovery_timeout,
-        )  # fmt: skip
-        try:
-            result = await run_loadgen(plan, on_progress, sampler=self.sampler)
-        finally:
-            if (task := state.get("ready_task")) is not None:
-                task.cancel()
-        if state["phase"] == "parking":  # never all started: report what was seen
-            resume(participant)
-            memory["error"] = f"only {result['terminal']} terminal; not all sagas started"
-        recovery.update(
-            terminal=result["terminal"],
-            missing=result["missing"],
-            outcomes=result["outcomes"],
-            duplicate_terminal_events=result["duplicate_terminal_events"],
-        )
-        if result["missing"]:
-            recovery["missing_states"] = {
-                sid: await self._saga_summary(sid) for sid in result["missing_sample"][:5]
-            }
-        health = await self.system.get_json(PARTICIPANT, "/health") or {}
-        recovery["participant_repeated_commands"] = health.get("repeats")
-        self.say(
-            f"  recovery: in flight at SIGKILL {recovery.get('in_flight_at_kill', '?'):,}; "
-            f"processing again after {recovery.get('processing_again_s', '?')} s; all terminal "
-            f"after {recovery.get('all_terminal_s', '?')} s; missing {result['missing']}"
-        )
-        return memory, recovery
-
-    async def _crash(self, state: dict[str, Any], recovery: dict[str, Any]) -> None:
-        """SIGKILL the coordinator and start it again at once, as a supervisor would."""
-        coordinator = self.system["coordinator"]
-        state["killed_at"] = time.time()
-        self.system.kill("coordinator")
-        state["phase"] = "killed"
-        await self.system.start_process("coordinator", wait=False)
-        self.sampler.track("coordinator", coordinator.pid)
-        self.say(
-            f"  recovery: coordinator SIGKILLed with {recovery['in_flight_at_kill']:,} sagas in "
-            "flight, busy with their answers; restarted"
-        )
-
-        async def ready() -> None:
-            await self.system.wait_ready("coordinator", timeout=self.o.recovery_timeout)
-            recovery["ready_s"] = round(time.time() - state["killed_at"], 2)
-
-        state["ready_task"] = asyncio.create_task(ready())
-
-    async def _saga_summary(self, saga_id: str) -> Any:
-        """What the coordinator's API says about a saga (for sagas that never ended)."""
-        doc = await self.system.get_json("coordinator", f"/sagas/{saga_id}")
-        if not isinstance(doc, dict):
-            return doc
-        keep = ("status", "phase", "current", "steps", "timers", "error", "detail")
-        return {k: v for k, v in doc.items() if k in keep}
-
-    async def _steady_rss(self, pid: int | None, seconds: float = 3.0) -> int:
-        """The median of a few RSS readings over ``seconds`` (the coordinator is idle)."""
-        readings = []
-        for _ in range(7):
-            readings.append(procstat.rss_bytes(pid or 0))
-            await asyncio.sleep(seconds / 7)
-        return sorted(readings)[len(readings) // 2]
+        return await park_and_crash(self)
