@@ -42,6 +42,14 @@ class CoordinatorSettings(BaseSettings):
     session_timeout: float = Field(default=10.0, description="Kafka consumer session timeout.")
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = Field(default=4.0, description="Kafka JoinGroup rebalance timeout.")
+    instance_id: str | None = Field(
+        default=None,
+        description=(
+            "Static consumer-group membership id, stable across restarts of one replica "
+            "(e.g. the pod name): a restarted replica takes its partitions back at once "
+            "instead of waiting for its old session to expire."
+        ),
+    )
     max_record_bytes: int = 1_048_576
     retention: float = Field(
         default=7 * 24 * 3600.0,
