@@ -92,7 +92,11 @@ def test_percentiles_are_nearest_rank() -> None:
 def test_proc_sampler_reads_cpu_and_memory_of_a_process() -> None:
     sampler = procstat.ProcSampler({"me": os.getpid()})
     sampler.sample_now()
-    sum(i * i for i in range(300_000))  # burn a little CPU between samples
+    start = procstat.read_sample(os.getpid())
+    assert start is not None
+    # burn CPU until the kernel's tick-granular counter has moved
+    while (now := procstat.read_sample(os.getpid())) and now.cpu_seconds <= start.cpu_seconds:
+        sum(i * i for i in range(100_000))
     sampler.sample_now()
     usage = sampler.window(0, float("inf"))["me"]
     assert usage.rss_peak_mib > 1
