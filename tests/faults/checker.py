@@ -107,7 +107,16 @@ async def judge(system: FaultSystem, outcome: Outcome, *, quiet_timeout: float =
     )
     ids = [o.saga_id for o in outcome.orders]
     terminal = sum(1 for s in ids if (t := traces.get(s)) is not None and t.outcome)
-    violations = [f"{c.name}: {p}" for c in checks if not c.ok for p in (c.problems or [c.summary])]
+    # Stock and money are cumulative: a problem already charged to an earlier scenario
+    # (the same order, the same words) is not counted again.
+    violations = [
+        f"{c.name}: {p}"
+        for c in checks
+        if not c.ok
+        for p in (c.problems or [c.summary])
+        if f"{c.name}: {p}" not in _REPORTED
+    ]
+    _REPORTED.update(violations)
     per_saga = system.lifecycle.problems([o.saga_id for o in system.orders])
     per_saga += system.lifecycle.problems(system.extra_sagas)
     started, finished = system.lifecycle.started_and_finished()

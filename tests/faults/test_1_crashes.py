@@ -25,9 +25,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="package")
 ZOMBIE_BUG = (
     "known bug: a coordinator replica resumed after SIGSTOP > session timeout decides and "
     "writes a batch before its consumer thread learns it was evicted (the guard in "
-    "Coordinator.process_batch reads app.rebalancing / consumer_generation_id, which are "
-    "still the old ones); its stale saga states land in the changelog after the new owner's "
-    "and are adopted again when partitions are recovered"
+    "Coordinator.process_batch asks the replica's own view of its assignment, which is still "
+    "the old one until a heartbeat fails); its stale saga states land in the changelog after "
+    "the new owner's and are adopted again when partitions are recovered"
 )
 
 
@@ -135,8 +135,7 @@ async def test_paused_replica_does_not_act_on_partitions_it_lost(
     """SIGSTOP coordinator-1 longer than its session timeout: coordinator-2 takes over.
     On SIGCONT the zombie must not overwrite the new owner's states (StateAudit), nor
     end a saga differently (LifecycleAudit)."""
-    first, second = COORDINATORS
-    before = faults.launcher[first].log_text(current=True)
+    first = COORDINATORS[0]
 
     async def freeze(log: list[FaultLog]) -> None:
         await faults.pause(log, first, fault_plan.pause)
@@ -148,12 +147,6 @@ async def test_paused_replica_does_not_act_on_partitions_it_lost(
         faults={fault_plan.orders // 3: freeze},
         settle=fault_plan.settle,
     )
-    guarded = (
-        faults.launcher[first]
-        .log_text(current=True)[len(before) :]
-        .count("consumer group rebalanced during a batch")
-    )
-    outcome.notes.append(f"zombie batches refused to write: {guarded}")
     verdict = await judge(faults, outcome)
     if verdict.regressions:
         verdict.notes.append(f"KNOWN BUG: {len(verdict.regressions)} stale state writes")

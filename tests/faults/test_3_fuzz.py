@@ -153,6 +153,7 @@ async def test_malformed_records_are_dead_lettered_and_good_sagas_finish(
     finally:
         await dlq.stop()
 
+    count_before = len(verdict.violations)
     missing, changed = [], []
     for r in bad:
         if r.expect != "deadletter":
@@ -177,4 +178,7 @@ async def test_malformed_records_are_dead_lettered_and_good_sagas_finish(
         verdict.violations.append(
             f"participants counted {ignored:.0f} ignored records, {expected_ignored} were sent"
         )
+    if len(verdict.violations) > count_before:
+        with open(faults.run_dir / "fault-details.txt", "a") as details:
+            details.write("".join(f"  violation: {v}\n" for v in verdict.violations[count_before:]))
     assert_ok(verdict)
