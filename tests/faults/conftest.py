@@ -44,13 +44,15 @@ def fault_plan() -> plan.Plan:
     return plan.current()
 
 
-def _run_dir(plan_name: str, keep: int = 4) -> Path:
+def _run_dir(plan_name: str, max_age: float = 12 * 3600) -> Path:
     """A fresh folder for the run's logs and table, outside pytest's rotating basetemp
-    (other pytest sessions on the machine would delete it); the oldest are pruned."""
+    (other pytest sessions on the machine would delete it). Folders older than ``max_age``
+    are pruned; younger ones may belong to a run still going on in another checkout."""
     base = Path(tempfile.gettempdir()) / "sagas-faults"
     base.mkdir(exist_ok=True)
-    for old in sorted(base.iterdir(), key=lambda p: p.stat().st_mtime)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    for old in base.iterdir():
+        if time.time() - old.stat().st_mtime > max_age:
+            shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-{plan_name}-", dir=base))
 
 

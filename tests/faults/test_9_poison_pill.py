@@ -1,4 +1,4 @@
-"""A record too large to dead-letter unchanged, on a topic the coordinator reads (known bug).
+"""A record too large to dead-letter unchanged, on a topic the coordinator reads.
 
 The coordinator dead-letters a record it cannot decode by publishing it
 again with ``x-dlq-*`` headers. faust's producer refuses records over its
@@ -7,9 +7,10 @@ than what the coordinator accepts to decode (``SAGAS_MAX_RECORD_BYTES``,
 1,048,576) and than what the broker accepted: the send raises
 ``MessageSizeTooLargeError``, the batch fails, the replica exits (or its
 agent crashes), and the record is replayed by the next owner -- a poison pill
-that takes every replica down. Runs last: it may leave the system without
-coordinators. The participants had the same bug (fixed: they now publish
-such a dead letter without its value; `test_dead_letter_size`).
+that took every replica down (found here; fixed: such a dead letter now goes
+without its value, ``x-dlq-value-dropped``). Runs last: a regression would
+leave the system without coordinators. The participants had the same bug
+(`test_dead_letter_size`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,6 @@ from tests.faults.checker import VERDICTS, Verdict
 from tests.faults.system import COORDINATORS, FaultSystem
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
-
-POISON_BUG = (
-    "known bug (sagas/coordinator.py): dead-lettering a record whose copy exceeds the "
-    "producer's max_request_size raises MessageSizeTooLargeError in Coordinator._send; the "
-    "batch fails and is replayed by every replica in turn"
-)
 
 
 async def test_a_huge_record_on_a_coordinator_topic_is_dead_lettered(faults: FaultSystem) -> None:
@@ -55,8 +50,7 @@ async def test_a_huge_record_on_a_coordinator_topic_is_dead_lettered(faults: Fau
             sagas=0,
             terminal=0,
             violations=[f"{n} exited" for n in dead],
-            notes=["KNOWN BUG: poison pill" if dead else "coordinators survived"],
+            notes=["poison pill: coordinators exited" if dead else "coordinators survived"],
         )
     )
-    if dead:
-        pytest.xfail(POISON_BUG + f"; exited: {', '.join(dead)}")
+    assert not dead, f"a huge record on orders took down {', '.join(dead)}"
