@@ -34,7 +34,7 @@ from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
 from sagas import control
 from sagas.batch import Batch, known_types
-from sagas.faust_consumer import adjust_faust_consumer, keep_skipped_records_unacked
+from sagas.faust_consumer import adjust_faust_consumer
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.metrics import CoordinatorMetrics
@@ -84,7 +84,6 @@ class Coordinator:
     def _build_app(self) -> faust.App:
         s, k = self.settings, self.kafka
         adjust_faust_consumer(k)
-        keep_skipped_records_unacked()
         datadir = Path(s.data_dir) / s.app_id
         datadir.mkdir(parents=True, exist_ok=True)
         app = faust.App(

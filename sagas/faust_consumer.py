@@ -47,38 +47,3 @@ def adjust_faust_consumer(kafka: KafkaSettings) -> None:
             return await true_end_offsets(probe_kwargs, reported)
 
     driver.aiokafka.AIOKafkaConsumer = Consumer
-
-
-def keep_skipped_records_unacked() -> None:
-    """Do not let faust drop records it skipped: leave them unacked and read them again.
-
-    A faust stream skips a record fetched under an earlier consumer-group
-    generation, or while flow is paused for a rebalance or recovery, and then
-    *acks* it ("otherwise the lag would increase"). An acked offset is
-    committed, so the record is never seen again: after a coordinator restart,
-    replies waiting in the input topics vanished and their sagas timed out (the
-    100-saga SIGKILL test failed about one run in three). Here a skipped record
-    stays unacked, so no commit passes it, and if its partition is still ours
-    the consumer seeks back to it so that it is processed now.
-    """
-    import asyncio
-
-    from faust.events import Event
-
-    if getattr(Event.ack, "_sagas_guarded", False):
-        return
-    original = Event.ack
-
-    def ack(self: Event) -> bool:
-        app = self.app
-        message = self.message
-        stale = message.generation_id != app.consumer_generation_id
-        if not stale and app.flow_control.is_active():
-            return original(self)
-        if app.flow_control.is_active() and message.tp in app.consumer.assignment():
-            # Rebalanced onto the same partition: what was skipped is still ours to do.
-            asyncio.ensure_future(app.consumer.seek(message.tp, message.offset))
-        return False
-
-    ack._sagas_guarded = True  # type: ignore[attr-defined]
-    Event.ack = ack  # type: ignore[method-assign]

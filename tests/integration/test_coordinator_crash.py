@@ -31,9 +31,9 @@ SAGAS = 100
         "the restarted coordinator never processes replies that arrived around the kill: "
         "their offsets end up committed (coordinator-2 commits past them) although neither "
         "replica applied them, so those sagas time out and compensate instead of completing. "
-        "Suspected: faust's stream skips records it tags with another consumer-group "
-        "generation after the rebalance; sagas/faust_consumer.py keeps such records unacked "
-        "and seeks back, which did not close it."
+        "Suspected: faust's stream acks records it skips after a rebalance (another "
+        "consumer-group generation, or flow paused); keeping them unacked and seeking back "
+        "was tried and did not close it (and stalled other fault scenarios), so it was removed."
     ),
 )
 async def test_coordinator_killed_mid_flight_finishes_every_saga(
