@@ -85,6 +85,11 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
     if state["phase"] == "parking":  # never all started: report what was seen
         resume(participant)
         memory["error"] = f"only {result['terminal']} terminal; not all sagas started"
+    if "killed_at" in state and result["terminal"] >= n and "all_terminal_s" not in recovery:
+        # the last progress report came before the last saga ended: bound it by now
+        recovery["all_terminal_s"] = round(time.time() - state["killed_at"], 1)
+    if "killed_at" in state and "processing_again_s" not in recovery and result["terminal"] >= n:
+        recovery["processing_again_s"] = recovery["all_terminal_s"]
     recovery.update(
         terminal=result["terminal"],
         missing=result["missing"],
