@@ -69,6 +69,10 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
             recovery["processing_again_s"] = round(
                 p["last_event_ms"] / 1000 - state["killed_at"], 2
             )
+            if run.o.profile > 0:  # where the restarted coordinator spends its time
+                state["profile_task"] = asyncio.create_task(
+                    _profile(run, coordinator.pid, min(run.o.profile, 30.0))
+                )
         ended = state["phase"] in ("killed", "processing") and p["terminal"] >= n
         if ended and "all_terminal_s" not in recovery:
             recovery["all_terminal_s"] = round(p["t"] - state["killed_at"], 1)
@@ -82,6 +86,8 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
     finally:
         if (task := state.get("ready_task")) is not None:
             task.cancel()
+    if (task := state.get("profile_task")) is not None:
+        recovery["profile"] = await task
     if state["phase"] == "parking":  # never all started: report what was seen
         resume(participant)
         memory["error"] = f"only {result['terminal']} terminal; not all sagas started"
@@ -128,6 +134,14 @@ async def _crash(run: SystemRun, state: dict[str, Any], recovery: dict[str, Any]
         recovery["ready_s"] = round(time.time() - state["killed_at"], 2)
 
     state["ready_task"] = asyncio.create_task(ready())
+
+
+async def _profile(run: SystemRun, pid: int | None, seconds: float) -> dict[str, Any]:
+    from bench.profile import record, summarise
+
+    out = run.parent.run_dir / "coordinator-recovery.pyspy.txt"
+    raw = await record(pid or 0, seconds, out) if pid else None
+    return summarise(raw) | {"file": str(raw)} if raw else {"error": "py-spy failed"}
 
 
 async def _saga_summary(run: SystemRun, saga_id: str) -> Any:

@@ -122,6 +122,9 @@ def print_report(results: dict[str, Any], console: Console) -> None:
             )
         if system.get("sustained", {}).get("profile"):
             print_profile(system["sustained"]["profile"], console)
+        if system.get("recovery", {}).get("profile"):
+            console.print("[bold]after the restart[/], working through the backlog:")
+            print_profile(system["recovery"]["profile"], console)
     table = Table(title="targets (issue 8)")
     for col in ("target", "measured", "met"):
         table.add_column(col)
@@ -300,15 +303,28 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["| target (issue 8) | measured | met |", "|---|---|---|"]
     for t in targets(results):
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
-    profile = results["systems"].get("bench", {}).get("sustained", {}).get("profile")
-    if profile and "own" in profile:
-        lines += [
-            "",
-            f"Coordinator profile (py-spy during the sustained run, {profile['samples']:,} "
-            "samples, idle excluded), own time by package:",
-            "",
-            ", ".join(f"{p['package']} {p['percent']}%" for p in profile["packages"][:10]),
-        ]
+    bench = results["systems"].get("bench", {})
+    for when, profile in (
+        ("the sustained run", bench.get("sustained", {}).get("profile")),
+        (
+            "recovery (restarted, working through the backlog)",
+            bench.get("recovery", {}).get("profile"),
+        ),
+    ):
+        if profile and "own" in profile:
+            lines += [
+                "",
+                f"Coordinator profile during {when} (py-spy, {profile['samples']:,} samples, "
+                "idle excluded), own time by package:",
+                "",
+                ", ".join(f"{p['package']} {p['percent']}%" for p in profile["packages"][:10]),
+                "",
+                "Top own time: "
+                + "; ".join(f"{f['function']} {f['percent']}%" for f in profile["own"][:8]),
+                "",
+                "Engine code, inclusive: "
+                + "; ".join(f"{f['function']} {f['percent']}%" for f in profile["inclusive"][:8]),
+            ]
     return "\n".join(lines) + "\n"
 
 
