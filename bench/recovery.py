@@ -96,6 +96,9 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
         recovery["all_terminal_s"] = round(time.time() - state["killed_at"], 1)
     if "killed_at" in state and "processing_again_s" not in recovery and result["terminal"] >= n:
         recovery["processing_again_s"] = recovery["all_terminal_s"]
+    if "killed_at" in state:
+        usage = run.sampler.window(state["killed_at"], time.time())
+        recovery["cpu_percent"] = {name: u.cpu_percent for name, u in usage.items()}
     recovery.update(
         terminal=result["terminal"],
         missing=result["missing"],

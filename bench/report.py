@@ -223,6 +223,11 @@ def plot(results: dict[str, Any], path: Path) -> Path:
                         textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)  # fmt: skip
     ax.axhline(TARGET_P99_MS, color="grey", lw=0.8, ls=":")
     ax.axvline(TARGET_RATE, color="grey", lw=0.8, ls=":")
+    ax.annotate(f"target p99 {TARGET_P99_MS:.0f} ms", (0.99, TARGET_P99_MS), xycoords=("axes fraction", "data"),
+                ha="right", va="bottom", fontsize=7, color="grey")  # fmt: skip
+    ax.annotate(f"target {TARGET_RATE:,.0f}/s", (TARGET_RATE, 0.5), xycoords=("data", "axes fraction"),
+                ha="right", va="center", rotation=90, fontsize=7, color="grey")  # fmt: skip
+    ax.set_xlim(left=0, right=max(ax.get_xlim()[1], TARGET_RATE * 1.08))
     ax.set_yscale("log")
     ax.set_xlabel("achieved terminal sagas/s (labels: offered/s)")
     ax.set_ylabel("saga latency, start -> terminal event (ms)")
