@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 
 from sagas.cli import app
+from sagas.cli.foreground import configure_logging, fail, kafka_from_environment, serve_until_signal
 
 
 @app.command()
@@ -30,23 +28,15 @@ def bridge(
     POSTs the command data with Idempotency-Key: <command id>; 2xx -> success
     type (response JSON as data), 4xx -> failure type, 5xx/timeouts retried.
     """
-    from events.kafka_settings import KafkaSettings
     from sagas.bridge import BridgeConfig, HttpBridge
     from sagas.bridge.config import BridgeConfigError
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    kafka = KafkaSettings()
-    if not kafka.bootstrap_servers:
-        _fail(
-            "KAFKA_BOOTSTRAP_SERVERS is not set; start a broker (`sagas broker`) and point "
-            "KAFKA_BOOTSTRAP_SERVERS at it"
-        )
+    configure_logging(log_level)
+    kafka = kafka_from_environment()
     try:
         settings = BridgeConfig.load(config)
     except BridgeConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     runner = HttpBridge(
         settings,
         kafka,
@@ -54,27 +44,9 @@ def bridge(
         http_host=metrics_host,
         create_topics=create_topics,
     )
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await runner.serve(stop)
-
     log = logging.getLogger("sagas.bridge")
     for route in settings.routes:
         log.info("route %s on %s -> POST %s -> %s", route.command, route.topic, route.url,
                  route.reply_topic)  # fmt: skip
-    try:
-        asyncio.run(main())
-    except Exception as exc:  # shown to a person: what stopped it, not a traceback
-        if isinstance(exc, OSError) or exc.__class__.__module__.startswith(("events", "aiokafka")):
-            _fail(f"bridge {settings.name} stopped: {exc!r}")
-        raise
+    serve_until_signal(runner, f"bridge {settings.name}")
     log.info("bridge %s stopped", settings.name)
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)

@@ -1,0 +1,66 @@
+"""Running one participant process in the foreground (`sagas service`, `sagas bridge`).
+
+What both commands share: the log format, Kafka settings from the environment only,
+serving until SIGTERM or Ctrl-C, and errors shown to a person as one line and exit
+code 2 rather than a traceback. Heavy imports stay inside the functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from events.kafka_settings import KafkaSettings
+    from events.participant import Participant
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def kafka_from_environment() -> KafkaSettings:
+    """``KAFKA_*`` settings; fails when no broker is named."""
+    from events.kafka_settings import KafkaSettings
+
+    kafka = KafkaSettings()
+    if not kafka.bootstrap_servers:
+        fail(
+            "KAFKA_BOOTSTRAP_SERVERS is not set; start a broker (`sagas broker`) and point "
+            "KAFKA_BOOTSTRAP_SERVERS at it"
+        )
+    return kafka
+
+
+def serve_until_signal(participant: Participant[Any], what: str) -> None:
+    """Serve ``participant`` until SIGTERM or SIGINT.
+
+    A broker, network or client error ends the process with ``error: <what> stopped:
+    <error>`` (exit code 2); any other error propagates with its traceback.
+    """
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await participant.serve(stop)
+
+    try:
+        asyncio.run(main())
+    except Exception as exc:  # shown to a person: what stopped it, not a traceback
+        if isinstance(exc, OSError) or exc.__class__.__module__.startswith(("events", "aiokafka")):
+            fail(f"{what} stopped: {exc!r}")
+        raise
