@@ -8,7 +8,7 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -31,8 +31,15 @@ FETCH = {"fetch_max_wait_ms": 10}
 Handler = Callable[[CloudEvent], tuple[str, dict[str, Any]] | None]
 
 
+TERMINAL = ("saga.completed", "saga.compensated", "saga.failed", "saga.aborted")
+
+
 class TopicRecorder:
-    """Reads topics from the beginning and keeps every decoded event (and raw records)."""
+    """Reads topics from the beginning and keeps every decoded event (and raw records).
+
+    Reaches the broker at ``bootstrap`` in plain text; a subclass brings other client
+    settings by overriding :meth:`client_kwargs`.
+    """
 
     def __init__(self, bootstrap: str, *topics: str) -> None:
         self.bootstrap = bootstrap
@@ -42,14 +49,17 @@ class TopicRecorder:
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def __aenter__(self) -> TopicRecorder:
+    def client_kwargs(self) -> dict[str, Any]:
+        """How the consumer reaches the broker (and how long it waits on a fetch)."""
+        return {"bootstrap_servers": self.bootstrap, **FETCH}
+
+    async def __aenter__(self) -> Self:
         self._consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.bootstrap,
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
-            **FETCH,
+            **self.client_kwargs(),
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
@@ -70,15 +80,18 @@ class TopicRecorder:
                 self.events.append((record.topic, decode(record.value, record.headers)))
 
     def of_type(self, prefix: str) -> list[CloudEvent]:
+        """Events whose type starts with ``prefix``, on any topic."""
         return [e for _, e in self.events if e.type.startswith(prefix)]
 
+    def on(self, topic: str) -> list[CloudEvent]:
+        """Events read from ``topic``."""
+        return [e for t, e in self.events if t == topic]
+
     def terminal(self) -> dict[str, str]:
-        """saga id -> terminal lifecycle type (last seen), deduplicated by event id."""
-        out: dict[str, str] = {}
-        for _, e in self.events:
-            if e.type in ("saga.completed", "saga.compensated", "saga.failed", "saga.aborted"):
-                out[e.sagaid] = e.type.removeprefix("saga.")
-        return out
+        """saga id -> terminal lifecycle state (the last seen), from the lifecycle events."""
+        return {
+            e.sagaid: e.type.removeprefix("saga.") for _, e in self.events if e.type in TERMINAL
+        }
 
 
 class ScriptedParticipant:

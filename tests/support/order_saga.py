@@ -9,7 +9,6 @@ environment only: ``env`` holds ``KAFKA_*`` (and may hold TLS settings).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,19 +19,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from events.admin import ensure_topics
-from events.codec import decode, encode
-from events.envelope import CloudEvent, new_event
+from events.codec import encode
+from events.envelope import new_event
 from events.kafka_settings import KafkaSettings
 from events.topics import Topics
 from services import definitions
 from services.topics import ServiceTopics
-from tests.support.kafka_peers import eventually
+from tests.support.kafka_peers import TopicRecorder, eventually
 from tests.support.processes import ManagedProcess, free_port
-
-TERMINAL = ("saga.completed", "saga.compensated", "saga.failed", "saga.aborted")
 
 
 def fast_group_env(embedded: bool) -> dict[str, str]:
@@ -58,51 +55,15 @@ def order(
     }
 
 
-class Recorder:
+class Recorder(TopicRecorder):
     """Every event on some topics, read from the beginning, with any client settings."""
 
     def __init__(self, kafka: KafkaSettings, *topics: str) -> None:
+        super().__init__(kafka.bootstrap_servers or "", *topics)
         self.kafka = kafka
-        self.topics = topics
-        self.events: list[tuple[str, CloudEvent]] = []
-        self.raw: list[Any] = []
-        self._task: asyncio.Task[None] | None = None
-        self._consumer: AIOKafkaConsumer | None = None
 
-    async def __aenter__(self) -> Recorder:
-        self._consumer = AIOKafkaConsumer(
-            *self.topics,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            **self.kafka.consumer_kwargs(),
-        )
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None and self._consumer is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        await self._consumer.stop()
-
-    async def _run(self) -> None:
-        assert self._consumer is not None
-        async for record in self._consumer:
-            self.raw.append(record)
-            with contextlib.suppress(Exception):
-                self.events.append((record.topic, decode(record.value, record.headers)))
-
-    def on(self, topic: str) -> list[CloudEvent]:
-        return [e for t, e in self.events if t == topic]
-
-    def terminal(self) -> dict[str, str]:
-        """saga id -> terminal state, from the lifecycle events seen."""
-        return {
-            e.sagaid: e.type.removeprefix("saga.") for _, e in self.events if e.type in TERMINAL
-        }
+    def client_kwargs(self) -> dict[str, Any]:
+        return self.kafka.consumer_kwargs()
 
 
 class OrderSaga:
