@@ -36,7 +36,6 @@ LABEL org.opencontainers.image.title="sagastream" \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    SAGAS_DATA_DIR=/app/data \
     SAGAS_WEB_HOST=0.0.0.0
 RUN groupadd --system --gid 10001 sagas \
     && useradd --system --uid 10001 --gid sagas --home-dir /app --no-create-home \

@@ -25,6 +25,7 @@ __all__ = [
     "TopicPartitionMismatchError",
     "admin_client",
     "check_copartitioned",
+    "ensure_compacted_topic",
     "ensure_topics",
     "partition_counts",
 ]
@@ -74,6 +75,20 @@ async def ensure_topics(
             _raise_creation_errors(response, settings, partitions, replication_factor)
         expected = {name: partitions for name in missing}
         return await _wait_until_ready(admin, settings, wanted, expected, timeout)
+
+
+#: Changelogs keep the newest record per key.
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+async def ensure_compacted_topic(settings: KafkaSettings, topic: str, *, partitions: int) -> None:
+    """Create a compacted topic (a changelog) with ``partitions`` if it is missing."""
+    async with admin_client(settings) as admin:
+        if topic not in set(await admin.list_topics()):
+            new = NewTopic(topic, partitions, settings.replication_factor, topic_configs=COMPACTED)
+            response = await admin.create_topics([new])
+            _raise_creation_errors(response, settings, partitions, settings.replication_factor)
+    await ensure_topics(settings, [topic], partitions=partitions)
 
 
 async def partition_counts(settings: KafkaSettings, names: Iterable[str]) -> dict[str, int]:

@@ -1,12 +1,12 @@
 """How every process reaches Kafka: bootstrap servers, security, topic defaults.
 
 One settings model, read from ``KAFKA_*`` and ``SAGAS_*`` environment variables
-(or passed in code), turned into keyword arguments for aiokafka clients and for
-faust apps so that no client is configured by hand:
+(or passed in code), turned into keyword arguments for aiokafka clients so that
+no client is configured by hand:
 
     settings = KafkaSettings()                      # from the environment
     producer = AIOKafkaProducer(**settings.aiokafka_kwargs())
-    app = faust.App("x", broker=settings.faust_broker_url(), **settings.faust_kwargs())
+    consumer = AIOKafkaConsumer(**settings.consumer_kwargs(), group_id="x")
 
 ``bootstrap_servers`` is optional: ``None`` means "use the embedded broker"
 (see ``events.embedded_broker.broker_for``). The SASL password is a
@@ -217,31 +217,3 @@ class KafkaSettings(BaseSettings):
     def consumer_kwargs(self) -> dict[str, Any]:
         """``aiokafka_kwargs()`` plus the consumer settings every consumer here should use."""
         return {**self.aiokafka_kwargs(), "fetch_max_wait_ms": self.fetch_max_wait_ms}
-
-    def faust_broker_url(self) -> str:
-        """``kafka://host:port[;host:port...]`` for ``faust.App(broker=...)``."""
-        return "kafka://" + ";".join(self.hosts())
-
-    def faust_kwargs(self) -> dict[str, Any]:
-        """Security keyword arguments for ``faust.App`` (``broker_credentials`` when needed).
-
-        Only security: the broker URL, partitions and replication factor are
-        passed by the caller (``faust_broker_url()``, ``partitions``,
-        ``replication_factor``) so they can be chosen per app.
-        """
-        if not (self.uses_tls or self.uses_sasl):
-            return {}
-        from faust.auth import SASLCredentials, SSLCredentials
-
-        context = self.ssl_context() if self.uses_tls else None
-        credentials: Any
-        if self.uses_sasl:
-            credentials = SASLCredentials(
-                username=self.sasl_username,
-                password=self.sasl_secret(),
-                ssl_context=context,
-                mechanism=self.sasl_mechanism,
-            )
-        else:
-            credentials = SSLCredentials(context)
-        return {"broker_credentials": credentials}

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from events.admin import admin_client, ensure_topics, partition_counts
+from events.admin import ensure_compacted_topic, ensure_topics, partition_counts
 from events.codec import encode
 from events.kafka_settings import KafkaSettings
+from events.log_reader import read_to_end
 from events.participant_store import ChangelogEntry, Outgoing, ParticipantCore
 
 if TYPE_CHECKING:
@@ -34,9 +33,6 @@ log = logging.getLogger("events.participant")
 Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-
-#: Compacted, so a long-lived participant's log keeps one record per input id.
-CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True)
@@ -87,51 +83,18 @@ async def prepare_topics(participant: Participant[Any], *, create: bool) -> dict
 
 async def ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
     """Create the changelog (one partition: its order is the order of effects) if missing."""
-    async with admin_client(kafka) as admin:
-        if topic not in set(await admin.list_topics()):
-            new = NewTopic(topic, 1, kafka.replication_factor, topic_configs=CHANGELOG_CONFIG)
-            response = await admin.create_topics([new])
-            for entry in response.to_object().get("topic_errors", []):
-                code = entry.get("error_code", 0)
-                if code not in (0, TopicAlreadyExistsError.errno):
-                    raise RuntimeError(
-                        f"cannot create changelog topic {topic!r}: "
-                        f"{entry.get('error_message') or code}"
-                    )
-    await ensure_topics(kafka, [topic], partitions=1)
+    await ensure_compacted_topic(kafka, topic, partitions=1)
 
 
 async def replay_changelog(kafka: KafkaSettings, topic: str, core: ParticipantCore[Any]) -> int:
     """Feed every changelog entry to ``core``; return how many were read."""
-    consumer = AIOKafkaConsumer(
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **kafka.consumer_kwargs(),
-    )
-    await consumer.start()
     read = 0
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        await consumer.seek_to_beginning(tp)
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
-            # Tansu 0.6 answers ListOffsets(latest) with the base offset of the last
-            # record batch + 1, not the log end (measured: 13 records in two batches,
-            # end_offsets 6); trusting it would drop the tail of the last batch and
-            # redo those effects. A fetch's high watermark is right on every broker.
-            end = max(end, consumer.highwater(tp) or 0)
-            for record in batch.get(tp, []):
-                if record.offset >= end:
-                    break
-                if record.value is None:
-                    continue
-                core.replay(ChangelogEntry.decode(record.value))
-                read += 1
-    finally:
-        await consumer.stop()
+    async for batch in read_to_end(kafka, [TopicPartition(topic, 0)], max_records=5000):
+        for record in batch:
+            if record.value is None:
+                continue
+            core.replay(ChangelogEntry.decode(record.value))
+            read += 1
     return read
 
 

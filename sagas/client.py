@@ -34,7 +34,9 @@ class SagaClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         if self._producer is not None:
@@ -42,8 +44,13 @@ class SagaClient:
             self._producer = None
 
     async def start_saga(
-        self, saga: str, data: dict[str, Any] | None = None, *, saga_id: str | None = None,
-        version: int | None = None, wait: bool = True,
+        self,
+        saga: str,
+        data: dict[str, Any] | None = None,
+        *,
+        saga_id: str | None = None,
+        version: int | None = None,
+        wait: bool = True,
     ) -> str:
         """Ask the coordinator to start ``saga``; returns the saga id (new unless given)."""
         event = control.start_request(saga, dict(data or {}), saga_id=saga_id, version=version)
@@ -79,8 +86,13 @@ class SagaClient:
             await future
 
 
-async def start_saga(saga: str, data: dict[str, Any] | None = None, *,
-                     kafka: KafkaSettings | None = None, saga_id: str | None = None) -> str:
+async def start_saga(
+    saga: str,
+    data: dict[str, Any] | None = None,
+    *,
+    kafka: KafkaSettings | None = None,
+    saga_id: str | None = None,
+) -> str:
     """Start one saga and return its id (opens and closes a producer: use SagaClient for many)."""
     async with SagaClient(kafka or KafkaSettings()) as client:
         return await client.start_saga(saga, data, saga_id=saga_id)

@@ -1,18 +1,25 @@
-"""The coordinator: a faust app that moves bytes in and out of `sagas.machine.decide`.
+"""The coordinator: moves bytes between Kafka and `sagas.machine.decide`, and owns its commits.
 
-Per batch of records (all input topics, every partition this replica owns):
+One replica of the coordinator group runs this loop over the input partitions
+it owns (partition *n* of every input topic and of the saga table, see
+`sagas.membership`):
 
-1. decode each record; what cannot be decoded or routed goes to the
-   dead-letter topic, unchanged, with the reason headers;
-2. run the state machine for it against the saga's state (the batch sees its
-   own earlier writes);
-3. send every command and lifecycle event and wait until Kafka has them;
-4. only then write the new states to the changelog-backed table.
+1. fetch a batch of records (aiokafka, no auto-commit);
+2. decide (`sagas.batch.Batch`): decode each record (what cannot be decoded
+   or routed goes to the dead-letter topic with the reason headers), run the
+   state machine against the saga's state, which the batch then holds in
+   memory so the next batch sees it;
+3. persist: send every command and lifecycle event, then log the new states
+   to the table's changelog, and wait until Kafka has all of them;
+4. only then commit the batch's offsets.
 
-A crash between 3 and 4 replays the batch: the machine makes the same
-decisions, the same command ids go out again, participants drop them. Offsets
-are committed after the producer is flushed (faust does that), so nothing the
-table says happened is lost either.
+Up to ``SAGAS_PIPELINE`` batches are in step 3 at once, committed in order.
+A crash anywhere replays the uncommitted records against the last logged
+states: the machine makes the same decisions, the same command ids go out
+again, participants drop them. Nothing is acked that was not decided, and no
+offset is committed whose effects are not in Kafka, also around rebalances:
+a rebalance first waits for the batches in hand and commits them, and records
+fetched across a rebalance are not decided but fetched again.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import faust
+import aiohttp
 import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from events.codec import encode
@@ -34,15 +43,40 @@ from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
 from sagas import control
 from sagas.batch import Batch, known_types
-from sagas.faust_consumer import adjust_faust_consumer
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
+from sagas.membership import CoPartitionedAssignor
 from sagas.metrics import CoordinatorMetrics
+from sagas.saga_table import GENERATION_HEADER, SagaTable
 from sagas.settings import CoordinatorSettings
 from sagas.table_values import EARLY_MARKER, EARLY_TOKEN, PURGE_TOKEN, TERMINAL_STATUSES
 from sagas.timers import TimerQueue
 
 log = logging.getLogger("sagas.coordinator")
+
+#: exit status of a replica that stopped because a batch could not be persisted
+EXIT_BATCH_FAILED = 70
+
+
+def changelog_topic(app_id: str) -> str:
+    """The table's changelog: ``<app id>-sagas-changelog``, compacted, co-partitioned."""
+    return f"{app_id}-sagas-changelog"
+
+
+@dataclass
+class _Turn:
+    """Set once a batch has enqueued its outgoing records, and then its states."""
+
+    sent: asyncio.Future[None]
+    logged: asyncio.Future[None]
+
+
+@dataclass
+class _InFlight:
+    """A decided batch whose records and states are on their way to Kafka."""
+
+    persisted: asyncio.Future[None]
+    offsets: dict[TopicPartition, int]
 
 
 class Coordinator:
@@ -68,179 +102,328 @@ class Coordinator:
         self.triggers = registry.triggers()
         self.known_types = known_types(registry)
         self.timers = TimerQueue()
-        self._needs_rebuild = True
         #: decoded states of the running sagas this replica owns, so that a reply does not
         #: pay for parsing its saga's state; the table stays the truth (cleared on rebalance)
         self.live = LiveStates(settings.live_cache)
         self.input_topics = sorted(registry.topics_read() | {self.topics.control})
-        self._input_set = frozenset(self.input_topics)
-        self.app = self._build_app()
+        self.table = SagaTable(kafka, changelog_topic(settings.app_id), kafka.partitions)
+        self.url = settings.advertised_url()
+        self.assignor = CoPartitionedAssignor(self.url, settings.instance_id)
+        #: table partitions recovered and being processed here
+        self.owned: frozenset[int] = frozenset()
+        #: input partition -> next offset to commit (what is durable)
+        self.committed: dict[TopicPartition, int] = {}
+        self.started = False
+        self.rebalancing = False
+        self.recovering = False
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self._generation = -1
+        self._epoch = 0
+        self._lock = asyncio.Lock()
+        self._inflight: list[_InFlight] = []
+        self._last_turn: _Turn | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._web: Any = None
         from sagas.api import install_api  # HTTP API, /metrics (imports this module)
 
         self.api = install_api(self)
 
-    # -- wiring -------------------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------
 
-    def _build_app(self) -> faust.App:
+    async def start(self) -> None:
+        """Connect, join the group, serve HTTP; returns while the loops run in the background."""
         s, k = self.settings, self.kafka
-        adjust_faust_consumer(k)
-        datadir = Path(s.data_dir) / s.app_id
-        datadir.mkdir(parents=True, exist_ok=True)
-        app = faust.App(
-            s.app_id,
-            broker=k.faust_broker_url(),
-            store=s.store,
-            datadir=str(datadir),
-            topic_partitions=k.partitions,
-            topic_replication_factor=k.replication_factor,
-            key_serializer="raw",
-            value_serializer="raw",
-            consumer_auto_offset_reset="earliest",
-            broker_session_timeout=s.session_timeout,
-            broker_heartbeat_interval=s.heartbeat_interval,
-            broker_rebalance_timeout=s.rebalance_timeout,
-            consumer_group_instance_id=s.instance_id,
-            web_enabled=True,
-            web_host=s.web_host,
-            web_port=s.web_port,
-            canonical_url=s.advertised_url(),
-            web_bind=s.web_host,
-            table_standby_replicas=0,
-            producer_linger_ms=1,
-            stream_buffer_maxsize=max(4096, s.batch_max * 2),
-            **k.faust_kwargs(),
+        self.http = aiohttp.ClientSession()
+        self._web = await self.api.serve(s.web_host, s.web_port)
+        self.producer = AIOKafkaProducer(
+            **k.aiokafka_kwargs(),
+            acks="all",
+            linger_ms=1,
+            max_request_size=max(s.max_record_bytes * 2, 1_048_576),
         )
-        self.table = app.Table(
-            "sagas",
-            default=None,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=k.partitions,
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            **k.consumer_kwargs(),
+            group_id=s.app_id,
+            group_instance_id=s.instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(self.assignor,),
+            session_timeout_ms=int(s.session_timeout * 1000),
+            heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
+            rebalance_timeout_ms=int(s.rebalance_timeout * 1000),
+            max_poll_interval_ms=max(300_000, int(s.rebalance_timeout * 1000)),
+            max_partition_fetch_bytes=max(s.max_record_bytes * 2, 1_048_576),
         )
-        source = app.topic(
-            *self.input_topics,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            allow_empty=True,
-        )
+        await self.consumer.start()
+        self.consumer.subscribe(self.input_topics, listener=_Listener(self))
+        self.started = True
+        self._tasks = [
+            asyncio.create_task(self._guard(self._consume()), name="sagas.consume"),
+            asyncio.create_task(self._guard(self._timer_loop()), name="sagas.timers"),
+            *self.api.background_tasks(),
+        ]
+        log.info("coordinator %s started; reading %s", self.url, ", ".join(self.input_topics))
 
-        async def coordinate(stream: faust.StreamT) -> None:
-            batches = stream.take_events(s.batch_max, within=s.batch_within)  # type: ignore[attr-defined]
-            async for events in batches:
-                try:
-                    await self.process_batch(events, time.time())
-                except BaseException:
-                    # faust acks a batch's records even when its consumer raises (take_events
-                    # acks in a finally), and acked offsets get committed: a batch that did not
-                    # finish would be lost. Exit before that can happen; a restarted replica
-                    # replays it (crash-only, like a SIGKILL).
-                    log.critical("batch failed; exiting so that it is replayed", exc_info=True)
-                    logging.shutdown()
-                    os._exit(70)
+    async def stop(self) -> None:
+        """Finish and commit the batches in hand, leave the group, close everything."""
+        self._stopping.set()
+        for task in self._tasks:
+            if task.get_name() != "sagas.consume":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.consumer is not None:
+            async with self._lock:
+                await self._drain()
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self._web is not None:
+            await self._web.cleanup()
+        if self.http is not None:
+            await self.http.close()
 
-        app.agent(source, name="sagas.coordinate")(coordinate)
-        app.timer(s.timer_tick, name="sagas.timers")(self._fire_due_timers)
-        app.on_partitions_assigned.connect(self._on_assigned)
-        app.on_partitions_revoked.connect(self._on_assigned)
-        return app
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, run until ``stop`` is set (or a loop fails), then stop."""
+        await self.start()
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([stopped, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            await self.stop()
 
-    async def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
-        self._needs_rebuild = True
-        self.live.clear()
+    async def _guard(self, loop: Any) -> None:
+        """Run a background loop; a failure in one ends the replica (crash-only)."""
+        try:
+            await loop
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            # A batch that did not finish must not be half-applied: exit, and a restarted
+            # replica replays it from the last committed offset (like a SIGKILL).
+            log.critical(
+                "coordinator loop failed; exiting so that its batch is replayed", exc_info=True
+            )
+            logging.shutdown()
+            os._exit(EXIT_BATCH_FAILED)
 
-    # -- the batch ----------------------------------------------------------------------
+    # -- the batch loop -------------------------------------------------------------------
 
-    async def process_batch(self, events: Sequence[Any], now: float) -> None:
+    async def _consume(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        max_records = self.settings.batch_max
+        while not self._stopping.is_set():
+            epoch = self._epoch
+            fetched = await consumer.getmany(timeout_ms=100, max_records=max_records)
+            async with self._lock:
+                if not fetched:
+                    await self._drain()
+                    continue
+                if not self._may_decide(epoch, fetched):
+                    self._rewind(fetched)
+                    continue
+                records = [record for tp in fetched for record in fetched[tp]]
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if rs}
+                persisted = self.decide(records, time.time())
+                self._inflight.append(_InFlight(persisted, offsets))
+                while len(self._inflight) > self.settings.pipeline:
+                    await self._settle_oldest()
+
+    def _may_decide(self, epoch: int, fetched: dict[TopicPartition, Any]) -> bool:
+        """Records fetched across a rebalance, or for partitions not recovered, wait."""
+        if epoch != self._epoch or self.rebalancing or self._group_generation() != self._generation:
+            return False
+        return all(tp.partition in self.owned for tp in fetched)
+
+    def _rewind(self, fetched: dict[TopicPartition, Any]) -> None:
+        """Fetch these records again later (their partitions may have been reassigned)."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        for tp, records in fetched.items():
+            if records and tp in assigned:
+                self.consumer.seek(tp, records[0].offset)
+
+    def _group_generation(self) -> int:
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        return int(getattr(coordinator, "generation", -1))
+
+    def decide(self, records: Sequence[Any], now: float) -> asyncio.Future[None]:
+        """Decide a batch (in memory at once) and start persisting it; resolves when durable."""
         batch = Batch(self, now)
-        for event in events:
-            msg = event.message
-            batch.handle(msg.topic, msg.partition, msg.offset, msg.key, msg.value, msg.headers)
-        futures = [await self._send(*record) for record in batch.outgoing]
-        if futures:
-            await asyncio.gather(*futures)
-        # A paused replica waking up may have lost partitions while it worked: a saga whose
-        # partition is no longer ours must not overwrite the new owner's state (the sends
-        # were harmless duplicates; the new owner replays those records).
-        inputs = self._input_set
-        owned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic in inputs}
-        writes = {
-            saga_id: raw
-            for saga_id, raw in batch.writes.items()
-            if partition_for(saga_id.encode(), self.kafka.partitions) in owned
-        }
-        await self._log_states(writes)
-        for saga_id in batch.writes:
-            state = batch.decoded.get(saga_id) if saga_id in writes else None
-            if state is None:
+        for r in records:
+            batch.handle(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+        writes = {saga_id.encode(): raw for saga_id, raw in batch.writes.items()}
+        self.table.store(writes)
+        for saga_id, raw in batch.writes.items():
+            state = batch.decoded.get(saga_id)
+            if state is None or raw is None:
                 self.live.forget(saga_id)
             else:
                 self.live.put(state)
         for due, saga_id, token in batch.timers:
             self.timers.push(due, saga_id, token)
+        # Batches are persisted concurrently, but each enqueues its records only after
+        # the batch before it did: the changelog keeps every saga's states in order.
+        loop = asyncio.get_running_loop()
+        turn = _Turn(loop.create_future(), loop.create_future())
+        previous, self._last_turn = self._last_turn, turn
+        return asyncio.ensure_future(self._persist(batch.outgoing, writes, previous, turn))
 
-    async def _log_states(self, writes: dict[str, bytes | None]) -> None:
-        """Log saga states to the table's changelog, wait for Kafka, then store them.
+    async def process_batch(self, records: Sequence[Any], now: float) -> None:
+        """Decide and persist one batch (no offsets): for tests and tools."""
+        await self.decide(records, now)
 
-        Not ``table[key] = raw``: faust would pick the changelog partition of
-        whichever event happens to be current (a batch spans partitions), and it
-        queues the record in its own buffer, which its pre-commit flush can miss
-        (seen: a coordinator killed after a commit came back without the state the
-        committed records had produced). Here the batch is not done, so its
-        records are not acked, until the changelog has every state.
-        """
-        if not writes:
+    async def _persist(
+        self,
+        outgoing: Sequence[tuple[Any, ...]],
+        writes: dict[bytes, bytes | None],
+        previous: _Turn | None,
+        turn: _Turn,
+    ) -> None:
+        if previous is not None:
+            await previous.sent
+        acks = [await self.send(*record) for record in outgoing]
+        turn.sent.set_result(None)
+        await asyncio.gather(*acks)
+        # Commands before states: a state that says a command went out must not be
+        # durable before the command is (a replay would then not send it again).
+        if previous is not None:
+            await previous.logged
+        acks = await self._enqueue_states(writes)
+        turn.logged.set_result(None)
+        await asyncio.gather(*acks)
+
+    async def _settle_oldest(self) -> None:
+        batch = self._inflight.pop(0)
+        await batch.persisted
+        await self._commit(batch.offsets)
+
+    async def _drain(self) -> None:
+        """Wait for every batch in hand to be durable and commit its offsets."""
+        if not self._inflight:
             return
-        topic = self.table.changelog_topic.get_topic_name()
-        futures = []
-        for saga_id, raw in writes.items():
-            key = saga_id.encode()
-            partition = partition_for(key, self.kafka.partitions)
-            futures.append(await self._send(topic, key, raw, [], partition))
-        await asyncio.gather(*futures)
-        for saga_id, raw in writes.items():
-            key = saga_id.encode()
-            if raw is None:
-                self.table.data.pop(key, None)
-            else:
-                self.table.data[key] = raw
+        offsets: dict[TopicPartition, int] = {}
+        while self._inflight:
+            batch = self._inflight.pop(0)
+            await batch.persisted
+            offsets.update(batch.offsets)
+        await self._commit(offsets)
 
-    async def _send(
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assert self.consumer is not None
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            # Lost the partitions meanwhile (paused past the session, group rebalanced):
+            # their new owner replays these records; our states for them are dropped on
+            # the revocation that follows and carry an older generation in the changelog.
+            log.warning(
+                "could not commit offsets %s (%r); the new owner replays them",
+                _offsets_text(offsets),
+                exc,
+            )
+            return
+        self.committed.update(offsets)
+
+    async def send(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, bytes]],
         partition: int | None = None,
-    ) -> Any:
+    ) -> asyncio.Future[Any]:
+        """Queue one record on the producer; the returned future resolves when Kafka has it."""
+        assert self.producer is not None, "the coordinator is not started"
         self.metrics.messages.labels(topic, "out").inc()
-        return await self.app.producer.send(topic, key, value, partition, None, headers)
+        return await self.producer.send(topic, value, key=key, partition=partition, headers=headers)
 
-    # -- timers -------------------------------------------------------------------------
+    async def _enqueue_states(self, writes: dict[bytes, bytes | None]) -> list[Any]:
+        """Queue saga states on the table's changelog, each in its saga's partition."""
+        headers = [(GENERATION_HEADER, str(self._generation).encode())]
+        topic, partitions = self.table.topic, self.kafka.partitions
+        return [
+            await self.send(topic, key, raw, headers, partition_for(key, partitions))
+            for key, raw in writes.items()
+        ]
 
-    async def _fire_due_timers(self) -> None:
-        if self._needs_rebuild:
-            recovery = self.app.tables.recovery  # type: ignore[attr-defined]
-            if self.app.rebalancing or not recovery.completed.is_set():
-                return
-            self._rebuild_timers()
-        due = self.timers.pop_due(time.time())
-        if not due:
+    # -- rebalancing ----------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._epoch += 1
+        self.rebalancing = True
+        async with self._lock:
+            await self._drain()
+            self.owned = frozenset()
+            self.live.clear()
+            gone = {tp.partition for tp in revoked}
+            dropped = self.table.drop(gone)
+            for tp in revoked:
+                self.committed.pop(tp, None)
+        log.info("partitions %s revoked; %d sagas handed over", sorted(gone), dropped)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._epoch += 1
+        async with self._lock:
+            self._generation = self._group_generation()
+            wanted = frozenset(tp.partition for tp in assigned)
+            # aiokafka revokes everything before a rebalance; anything still held is stale
+            self.table.drop(set(range(self.kafka.partitions)) - wanted)
+            self.recovering = True
+            started = time.monotonic()
+            try:
+                found = await self.table.recover(wanted)
+            finally:
+                self.recovering = False
+            self.owned = wanted
+            if found.relog:
+                relog = {key: self.table.get(key) for key in found.relog}
+                await asyncio.gather(*await self._enqueue_states(relog))
+            self.timers.replace(self._timer_entries(self.table.data.items()))
+            self.rebalancing = False
+        log.info(
+            "partitions %s assigned (generation %d); %d sagas recovered from %d changelog "
+            "records in %.1fs",
+            sorted(wanted),
+            self._generation,
+            len(found.keys),
+            found.records,
+            time.monotonic() - started,
+        )
+
+    # -- timers ---------------------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        tick = self.settings.timer_tick
+        while not self._stopping.is_set():
+            await asyncio.sleep(tick)
+            await self.fire_due_timers(time.time())
+
+    async def fire_due_timers(self, now: float) -> None:
+        if self.rebalancing or not self.owned:
             return
+        due = self.timers.pop_due(now)
         futures = []
+        owned, partitions = self.owned, self.kafka.partitions
         for saga_id, token in due:
-            value, headers = encode(control.timer_fired(saga_id, token))
-            futures.append(await self._send(self.topics.control, saga_id.encode(), value, headers))
-        await asyncio.gather(*futures)
-
-    def _rebuild_timers(self) -> None:
-        """Re-arm the deadlines of every saga in the partitions this replica now owns."""
-        self._needs_rebuild = False
-        entries = []
-        for key, raw in list(self.table.items()):
-            if raw is None:
+            key = saga_id.encode()
+            if partition_for(key, partitions) not in owned:
                 continue
+            value, headers = encode(control.timer_fired(saga_id, token))
+            futures.append(await self.send(self.topics.control, key, value, headers))
+        if futures:
+            await asyncio.gather(*futures)
+
+    def _timer_entries(self, items: Iterable[tuple[bytes, bytes]]) -> list[tuple[float, str, str]]:
+        """The deadlines in the table: steps' timers, early-event expiries, retention purges."""
+        entries: list[tuple[float, str, str]] = []
+        retention = self.settings.retention
+        for key, raw in items:
             saga_id = key.decode()
             if raw[:1] == EARLY_MARKER:
                 early = orjson.loads(raw[1:])
@@ -250,10 +433,23 @@ class Coordinator:
             doc = orjson.loads(raw)
             entries.extend((t["due"], saga_id, token) for token, t in doc["timers"].items())
             if doc["status"] in TERMINAL_STATUSES and doc.get("finished_at") is not None:
-                due = doc["finished_at"] + self.settings.retention
-                entries.append((due, saga_id, PURGE_TOKEN + saga_id))
-        self.timers.replace(entries)
-        log.info("re-armed %d timers from the table", len(entries))
+                entries.append((doc["finished_at"] + retention, saga_id, PURGE_TOKEN + saga_id))
+        return entries
 
 
-__all__ = ["EARLY_MARKER", "Coordinator", "partition_for"]
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.c = coordinator
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.c.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.c.on_assigned(set(assigned))
+
+
+def _offsets_text(offsets: dict[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
+
+
+__all__ = ["EARLY_MARKER", "Coordinator", "changelog_topic", "partition_for"]

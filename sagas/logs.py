@@ -112,5 +112,5 @@ def logging_config(level: str | int, log_format: str = "text") -> dict[str, Any]
 
 
 def configure(level: str | int = "info", log_format: str = "text") -> None:
-    """Set up logging for a process that is not a faust worker (services, tools)."""
+    """Set up logging for a process: stdout, in ``log_format`` (text or json)."""
     logging.config.dictConfig(logging_config(level, log_format))

@@ -291,8 +291,10 @@ class _Run:
             # The go/no-go step may have committed without telling us: undoing the steps
             # before it could leave it half-done, so a person decides (resolve, retry, abort).
             name = self.d.steps[pivot].name
-            self.park(f"pivot step {name!r} timed out and may have committed; resolve if it "
-                      f"did, abort to compensate if it did not, or retry it")
+            self.park(
+                f"pivot step {name!r} timed out and may have committed; resolve if it "
+                f"did, abort to compensate if it did not, or retry it"
+            )
         elif gave_up:
             if self.past_pivot(gave_up[0]):
                 name = self.d.steps[gave_up[0]].name
@@ -454,7 +456,8 @@ class _Run:
         pivot = self.d.pivot_index
         pivot_status = self.s.steps[pivot].status if pivot is not None else None
         parked_on_pivot = (
-            self.s.status is SagaStatus.FAILED and self.s.phase == "forward"
+            self.s.status is SagaStatus.FAILED
+            and self.s.phase == "forward"
             and pivot_status is StepStatus.TIMED_OUT
         )
         if self.s.status is not SagaStatus.RUNNING and not parked_on_pivot:

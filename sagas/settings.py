@@ -17,12 +17,6 @@ class CoordinatorSettings(BaseSettings):
         default="sagastream-coordinator",
         description="Consumer group and table namespace; replicas share it.",
     )
-    store: str = Field(
-        default="memory://", description="faust table store: memory:// or rocksdb://"
-    )
-    data_dir: str = Field(
-        default=".sagas-data", description="Where faust keeps local files (RocksDB stores)."
-    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, description="HTTP API and /metrics.")
     public_url: str | None = Field(
@@ -32,7 +26,11 @@ class CoordinatorSettings(BaseSettings):
     )
     api_token: SecretStr | None = Field(default=None, description="Bearer token for mutations.")
     batch_max: int = Field(default=1000, ge=1, description="Records decided per batch at most.")
-    batch_within: float = Field(default=0.002, gt=0, description="Seconds to wait to fill a batch.")
+    pipeline: int = Field(
+        default=4,
+        ge=1,
+        description="Decided batches on their way to Kafka at once (offsets commit in order).",
+    )
     early_event_grace: float = Field(
         default=10.0,
         gt=0,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events.admin import check_copartitioned, ensure_topics
+from events.admin import check_copartitioned, ensure_compacted_topic, ensure_topics
 from events.kafka_settings import KafkaSettings
 from sagas.loader import DefinitionRegistry
 
@@ -16,10 +16,23 @@ def coordinator_topics(registry: DefinitionRegistry, topics: object) -> tuple[li
 
 
 async def prepare_topics(
-    kafka: KafkaSettings, registry: DefinitionRegistry, topics: object, *, create: bool = True
+    kafka: KafkaSettings,
+    registry: DefinitionRegistry,
+    topics: object,
+    *,
+    create: bool = True,
+    changelog: str | None = None,
 ) -> None:
+    """Create what is missing (with ``create``), then refuse topics that are not co-partitioned.
+
+    ``changelog`` is the saga table's changelog (`sagas.coordinator.changelog_topic`); it
+    is always created when missing, compacted, with the inputs' partition count.
+    """
     reads, writes = coordinator_topics(registry, topics)
     if create:
         await ensure_topics(kafka, [*reads, *writes])
     # Every record of a saga must land in the same partition number of every input.
-    await check_copartitioned(kafka, reads)
+    count = await check_copartitioned(kafka, reads)
+    if changelog is not None:
+        await ensure_compacted_topic(kafka, changelog, partitions=count)
+        await check_copartitioned(kafka, [*reads, changelog])

@@ -1,4 +1,4 @@
-"""The coordinator's HTTP API and ``/metrics``, served by its faust web server.
+"""The coordinator's HTTP API and ``/metrics`` (aiohttp).
 
 ==========================================  ===============================================
 ``GET  /sagas/{id}``                        one saga: status, context, every step (attempts,
@@ -23,20 +23,21 @@ returns the new state (200) instead of only accepting the request (202).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from sagas.api.requests import ApiError
 
 if TYPE_CHECKING:
-    from sagas.api.server import SagaApi
     from sagas.coordinator import Coordinator
 
-__all__ = ["ApiError", "install_api"]
+__all__ = ["ApiError", "HttpApi", "install_api"]
 
 log = logging.getLogger("sagas.api")
 
@@ -45,79 +46,110 @@ log = logging.getLogger("sagas.api")
 CENSUS_INTERVAL = 15.0
 
 
-def install_api(coordinator: Coordinator) -> SagaApi:
-    """Add the API, ``/metrics`` and the scrape-time collectors to the coordinator's app."""
-    from faust import web
-
+def install_api(coordinator: Coordinator) -> HttpApi:
+    """The API, ``/metrics`` and the scrape-time collectors of ``coordinator``."""
     from sagas.api.collectors import CoordinatorCollector, TableCensus
-    from sagas.api.server import JSON, SagaApi
 
-    api = SagaApi(coordinator)
-    app = coordinator.app
     census = TableCensus(coordinator)
     coordinator.metrics_registry.register(CoordinatorCollector(coordinator, census))
+    return HttpApi(coordinator, census)
 
-    async def refresh_census() -> None:
-        if api.cluster.not_ready() is None:
-            await census.scan(api.cluster.owned_partitions())
 
-    app.timer(CENSUS_INTERVAL, name="sagas.api.census")(refresh_census)
+class HttpApi:
+    """Routes of the coordinator's HTTP server onto `SagaApi`, and the census refresh."""
 
-    def reply(view: web.View, status: int, body: Any) -> web.Response:
-        data = body if isinstance(body, bytes) else orjson.dumps(body)
-        headers = {"WWW-Authenticate": 'Bearer realm="sagas"'} if status == 401 else None
-        if status == 503:
-            headers = {"Retry-After": "2"}
-        return view.bytes(data, content_type=JSON, status=status, headers=headers)
+    def __init__(self, coordinator: Coordinator, census: Any) -> None:
+        from sagas.api.server import SagaApi
 
-    async def answer(
-        view: web.View, handler: Callable[[], Awaitable[tuple[int, Any]]]
-    ) -> web.Response:
+        self.saga_api = SagaApi(coordinator)
+        self.cluster = self.saga_api.cluster
+        self.census = census
+
+    def application(self) -> web.Application:
+        api = self.saga_api
+        app = web.Application()
+
+        async def saga_action(request: web.Request) -> web.Response:
+            key, action = request.match_info["key"], request.match_info["action"]
+            return await _answer(lambda: api.operate(request, key, action))
+
+        async def saga(request: web.Request) -> web.Response:
+            key = request.match_info["key"]
+            if request.method == "POST":
+                return await _answer(lambda: api.start(request, key))
+            return await _answer(lambda: api.status(request, key))
+
+        async def sagas(request: web.Request) -> web.Response:
+            return await _answer(lambda: api.listing(request))
+
+        async def health(request: web.Request) -> web.Response:
+            return await _answer(lambda: _sync(api.health()))
+
+        async def ready(request: web.Request) -> web.Response:
+            return await _answer(lambda: _sync(api.readiness()))
+
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(body=api.metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.router.add_post("/sagas/{key}/{action}", saga_action)
+        app.router.add_get("/sagas/{key}", saga)
+        app.router.add_post("/sagas/{key}", saga)
+        app.router.add_get("/sagas", sagas)
+        app.router.add_get("/sagas/", sagas)
+        app.router.add_get("/healthz", health)
+        app.router.add_get("/readyz", ready)
+        app.router.add_get("/metrics", metrics)
+        return app
+
+    async def serve(self, host: str, port: int) -> web.AppRunner:
+        """Listen on ``host:port``; the caller cleans the runner up."""
+        runner = web.AppRunner(self.application(), access_log=None)
+        await runner.setup()
         try:
-            status, body = await handler()
-        except ApiError as exc:
-            status, body = exc.status, exc.body()
-        except Exception as exc:  # a bug: say so in the response and in the log
-            log.exception("API request failed")
-            status, body = 500, {"error": "internal", "detail": repr(exc)}
-        return reply(view, status, body)
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(
+                exc.errno,
+                f"cannot serve the coordinator's HTTP API on {host}:{port} ({exc.strerror}); "
+                f"is another replica using the port? Set SAGAS_WEB_PORT or --web-port",
+            ) from None
+        return runner
 
-    @app.page("/sagas/{key}/{action}")
-    class SagaAction(web.View):
-        async def post(self, request: web.Request, key: str, action: str) -> web.Response:
-            return await answer(self, lambda: api.operate(request, key, action))
+    def background_tasks(self) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self._refresh_census(), name="sagas.api.census")]
 
-    @app.page("/sagas/{key}")
-    class Saga(web.View):
-        async def get(self, request: web.Request, key: str) -> web.Response:
-            return await answer(self, lambda: api.status(request, key))
+    async def _refresh_census(self) -> None:
+        while True:
+            try:
+                if self.cluster.not_ready() is None:
+                    await self.census.scan(self.cluster.owned_partitions())
+            except Exception:  # a scrape-time gauge must not take the replica down
+                log.exception("counting the sagas in the table failed")
+            await asyncio.sleep(CENSUS_INTERVAL)
 
-        async def post(self, request: web.Request, key: str) -> web.Response:
-            return await answer(self, lambda: api.start(request, key))
 
-    class Sagas(web.View):
-        async def get(self, request: web.Request) -> web.Response:
-            return await answer(self, lambda: api.listing(request))
+def _reply(status: int, body: Any) -> web.Response:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    headers = {"WWW-Authenticate": 'Bearer realm="sagas"'} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "2"}
+    return web.Response(body=data, content_type=JSON, status=status, headers=headers)
 
-    app.page("/sagas", name="sagas-list")(Sagas)
-    app.page("/sagas/", name="sagas-list-slash")(type("SagasSlash", (Sagas,), {}))
 
-    async def _sync(result: tuple[int, Any]) -> tuple[int, Any]:
-        return result
+async def _answer(handler: Callable[[], Awaitable[tuple[int, Any]]]) -> web.Response:
+    try:
+        status, body = await handler()
+    except ApiError as exc:
+        status, body = exc.status, exc.body()
+    except Exception as exc:  # a bug: say so in the response and in the log
+        log.exception("API request failed")
+        status, body = 500, {"error": "internal", "detail": repr(exc)}
+    return _reply(status, body)
 
-    @app.page("/healthz")
-    class Health(web.View):
-        async def get(self, request: web.Request) -> web.Response:
-            return await answer(self, lambda: _sync(api.health()))
 
-    @app.page("/readyz")
-    class Ready(web.View):
-        async def get(self, request: web.Request) -> web.Response:
-            return await answer(self, lambda: _sync(api.readiness()))
+async def _sync(result: tuple[int, Any]) -> tuple[int, Any]:
+    return result
 
-    @app.page("/metrics")
-    class Metrics(web.View):
-        async def get(self, request: web.Request) -> web.Response:
-            return self.bytes(api.metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    return api
+JSON = "application/json"

@@ -117,21 +117,20 @@ class CoordinatorCollector(Collector):
         yield states
 
     def lag(self) -> list[tuple[str, int, int]]:
+        consumer = self.c.consumer
+        if consumer is None:
+            return []
         try:
-            consumer = self.c.app.consumer
             assignment = consumer.assignment()
-        except Exception:  # noqa: BLE001 - not started or between assignments
+        except Exception:  # noqa: BLE001 - between assignments
             return []
         inputs = set(self.c.input_topics)
-        committed = getattr(consumer, "_committed_offset", {})
+        committed = self.c.committed
         out = []
         for tp in sorted(assignment):
             if tp.topic not in inputs:
                 continue
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception:  # noqa: BLE001
-                continue
+            highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
             done = committed.get(tp)

@@ -1,4 +1,4 @@
-"""The HTTP endpoints, on the coordinator's faust web server: a thin layer of I/O.
+"""The HTTP endpoints of the coordinator (aiohttp): a thin layer of I/O.
 
 Parsing and validation live in `sagas.api.requests`, the answers in
 `sagas.api.render`; this module reads the table, asks other replicas, and
@@ -72,7 +72,8 @@ class SagaApi:
             headers["Authorization"] = auth
         target = url.rstrip("/") + path_qs
         try:
-            async with self.c.app.http_client.request(
+            assert self.c.http is not None, "the coordinator is not started"
+            async with self.c.http.request(
                 method,
                 target,
                 data=body or None,
@@ -280,13 +281,8 @@ class SagaApi:
         return None
 
     async def publish(self, event: Any) -> None:
-        topic = self.c.topics.control
         value, headers = encode(event)
-        self.c.metrics.messages.labels(topic, "out").inc()
-        sent = await self.c.app.producer.send(
-            topic, event.sagaid.encode(), value, None, None, headers
-        )
-        await sent
+        await (await self.c.send(self.c.topics.control, event.sagaid.encode(), value, headers))
 
     # -- health and metrics ---------------------------------------------------------------
 

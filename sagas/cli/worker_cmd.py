@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from sagas.cli import app
+
+if TYPE_CHECKING:
+    from sagas.coordinator import Coordinator
 
 
 @app.command()
@@ -25,7 +30,7 @@ def worker(
     """Run a coordinator replica for the given saga definitions."""
     from events.kafka_settings import KafkaSettings
     from events.topics import Topics
-    from sagas.coordinator import Coordinator
+    from sagas.coordinator import Coordinator, changelog_topic
     from sagas.errors import SagaError
     from sagas.loader import DefinitionRegistry, load_definitions
     from sagas.settings import CoordinatorSettings
@@ -45,35 +50,45 @@ def worker(
     if not kafka.bootstrap_servers:
         typer.echo(
             "KAFKA_BOOTSTRAP_SERVERS is not set; start a broker (`sagas broker`) and point "
-            "KAFKA_BOOTSTRAP_SERVERS at it", err=True,
+            "KAFKA_BOOTSTRAP_SERVERS at it",
+            err=True,
         )
         raise typer.Exit(2)
     try:
         registry = DefinitionRegistry(d for path in definitions for d in load_definitions(path))
         topics = Topics.from_settings(kafka)
-        asyncio.run(prepare_topics(kafka, registry, topics, create=create_topics))
+        changelog = changelog_topic(settings.app_id)
+        asyncio.run(
+            prepare_topics(kafka, registry, topics, create=create_topics, changelog=changelog)
+        )
     except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
         if isinstance(exc, SagaError) or exc.__class__.__module__.startswith("events"):
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         raise
     coordinator = Coordinator(registry, kafka=kafka, settings=settings, topics=topics)
-    run_worker(coordinator.app, settings.log_level, settings.log_format)
+    run_coordinator(coordinator, settings.log_level, settings.log_format)
 
 
-def run_worker(faust_app: object, log_level: str, log_format: str = "text") -> None:
-    """Run a faust app in the foreground until SIGTERM/SIGINT, logging in ``log_format``."""
-    from faust import Worker
+def run_coordinator(coordinator: Coordinator, log_level: str, log_format: str = "text") -> None:
+    """Run a coordinator in the foreground until SIGTERM/SIGINT, logging in ``log_format``.
 
-    from sagas.logs import logging_config
+    On the signal it finishes and commits the batches in hand and leaves the group,
+    so its partitions move to the other replicas at once.
+    """
+    from sagas.logs import configure
 
-    worker = Worker(
-        faust_app,  # type: ignore[arg-type]
-        loglevel=log_level,
-        quiet=True,
-        logging_config=logging_config(log_level, log_format),
-    )
-    # faust's terminal spinner lowers the root logger to DEBUG so that it can spin on
-    # every record: every aiokafka debug line then gets built (8% of the CPU at load).
-    worker.spinner = None
-    worker.execute_from_commandline()
+    configure(log_level, log_format)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await coordinator.run(stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:  # the port is taken, the broker is unreachable: one line
+        typer.echo(f"error: coordinator stopped: {exc}", err=True)
+        raise typer.Exit(2) from None

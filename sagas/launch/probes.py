@@ -1,18 +1,13 @@
-"""Is a process ready? Asked over its HTTP port (or, for faust, its log), never assumed.
+"""Is a process ready? Asked over its HTTP port, never assumed.
 
 * A service (`events.participant`) answers ``GET /health`` with
   ``{"ready": true}`` once it has replayed its changelog and consumes.
 * The coordinator answers ``GET /readyz`` with ``{"ready": true}`` once its
-  partitions are assigned and its table recovered (`sagas.api`). Where a
-  build serves no such document, it counts as ready once faust has logged
-  ``[^Worker]: Ready`` in this incarnation's log (only logged at level
-  ``info``), or once faust's own ``/router/`` shows every partition of the
-  saga table assigned (any log level).
+  partitions are assigned and its table recovered (`sagas.api`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -20,17 +15,8 @@ import orjson
 
 from sagas.launch.child import ChildProcess
 
-FAUST_READY = "[^Worker]: Ready"
 #: where each role answers ``{"ready": bool}``, first found wins
-READY_PATHS = {"coordinator": ("/readyz", "/health"), "service": ("/health",)}
-
-
-@dataclass(frozen=True)
-class Table:
-    """The coordinator's saga table, as faust's ``/router/`` names it."""
-
-    changelog: str  # "<app id>-sagas-changelog"
-    partitions: int
+READY_PATHS = {"coordinator": ("/readyz",), "service": ("/health",)}
 
 
 class Http:
@@ -61,29 +47,11 @@ class Http:
             self._session = None
 
 
-async def is_ready(child: ChildProcess, http: Http, table: Table | None = None) -> bool:
+async def is_ready(child: ChildProcess, http: Http) -> bool:
     """One readiness check of ``child`` (by its role); False while it is starting."""
     for path in READY_PATHS.get(child.role, ("/health",)):
         url = child.url(path)
         doc = await http.json(url) if url is not None else None
         if isinstance(doc, dict) and isinstance(doc.get("ready"), bool):
             return bool(doc["ready"])
-    if child.role != "coordinator":
-        return False
-    if FAUST_READY in child.log_text(current=True):
-        return True
-    return table is not None and await _table_assigned(child, http, table)
-
-
-async def _table_assigned(child: ChildProcess, http: Http, table: Table) -> bool:
-    url = child.url("/router/")
-    doc = await http.json(url) if url is not None else None
-    if not isinstance(doc, dict):
-        return False
-    owned = {
-        p
-        for replica in doc.values()
-        if isinstance(replica, dict)
-        for p in replica.get(table.changelog, [])
-    }
-    return owned >= set(range(table.partitions))
+    return False

@@ -48,7 +48,7 @@ from events.kafka_settings import KafkaSettings
 from events.topics import Topics
 from sagas.definition import SagaDefinition
 from sagas.launch.child import ChildProcess, LaunchError, kill_all, stop_all
-from sagas.launch.probes import Http, Table, is_ready
+from sagas.launch.probes import Http, is_ready
 from sagas.loader import DefinitionRegistry
 from sagas.topic_setup import coordinator_topics
 
@@ -120,10 +120,6 @@ class Launcher:
         self.http = Http()
         self._closed = False
 
-    @property
-    def _table(self) -> Table:
-        return Table(f"{self.app_id}-sagas-changelog", self.kafka.partitions)
-
     # -- what callers use ---------------------------------------------------------------
 
     def __getitem__(self, name: str) -> ChildProcess:
@@ -143,7 +139,7 @@ class Launcher:
 
     @property
     def app_id(self) -> str:
-        """The coordinators' faust app id (their consumer group): one per run."""
+        """The coordinators' app id (their consumer group, table namespace): one per run."""
         return self.config.coordinator_env.get("SAGAS_APP_ID", f"{self.prefix}coordinator")
 
     @property
@@ -238,7 +234,6 @@ class Launcher:
             {
                 **timing,
                 "SAGAS_APP_ID": self.app_id,
-                "SAGAS_DATA_DIR": str(self.run_dir / "coordinator-data" / name),
                 **self.config.coordinator_env,
             }
         )
@@ -271,7 +266,7 @@ class Launcher:
                     f"{child.name} exited with code {child.returncode} while starting; "
                     f"its log ({child.log_path}) ends:\n{child.log_tail()}"
                 )
-            if await is_ready(child, self.http, self._table):
+            if await is_ready(child, self.http):
                 return
             if time.monotonic() >= deadline:
                 raise LaunchError(

@@ -35,6 +35,7 @@ from events.errors import DecodeError
 from events.kafka_settings import KafkaSettings
 from events.participant_store import ChangelogEntry, ParticipantCore
 from sagas.demo.observe import TERMINAL
+from sagas.saga_table import record_generation
 from tests.faults.tail import TopicTail
 
 SERVICES = ("inventory", "payment", "shipping", "order")
@@ -205,11 +206,24 @@ class StateAudit:
         self.trail: dict[str, list[tuple[str, int, str, float]]] = defaultdict(list)
         self.regressions: list[str] = []
         self.writes = 0
+        #: saga -> highest consumer-group generation that wrote it
+        self.generation: dict[str, int] = {}
+        #: writes from an older generation than one already seen: a zombie's, fenced off
+        #: by the rule every recovering replica applies (`sagas.saga_table`)
+        self.fenced = 0
 
     async def update(self) -> None:
         for record in await self.tail.read_new():
             value = record.value
-            if value is None or value[:1] == b"E" or record.key is None:
+            if record.key is None:
+                continue
+            generation = record_generation(record.headers)
+            key = record.key.decode()
+            if generation < self.generation.get(key, -1):
+                self.fenced += 1
+                continue
+            self.generation[key] = generation
+            if value is None or value[:1] == b"E":
                 continue  # a tombstone, or events held for a saga not started yet
             self.writes += 1
             doc = orjson.loads(value)
@@ -226,3 +240,4 @@ class StateAudit:
                     + ", ".join(f"{w} seq {q} {st} at {t:.3f}" for w, q, st, t in self.trail[sid])
                 )
             self.last[sid] = (max(seq, previous[0]) if previous else seq, terminal)
+

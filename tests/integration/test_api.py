@@ -105,7 +105,7 @@ async def shop(
             bootstrap=kafka_bootstrap,
             log_dir=folder,
             name=f"coordinator-{n}",
-            extra_env={**env, "SAGAS_DATA_DIR": str(folder / f"data-{n}")},
+            extra_env=env,
         ).start()
         for n, port in enumerate(ports, 1)
     ]

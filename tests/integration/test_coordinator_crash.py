@@ -24,18 +24,6 @@ pytestmark = pytest.mark.integration
 SAGAS = 100
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known bug, open on issue 3: in some runs (about 1 in 3 on a loaded 2-core machine) "
-        "the restarted coordinator never processes replies that arrived around the kill: "
-        "their offsets end up committed (coordinator-2 commits past them) although neither "
-        "replica applied them, so those sagas time out and compensate instead of completing. "
-        "Suspected: faust's stream acks records it skips after a rebalance (another "
-        "consumer-group generation, or flow paused); keeping them unacked and seeking back "
-        "was tried and did not close it (and stalled other fault scenarios), so it was removed."
-    ),
-)
 async def test_coordinator_killed_mid_flight_finishes_every_saga(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:

@@ -1,5 +1,5 @@
 """The scrape-time gauges: sagas per status in the partitions a replica owns, and consumer
-lag per input partition, from a stand-in coordinator (no faust, no Kafka)."""
+lag per input partition, from a stand-in coordinator (no Kafka)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+from aiokafka import TopicPartition as TP
 from prometheus_client import CollectorRegistry, generate_latest
 
 from sagas.api.collectors import CoordinatorCollector, TableCensus
@@ -16,16 +17,6 @@ from sagas.state_codec import dump_state
 from tests.unit.saga_fixtures import three_step
 
 PARTITIONS = 8
-
-
-class TP(tuple):  # (topic, partition), like faust's TP
-    @property
-    def topic(self) -> str:
-        return str(self[0])
-
-    @property
-    def partition(self) -> int:
-        return int(self[1])
 
 
 def state(saga_id: str, status: SagaStatus) -> bytes:
@@ -42,13 +33,14 @@ def state(saga_id: str, status: SagaStatus) -> bytes:
     )
 
 
-def coordinator(data: dict[bytes, bytes], consumer: Any = None) -> Any:
+def coordinator(data: dict[bytes, bytes], consumer: Any = None, committed: Any = None) -> Any:
     return SimpleNamespace(
         table=SimpleNamespace(data=data),
         kafka=SimpleNamespace(partitions=PARTITIONS),
         registry=[three_step()],
         input_topics=["orders", "saga.control"],
-        app=SimpleNamespace(consumer=consumer),
+        consumer=consumer,
+        committed=committed or {},
     )
 
 
@@ -71,13 +63,12 @@ def test_census_counts_only_owned_partitions_and_reports_zeros() -> None:
 
 
 def test_collector_exports_lag_per_input_partition_and_the_census() -> None:
-    committed = {TP(("orders", 0)): 7, TP(("orders", 1)): None}
+    committed = {TP("orders", 0): 7}
     consumer = SimpleNamespace(
-        assignment=lambda: {TP(("orders", 0)), TP(("orders", 1)), TP(("sagas-changelog", 0))},
+        assignment=lambda: {TP("orders", 0), TP("orders", 1), TP("sagas-changelog", 0)},
         highwater=lambda tp: {0: 10, 1: 4}.get(tp.partition, 99),
-        _committed_offset=committed,
     )
-    c = coordinator({b"s-1": state("s-1", SagaStatus.FAILED)}, consumer)
+    c = coordinator({b"s-1": state("s-1", SagaStatus.FAILED)}, consumer, committed)
     census = TableCensus(c)
     asyncio.run(census.scan(set(range(PARTITIONS))))
     registry = CollectorRegistry()

@@ -43,7 +43,7 @@ def test_the_issue_list_of_settings_is_covered() -> None:
         "SAGAS_TOPIC_PREFIX",
         "SAGAS_PARTITIONS",
         "SAGAS_REPLICATION_FACTOR",
-        "SAGAS_STORE",
+        "SAGAS_PIPELINE",
         "SAGAS_WEB_PORT",
         "SAGAS_API_TOKEN",
         "SAGAS_LOG_FORMAT",
