@@ -19,6 +19,7 @@ shrunk. Afterwards:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -29,7 +30,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from tests.faults import fuzz
 from tests.faults.checker import judge
 from tests.faults.plan import Plan
-from tests.faults.system import FaultLog, FaultSystem
+from tests.faults.system import EARLY_GRACE, FaultLog, FaultSystem
 from tests.faults.tail import TopicTail
 from tests.faults.test_1_crashes import assert_ok
 
@@ -37,6 +38,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="package")
 
 #: services that read only their command topic (in orchestrated mode): nothing else to skip
 COMMANDED = ("inventory", "payment", "shipping")
+#: seconds to wait for the last dead letters: the early-event grace, its timer, margin
+DEADLETTER_WAIT = EARLY_GRACE + 15.0
 
 
 def topics_of(system: FaultSystem) -> fuzz.Topics:
@@ -146,10 +149,18 @@ async def test_malformed_records_are_dead_lettered_and_good_sagas_finish(
         )
         verdict = await judge(faults, outcome, quiet_timeout=90.0)
         dead = defaultdict(list)
-        for record in await dlq.read_new():
-            headers = {k: bytes(v) for k, v in record.headers or ()}
-            if fuzz.MARKER in headers:
-                dead[headers[fuzz.MARKER].decode()].append((record, headers))
+        expected = {r.marker for r in bad if r.expect == "deadletter"}
+        # Sagas may all have ended before the last records held as early events expire
+        # (SAGAS_EARLY_EVENT_GRACE): poll the dead-letter topic until all are there.
+        deadline = time.monotonic() + DEADLETTER_WAIT
+        while True:
+            for record in await dlq.read_new():
+                headers = {k: bytes(v) for k, v in record.headers or ()}
+                if fuzz.MARKER in headers:
+                    dead[headers[fuzz.MARKER].decode()].append((record, headers))
+            if expected <= set(dead) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
     finally:
         await dlq.stop()
 
