@@ -123,6 +123,9 @@ class Coordinator:
         self._epoch = 0
         self._lock = asyncio.Lock()
         self._inflight: list[_InFlight] = []
+        #: offsets of durable batches not committed yet, and the commit under way
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committing: asyncio.Task[None] | None = None
         self._last_turn: _Turn | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -232,7 +235,10 @@ class Coordinator:
                 persisted = self.decide(records, time.time())
                 self._inflight.append(_InFlight(persisted, offsets))
                 while len(self._inflight) > self.settings.pipeline:
-                    await self._settle_oldest()
+                    await self._inflight[0].persisted
+                    self._settle_done()
+                self._settle_done()
+                self._commit_in_background()
 
     def _may_decide(self, epoch: int, fetched: dict[TopicPartition, Any]) -> bool:
         """Records fetched across a rebalance, or for partitions not recovered, wait."""
@@ -298,21 +304,31 @@ class Coordinator:
         turn.logged.set_result(None)
         await asyncio.gather(*acks)
 
-    async def _settle_oldest(self) -> None:
-        batch = self._inflight.pop(0)
-        await batch.persisted
-        await self._commit(batch.offsets)
+    def _settle_done(self) -> None:
+        """Move the offsets of the durable batches at the head of the pipeline to commit."""
+        while self._inflight and self._inflight[0].persisted.done():
+            batch = self._inflight.pop(0)
+            batch.persisted.result()  # a batch that failed to persist ends the replica
+            self._uncommitted.update(batch.offsets)
+
+    def _commit_in_background(self) -> None:
+        """Commit what is durable, one commit at a time, without holding up the next batch."""
+        if not self._uncommitted or not (self._committing is None or self._committing.done()):
+            return
+        offsets, self._uncommitted = self._uncommitted, {}
+        self._committing = asyncio.create_task(self._commit(offsets))
 
     async def _drain(self) -> None:
         """Wait for every batch in hand to be durable and commit its offsets."""
-        if not self._inflight:
-            return
-        offsets: dict[TopicPartition, int] = {}
         while self._inflight:
-            batch = self._inflight.pop(0)
-            await batch.persisted
-            offsets.update(batch.offsets)
-        await self._commit(offsets)
+            await self._inflight[0].persisted
+            self._settle_done()
+        if self._committing is not None:
+            await self._committing
+            self._committing = None
+        if self._uncommitted:
+            offsets, self._uncommitted = self._uncommitted, {}
+            await self._commit(offsets)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None
@@ -412,12 +428,31 @@ class Coordinator:
         owned, partitions = self.owned, self.kafka.partitions
         for saga_id, token in due:
             key = saga_id.encode()
-            if partition_for(key, partitions) not in owned:
+            if partition_for(key, partitions) not in owned or not self._armed(saga_id, token):
                 continue
             value, headers = encode(control.timer_fired(saga_id, token))
             futures.append(await self.send(self.topics.control, key, value, headers))
         if futures:
             await asyncio.gather(*futures)
+
+    def _armed(self, saga_id: str, token: str) -> bool:
+        """Is ``token`` still armed in the saga's current state?
+
+        Every step arms a deadline that its reply disarms; publishing each of those
+        when it falls due, only for the machine to drop it as stale, would double the
+        coordinator's input. A token the current state does not hold can never be
+        armed again (tokens name the step, phase and attempt), so it is not sent.
+        """
+        key = saga_id.encode()
+        if token.startswith((EARLY_TOKEN, PURGE_TOKEN)):
+            return key in self.table.data
+        state = self.live.get(saga_id)
+        if state is not None:
+            return token in state.timers
+        raw = self.table.get(key)
+        if raw is None or raw[:1] == EARLY_MARKER:
+            return False
+        return token in orjson.loads(raw).get("timers", ())
 
     def _timer_entries(self, items: Iterable[tuple[bytes, bytes]]) -> list[tuple[float, str, str]]:
         """The deadlines in the table: steps' timers, early-event expiries, retention purges."""

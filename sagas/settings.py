@@ -27,7 +27,7 @@ class CoordinatorSettings(BaseSettings):
     api_token: SecretStr | None = Field(default=None, description="Bearer token for mutations.")
     batch_max: int = Field(default=1000, ge=1, description="Records decided per batch at most.")
     pipeline: int = Field(
-        default=4,
+        default=16,
         ge=1,
         description="Decided batches on their way to Kafka at once (offsets commit in order).",
     )

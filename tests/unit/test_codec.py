@@ -305,3 +305,13 @@ def test_random_headers_never_raise_anything_but_decode_error(
 def test_any_valid_event_round_trips(sagaid: str, source: str, data: dict, time: datetime) -> None:
     event = sample(sagaid=sagaid, source=source, data=data, time=time)
     assert decode(*encode(event)) == event
+
+
+def test_derived_ids_never_change_between_versions() -> None:
+    """A coordinator upgraded mid-saga must re-send a command with the id it had: pinned."""
+    from events.envelope import derived_id
+
+    assert derived_id("saga-1", "command", 2, "do", 1) == "c64aca95-720b-fb05-54e7-0e24c35046b7"
+    assert derived_id("saga-1", "command", 2, "do", 2) != derived_id(
+        "saga-1", "command", 2, "do", 1
+    )
