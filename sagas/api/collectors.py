@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from events.partitioning import partition_for
 from sagas.api.render import peek_status
 from sagas.state import SagaStatus
 
@@ -45,30 +46,19 @@ class TableCensus:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.names: set[str] = {d.name for d in coordinator.registry}
         self.scanned_at: float | None = None
-        self._partition_of: dict[bytes, int] = {}
-
-    def _partition(self, key: bytes) -> int:
-        partition = self._partition_of.get(key)
-        if partition is None:
-            from sagas.coordinator import partition_for
-
-            partition = partition_for(key, self.c.kafka.partitions)
-            self._partition_of[key] = partition
-        return partition
 
     async def scan(self, owned: set[int]) -> None:
         from sagas.coordinator import EARLY_MARKER
 
         data = self.c.table.data
+        partitions = self.c.kafka.partitions
         keys = list(data.keys())
-        if len(self._partition_of) > 2 * len(keys) + 1000:
-            self._partition_of.clear()  # sagas deleted since: forget their keys
         counts: Counter[tuple[str, str]] = Counter()
         for n, key in enumerate(keys, 1):
             if n % SLICE == 0:
                 await asyncio.sleep(0)
             raw = data.get(key)
-            if raw is None or raw[:1] == EARLY_MARKER or self._partition(key) not in owned:
+            if raw is None or raw[:1] == EARLY_MARKER or partition_for(key, partitions) not in owned:
                 continue
             try:
                 counts[peek_status(raw)] += 1

@@ -1,6 +1,6 @@
-"""Running one participant process in the foreground (`sagas service`, `sagas bridge`).
+"""Running one process in the foreground (`sagas service`, `sagas bridge`, `sagas worker`).
 
-What both commands share: the log format, Kafka settings from the environment only,
+What the commands share: the log format, Kafka settings from the environment only,
 serving until SIGTERM or Ctrl-C, and errors shown to a person as one line and exit
 code 2 rather than a traceback. Heavy imports stay inside the functions.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -45,7 +46,12 @@ def kafka_from_environment() -> KafkaSettings:
 
 
 def serve_until_signal(participant: Participant[Any], what: str) -> None:
-    """Serve ``participant`` until SIGTERM or SIGINT.
+    """Serve ``participant`` until SIGTERM or SIGINT (see `run_until_signal`)."""
+    run_until_signal(participant.serve, what)
+
+
+def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: str) -> None:
+    """Run ``serve(stop)`` until SIGTERM or SIGINT sets ``stop``.
 
     A broker, network or client error ends the process with ``error: <what> stopped:
     <error>`` (exit code 2); any other error propagates with its traceback.
@@ -56,7 +62,7 @@ def serve_until_signal(participant: Participant[Any], what: str) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await participant.serve(stop)
+        await serve(stop)
 
     try:
         asyncio.run(main())

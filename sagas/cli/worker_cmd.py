@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +27,8 @@ def worker(
     ),
 ) -> None:
     """Run a coordinator replica for the given saga definitions."""
-    from events.kafka_settings import KafkaSettings
     from events.topics import Topics
+    from sagas.cli.foreground import fail, kafka_from_environment
     from sagas.coordinator import Coordinator, changelog_topic
     from sagas.errors import SagaError
     from sagas.loader import DefinitionRegistry, load_definitions
@@ -43,17 +42,9 @@ def worker(
         settings = settings.model_copy(update={"log_level": log_level})
     if log_format is not None:
         if log_format not in ("text", "json"):
-            typer.echo(f"error: --log-format must be text or json, not {log_format!r}", err=True)
-            raise typer.Exit(2)
+            fail(f"--log-format must be text or json, not {log_format!r}")
         settings = settings.model_copy(update={"log_format": log_format})
-    kafka = KafkaSettings()
-    if not kafka.bootstrap_servers:
-        typer.echo(
-            "KAFKA_BOOTSTRAP_SERVERS is not set; start a broker (`sagas broker`) and point "
-            "KAFKA_BOOTSTRAP_SERVERS at it",
-            err=True,
-        )
-        raise typer.Exit(2)
+    kafka = kafka_from_environment()
     try:
         registry = DefinitionRegistry(d for path in definitions for d in load_definitions(path))
         topics = Topics.from_settings(kafka)
@@ -62,9 +53,10 @@ def worker(
             prepare_topics(kafka, registry, topics, create=create_topics, changelog=changelog)
         )
     except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
-        if isinstance(exc, SagaError) or exc.__class__.__module__.startswith("events"):
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        if isinstance(exc, SagaError) or exc.__class__.__module__.startswith(
+            ("events", "aiokafka")
+        ):
+            fail(str(exc))
         raise
     coordinator = Coordinator(registry, kafka=kafka, settings=settings, topics=topics)
     run_coordinator(coordinator, settings.log_level, settings.log_format)
@@ -76,19 +68,8 @@ def run_coordinator(coordinator: Coordinator, log_level: str, log_format: str = 
     On the signal it finishes and commits the batches in hand and leaves the group,
     so its partitions move to the other replicas at once.
     """
+    from sagas.cli.foreground import run_until_signal
     from sagas.logs import configure
 
     configure(log_level, log_format)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await coordinator.run(stop)
-
-    try:
-        asyncio.run(main())
-    except OSError as exc:  # the port is taken, the broker is unreachable: one line
-        typer.echo(f"error: coordinator stopped: {exc}", err=True)
-        raise typer.Exit(2) from None
+    run_until_signal(coordinator.run, "coordinator")

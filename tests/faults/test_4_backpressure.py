@@ -6,7 +6,7 @@ resident memory of both coordinator replicas is sampled from
 per saga. Growth is expected to be linear in the sagas kept in the table
 (finished sagas stay queryable for ``SAGAS_RETENTION``), never a function of
 the burst's size in flight: decoded running sagas are an LRU
-(``SAGAS_LIVE_CACHE``) and faust's stream buffer is bounded.
+(``SAGAS_LIVE_CACHE``) and at most ``SAGAS_PIPELINE`` fetched batches are in hand.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A record too large to dead-letter unchanged, on a topic the coordinator reads.
 
 The coordinator dead-letters a record it cannot decode by publishing it
-again with ``x-dlq-*`` headers. faust's producer refuses records over its
-``producer_max_request_size`` (1,000,000 bytes by default), which is lower
+again with ``x-dlq-*`` headers. Its producer refused records over its
+``max_request_size`` (1,000,000 bytes by default), which is lower
 than what the coordinator accepts to decode (``SAGAS_MAX_RECORD_BYTES``,
 1,048,576) and than what the broker accepted: the send raises
 ``MessageSizeTooLargeError``, the batch fails, the replica exits (or its

@@ -1,6 +1,6 @@
 """TLS from environment variables only: the order saga over mutual TLS.
 
-Every process -- the coordinator (a faust app), inventory, payment, shipping --
+Every process -- the coordinator, inventory, payment, shipping --
 and this test's own clients get their Kafka settings from ``KAFKA_*``
 environment variables alone, with ``KAFKA_SECURITY_PROTOCOL=SSL``, a CA file,
 and a client certificate and key of their own, generated here with openssl
@@ -15,7 +15,7 @@ TLS-terminating load balancer before a Kafka cluster) which requires a client
 certificate signed by the CA. No client can reach the broker in plaintext
 after bootstrapping, and the endpoint records the certificate of every
 connection: the saga completing and each process's certificate being seen
-is the proof that the SSL settings reached aiokafka and faust. Against a real
+is the proof that the SSL settings reached every aiokafka client. Against a real
 cluster (``KAFKA_BOOTSTRAP_SERVERS``) the test is skipped: its TLS needs the
 cluster's own CA and certificates.
 """

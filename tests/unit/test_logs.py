@@ -62,14 +62,14 @@ def test_logging_config_routes_every_logger_through_the_formatter(
     try:
         logging.config.dictConfig(logging_config("info", "json"))
         logging.getLogger("sagas.coordinator").info("x", extra=saga_fields("s-4", "pay"))
-        logging.getLogger("faust.worker").warning("plain")
+        logging.getLogger("aiokafka.consumer").warning("plain")
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
     lines = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["logger"], r.get("saga_id")) for r in lines] == [
         ("sagas.coordinator", "s-4"),
-        ("faust.worker", None),
+        ("aiokafka.consumer", None),
     ]
     with pytest.raises(ValueError, match="log format must be one of text, json"):
         logging_config("info", "xml")
