@@ -29,6 +29,7 @@ import gc
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ from prometheus_client import CollectorRegistry
 from events.codec import encode
 from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
+from events.producer_batches import send_grouped
 from sagas import control
 from sagas.batch import Batch, known_types
 from sagas.live_cache import LiveStates
@@ -299,7 +301,7 @@ class Coordinator:
     ) -> None:
         if previous is not None:
             await previous.sent
-        acks = [await self.send(*record) for record in outgoing]
+        acks = await self._send_all(outgoing)
         turn.sent.set_result(None)
         await asyncio.gather(*acks)
         # Commands before states: a state that says a command went out must not be
@@ -369,10 +371,20 @@ class Coordinator:
         """Queue saga states on the table's changelog, each in its saga's partition."""
         headers = [(GENERATION_HEADER, str(self._generation).encode())]
         topic, partitions = self.table.topic, self.kafka.partitions
-        return [
-            await self.send(topic, key, raw, headers, partition_for(key, partitions))
-            for key, raw in writes.items()
-        ]
+        return await self._send_all(
+            [
+                (topic, key, raw, headers, partition_for(key, partitions))
+                for key, raw in writes.items()
+            ]
+        )
+
+    async def _send_all(self, records: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Queue records grouped per partition (`events.producer_batches`); one future each batch."""
+        assert self.producer is not None, "the coordinator is not started"
+        per_topic = Counter(record[0] for record in records)
+        for topic, n in per_topic.items():
+            self.metrics.messages.labels(topic, "out").inc(n)
+        return await send_grouped(self.producer, records)
 
     # -- rebalancing ----------------------------------------------------------------------
 

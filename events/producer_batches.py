@@ -1,0 +1,75 @@
+"""Queue many records on an aiokafka producer as one batch per partition.
+
+``producer.send()`` costs a coroutine, a future and an accumulator lookup per
+record; a coordinator batch sends thousands. Here records are grouped per
+(topic, partition) into producer batches in their order, and each batch is
+queued with one ``send_batch`` (one future). Kafka's order per partition is
+kept: the batches of a partition go out in the order their first record came,
+and a record that is sent on its own (no key, or large) first flushes what its
+partition has gathered.
+
+Records without a partition go where Kafka's default partitioner would put
+them (murmur2 of the key, `events.partitioning`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from events.partitioning import partition_for
+
+__all__ = ["SINGLE_SEND_BYTES", "send_grouped"]
+
+#: Values above this go through ``producer.send()``, which checks the request size limit.
+SINGLE_SEND_BYTES = 256 * 1024
+
+#: (topic, key, value, headers) or (topic, key, value, headers, partition)
+OutRecord = tuple[Any, ...]
+
+
+async def send_grouped(producer: Any, records: Iterable[OutRecord]) -> list[asyncio.Future[Any]]:
+    """Queue ``records`` in order; the futures resolve when Kafka has every record."""
+    futures: list[asyncio.Future[Any]] = []
+    builders: dict[tuple[str, int], Any] = {}
+    counts: dict[str, int] = {}
+
+    async def flush(tp: tuple[str, int]) -> None:
+        builder = builders.pop(tp, None)
+        if builder is not None:
+            futures.append(await producer.send_batch(builder, tp[0], partition=tp[1]))
+
+    for record in records:
+        topic, key, value, headers = record[:4]
+        partition = record[4] if len(record) > 4 else None
+        if key is None or (value is not None and len(value) > SINGLE_SEND_BYTES):
+            if partition is not None:
+                await flush((topic, partition))
+            elif key is not None:
+                await flush((topic, partition_for(key, await _partitions(producer, counts, topic))))
+            futures.append(
+                await producer.send(topic, value, key=key, partition=partition, headers=headers)
+            )
+            continue
+        if partition is None:
+            partition = partition_for(key, await _partitions(producer, counts, topic))
+        tp = (topic, partition)
+        builder = builders.get(tp)
+        if builder is None:
+            builder = builders[tp] = producer.create_batch()
+        if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+            await flush(tp)  # full: queue it, start the next one
+            builder = builders[tp] = producer.create_batch()
+            builder.append(timestamp=None, key=key, value=value, headers=headers)
+    for tp in list(builders):
+        await flush(tp)
+    return futures
+
+
+async def _partitions(producer: Any, counts: dict[str, int], topic: str) -> int:
+    count = counts.get(topic)
+    if count is None:
+        await producer.client._wait_on_metadata(topic)
+        count = counts[topic] = len(producer.client.cluster.partitions_for_topic(topic))
+    return count

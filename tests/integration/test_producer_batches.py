@@ -1,0 +1,67 @@
+"""Records queued per partition in producer batches land where the default partitioner puts
+them, in order, large and unkeyed ones included."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from events.admin import ensure_topics
+from events.kafka_settings import KafkaSettings
+from events.partitioning import partition_for
+from events.producer_batches import SINGLE_SEND_BYTES, send_grouped
+
+PARTITIONS = 4
+
+
+async def test_grouped_records_keep_partition_and_order(
+    kafka_settings: KafkaSettings, unique_topic: str
+) -> None:
+    other = unique_topic + ".other"
+    await ensure_topics(kafka_settings, [unique_topic, other], partitions=PARTITIONS)
+    big = b"B" * (SINGLE_SEND_BYTES + 10)
+    records: list[tuple[object, ...]] = []
+    for n in range(600):
+        key = f"saga-{n % 7}".encode()
+        value = big if n == 300 else f"{n}".encode()
+        records.append((unique_topic, key, value, [("n", str(n).encode())]))
+        if n % 50 == 0:
+            records.append((other, None, f"unkeyed-{n}".encode(), []))
+    records.append((other, b"pinned", b"to-3", [], 3))
+
+    producer = AIOKafkaProducer(**kafka_settings.aiokafka_kwargs(), max_request_size=2**21)
+    await producer.start()
+    try:
+        futures = await send_grouped(producer, records)
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        unique_topic, other, auto_offset_reset="earliest", **kafka_settings.consumer_kwargs()
+    )
+    await consumer.start()
+    got = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(got) < len(records) and loop.time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                got.extend(batch)
+    finally:
+        await consumer.stop()
+
+    assert len(got) == len(records)
+    mine = [r for r in got if r.topic == unique_topic]
+    for r in mine:
+        assert r.partition == partition_for(r.key, PARTITIONS), r.key
+    for key in {r.key for r in mine}:
+        ns = [
+            int(dict(r.headers)["n"]) for r in sorted(mine, key=lambda r: r.offset) if r.key == key
+        ]
+        assert ns == sorted(ns), f"records of {key!r} out of order"
+    assert any(r.value == big for r in mine)
+    pinned = [r for r in got if r.key == b"pinned"]
+    assert [(r.partition, r.value) for r in pinned] == [(3, b"to-3")]
+    assert sum(1 for r in got if r.topic == other and r.key is None) == 12
