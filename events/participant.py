@@ -65,6 +65,7 @@ from events.participant_store import (
     ParticipantCore,
     unit_interval,
 )
+from events.producer_batches import send_grouped
 
 __all__ = [
     "ChangelogEntry",
@@ -298,10 +299,7 @@ class Participant(Generic[S]):
 
     async def _send_all(self, records: Sequence[Record]) -> None:
         assert self._producer is not None
-        futures = [
-            await self._producer.send(topic, value, key=key, headers=headers)
-            for topic, key, value, headers in records
-        ]
+        futures = await send_grouped(self._producer, records)
         if futures:
             await asyncio.gather(*futures)
 

@@ -61,7 +61,12 @@ async def send_grouped(producer: Any, records: Iterable[OutRecord]) -> list[asyn
         if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
             await flush(tp)  # full: queue it, start the next one
             builder = builders[tp] = producer.create_batch()
-            builder.append(timestamp=None, key=key, value=value, headers=headers)
+            if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                # aiokafka's builders take any first record; never drop one if that changes
+                del builders[tp]
+                futures.append(
+                    await producer.send(topic, value, key=key, partition=partition, headers=headers)
+                )
     for tp in list(builders):
         await flush(tp)
     return futures
