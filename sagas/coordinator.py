@@ -46,6 +46,7 @@ from events.partitioning import partition_for
 from events.producer_batches import send_grouped
 from sagas import control
 from sagas.batch import Batch, known_types
+from sagas.heap_trim import trim_heap
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.membership import CoPartitionedAssignor
@@ -61,6 +62,8 @@ log = logging.getLogger("sagas.coordinator")
 EXIT_BATCH_FAILED = 70
 #: allocations between two young-generation garbage collections (CPython's default: 700)
 GC_YOUNG_THRESHOLD = 20_000
+#: seconds between two returns of freed heap memory to the OS, when idle (`sagas.heap_trim`)
+HEAP_TRIM_INTERVAL = 5.0
 
 
 def changelog_topic(app_id: str) -> str:
@@ -131,6 +134,8 @@ class Coordinator:
         #: offsets of durable batches not committed yet, and the commit under way
         self._uncommitted: dict[TopicPartition, int] = {}
         self._committing: asyncio.Task[None] | None = None
+        self._committed_at = 0.0
+        self._trimmed_at = 0.0
         self._last_turn: _Turn | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -234,6 +239,7 @@ class Coordinator:
             async with self._lock:
                 if not fetched:
                     await self._drain()
+                    self._trim_when_idle()
                     continue
                 if not self._may_decide(epoch, fetched):
                     self._rewind(fetched)
@@ -247,6 +253,12 @@ class Coordinator:
                     self._settle_done()
                 self._settle_done()
                 self._commit_in_background()
+
+    def _trim_when_idle(self) -> None:
+        now = time.monotonic()
+        if now - self._trimmed_at >= HEAP_TRIM_INTERVAL:
+            self._trimmed_at = now
+            trim_heap()
 
     def _may_decide(self, epoch: int, fetched: dict[TopicPartition, Any]) -> bool:
         """Records fetched across a rebalance, or for partitions not recovered, wait."""
@@ -323,6 +335,10 @@ class Coordinator:
         """Commit what is durable, one commit at a time, without holding up the next batch."""
         if not self._uncommitted or not (self._committing is None or self._committing.done()):
             return
+        now = time.monotonic()
+        if now - self._committed_at < self.settings.commit_interval:
+            return  # an idle poll or the next batch commits it; replay on a crash is bounded
+        self._committed_at = now
         offsets, self._uncommitted = self._uncommitted, {}
         self._committing = asyncio.create_task(self._commit(offsets))
 

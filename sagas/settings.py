@@ -26,6 +26,14 @@ class CoordinatorSettings(BaseSettings):
     )
     api_token: SecretStr | None = Field(default=None, description="Bearer token for mutations.")
     batch_max: int = Field(default=1000, ge=1, description="Records decided per batch at most.")
+    commit_interval: float = Field(
+        default=0.1,
+        ge=0,
+        description=(
+            "Seconds between offset commits under load (what is durable is committed; a "
+            "crash replays at most this much, without a second effect)."
+        ),
+    )
     pipeline: int = Field(
         default=16,
         ge=1,
