@@ -63,9 +63,12 @@ class CoordinatorSettings(BaseSettings):
         description="Seconds a finished saga stays queryable before it is removed from the table.",
     )
     live_cache: int = Field(
-        default=4096,
+        default=2048,
         ge=0,
-        description="Running sagas kept decoded in memory (saves parsing; costs ~10 KiB each).",
+        description=(
+            "Running sagas kept decoded in memory (saves parsing a state per reply; ~7 KiB "
+            "each). Size it to the sagas in flight at once: throughput x saga duration."
+        ),
     )
     log_level: str = "warning"
     log_format: str = Field(default="text", pattern="^(text|json)$")
