@@ -20,6 +20,7 @@ its dead letter can be found again.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,7 @@ WRONG_ATTRIBUTES: list[tuple[str, Any]] = [
 ]
 
 _saga_ids = st.uuids().map(lambda u: f"fuzz-{u}")
+_serial = itertools.count(1)
 _json_scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -145,7 +147,9 @@ def bad_record(draw: st.DrawFn, topics: Topics) -> BadRecord:
         )
     )
     topic = draw(st.sampled_from(topics.all()))
-    sid = draw(_saga_ids)
+    # Hypothesis repeats its "simplest" uuid across examples: a serial keeps each record's
+    # saga its own (a reply meant for no saga must not find one another record started).
+    sid = f"{draw(_saga_ids)}-{next(_serial)}"
     key: bytes | None = sid.encode()
     headers: Headers = [CT]
     expect = "deadletter"
