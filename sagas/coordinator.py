@@ -30,14 +30,12 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from events.codec import encode
@@ -51,10 +49,11 @@ from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.membership import CoPartitionedAssignor
 from sagas.metrics import CoordinatorMetrics
+from sagas.offset_commits import OffsetCommits
 from sagas.saga_table import GENERATION_HEADER, SagaTable
 from sagas.settings import CoordinatorSettings
-from sagas.table_values import EARLY_MARKER, EARLY_TOKEN, PURGE_TOKEN, TERMINAL_STATUSES
-from sagas.timers import TimerQueue
+from sagas.table_values import EARLY_MARKER
+from sagas.timers import TimerQueue, deadlines_in_table, still_armed
 
 log = logging.getLogger("sagas.coordinator")
 
@@ -77,14 +76,6 @@ class _Turn:
 
     sent: asyncio.Future[None]
     logged: asyncio.Future[None]
-
-
-@dataclass
-class _InFlight:
-    """A decided batch whose records and states are on their way to Kafka."""
-
-    persisted: asyncio.Future[None]
-    offsets: dict[TopicPartition, int]
 
 
 class Coordinator:
@@ -119,8 +110,8 @@ class Coordinator:
         self.assignor = CoPartitionedAssignor(self.url, settings.instance_id)
         #: table partitions recovered and being processed here
         self.owned: frozenset[int] = frozenset()
-        #: input partition -> next offset to commit (what is durable)
-        self.committed: dict[TopicPartition, int] = {}
+        #: batches being persisted, and committing their offsets once they are
+        self.commits = OffsetCommits(depth=settings.pipeline, interval=settings.commit_interval)
         self.started = False
         self.rebalancing = False
         self.recovering = False
@@ -130,11 +121,6 @@ class Coordinator:
         self._generation = -1
         self._epoch = 0
         self._lock = asyncio.Lock()
-        self._inflight: list[_InFlight] = []
-        #: offsets of durable batches not committed yet, and the commit under way
-        self._uncommitted: dict[TopicPartition, int] = {}
-        self._committing: asyncio.Task[None] | None = None
-        self._committed_at = 0.0
         self._trimmed_at = 0.0
         self._last_turn: _Turn | None = None
         self._stopping = asyncio.Event()
@@ -143,6 +129,11 @@ class Coordinator:
         from sagas.api import install_api  # HTTP API, /metrics (imports this module)
 
         self.api = install_api(self)
+
+    @property
+    def committed(self) -> dict[TopicPartition, int]:
+        """Input partition -> the offset this replica last committed."""
+        return self.commits.committed
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -175,6 +166,7 @@ class Coordinator:
             max_partition_fetch_bytes=max(s.max_record_bytes * 2, 1_048_576),
         )
         await self.consumer.start()
+        self.commits.consumer = self.consumer
         self.consumer.subscribe(self.input_topics, listener=_Listener(self))
         self.started = True
         self._tasks = [
@@ -193,7 +185,7 @@ class Coordinator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.consumer is not None:
             async with self._lock:
-                await self._drain()
+                await self.commits.drain()
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
@@ -238,7 +230,7 @@ class Coordinator:
             fetched = await consumer.getmany(timeout_ms=100, max_records=max_records)
             async with self._lock:
                 if not fetched:
-                    await self._drain()
+                    await self.commits.drain()
                     self._trim_when_idle()
                     continue
                 if not self._may_decide(epoch, fetched):
@@ -247,12 +239,7 @@ class Coordinator:
                 records = [record for tp in fetched for record in fetched[tp]]
                 offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if rs}
                 persisted = self.decide(records, time.time())
-                self._inflight.append(_InFlight(persisted, offsets))
-                while len(self._inflight) > self.settings.pipeline:
-                    await self._inflight[0].persisted
-                    self._settle_done()
-                self._settle_done()
-                self._commit_in_background()
+                await self.commits.add(persisted, offsets)
 
     def _trim_when_idle(self) -> None:
         now = time.monotonic()
@@ -324,52 +311,6 @@ class Coordinator:
         turn.logged.set_result(None)
         await asyncio.gather(*acks)
 
-    def _settle_done(self) -> None:
-        """Move the offsets of the durable batches at the head of the pipeline to commit."""
-        while self._inflight and self._inflight[0].persisted.done():
-            batch = self._inflight.pop(0)
-            batch.persisted.result()  # a batch that failed to persist ends the replica
-            self._uncommitted.update(batch.offsets)
-
-    def _commit_in_background(self) -> None:
-        """Commit what is durable, one commit at a time, without holding up the next batch."""
-        if not self._uncommitted or not (self._committing is None or self._committing.done()):
-            return
-        now = time.monotonic()
-        if now - self._committed_at < self.settings.commit_interval:
-            return  # an idle poll or the next batch commits it; replay on a crash is bounded
-        self._committed_at = now
-        offsets, self._uncommitted = self._uncommitted, {}
-        self._committing = asyncio.create_task(self._commit(offsets))
-
-    async def _drain(self) -> None:
-        """Wait for every batch in hand to be durable and commit its offsets."""
-        while self._inflight:
-            await self._inflight[0].persisted
-            self._settle_done()
-        if self._committing is not None:
-            await self._committing
-            self._committing = None
-        if self._uncommitted:
-            offsets, self._uncommitted = self._uncommitted, {}
-            await self._commit(offsets)
-
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        assert self.consumer is not None
-        try:
-            await self.consumer.commit(offsets)
-        except KafkaError as exc:
-            # Lost the partitions meanwhile (paused past the session, group rebalanced):
-            # their new owner replays these records; our states for them are dropped on
-            # the revocation that follows and carry an older generation in the changelog.
-            log.warning(
-                "could not commit offsets %s (%r); the new owner replays them",
-                _offsets_text(offsets),
-                exc,
-            )
-            return
-        self.committed.update(offsets)
-
     async def send(
         self,
         topic: str,
@@ -408,13 +349,12 @@ class Coordinator:
         self._epoch += 1
         self.rebalancing = True
         async with self._lock:
-            await self._drain()
+            await self.commits.drain()
             self.owned = frozenset()
             self.live.clear()
             gone = {tp.partition for tp in revoked}
             dropped = self.table.drop(gone)
-            for tp in revoked:
-                self.committed.pop(tp, None)
+            self.commits.forget(revoked)
         log.info("partitions %s revoked; %d sagas handed over", sorted(gone), dropped)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -434,7 +374,9 @@ class Coordinator:
             if found.relog:
                 relog = {key: self.table.get(key) for key in found.relog}
                 await asyncio.gather(*await self._enqueue_states(relog))
-            self.timers.replace(self._timer_entries(self.table.data.items()))
+            self.timers.replace(
+                deadlines_in_table(self.table.data.items(), self.settings.retention)
+            )
             # What recovery built lives until the next rebalance: keep the cyclic GC from
             # walking it again and again (with 100,000 sagas in hand its full collections
             # took a third of the restarted replica's time).
@@ -467,48 +409,14 @@ class Coordinator:
         owned, partitions = self.owned, self.kafka.partitions
         for saga_id, token in due:
             key = saga_id.encode()
-            if partition_for(key, partitions) not in owned or not self._armed(saga_id, token):
+            if partition_for(key, partitions) not in owned or not still_armed(
+                token, self.table.get(key), self.live.get(saga_id)
+            ):
                 continue
             value, headers = encode(control.timer_fired(saga_id, token))
             futures.append(await self.send(self.topics.control, key, value, headers))
         if futures:
             await asyncio.gather(*futures)
-
-    def _armed(self, saga_id: str, token: str) -> bool:
-        """Is ``token`` still armed in the saga's current state?
-
-        Every step arms a deadline that its reply disarms; publishing each of those
-        when it falls due, only for the machine to drop it as stale, would double the
-        coordinator's input. A token the current state does not hold can never be
-        armed again (tokens name the step, phase and attempt), so it is not sent.
-        """
-        key = saga_id.encode()
-        if token.startswith((EARLY_TOKEN, PURGE_TOKEN)):
-            return key in self.table.data
-        state = self.live.get(saga_id)
-        if state is not None:
-            return token in state.timers
-        raw = self.table.get(key)
-        if raw is None or raw[:1] == EARLY_MARKER:
-            return False
-        return token in orjson.loads(raw).get("timers", ())
-
-    def _timer_entries(self, items: Iterable[tuple[bytes, bytes]]) -> list[tuple[float, str, str]]:
-        """The deadlines in the table: steps' timers, early-event expiries, retention purges."""
-        entries: list[tuple[float, str, str]] = []
-        retention = self.settings.retention
-        for key, raw in items:
-            saga_id = key.decode()
-            if raw[:1] == EARLY_MARKER:
-                early = orjson.loads(raw[1:])
-                entries.append((early["expires"], saga_id, EARLY_TOKEN + saga_id))
-                continue
-            # Plain JSON, not the model: recovery reads every saga the replica owns.
-            doc = orjson.loads(raw)
-            entries.extend((t["due"], saga_id, token) for token, t in doc["timers"].items())
-            if doc["status"] in TERMINAL_STATUSES and doc.get("finished_at") is not None:
-                entries.append((doc["finished_at"] + retention, saga_id, PURGE_TOKEN + saga_id))
-        return entries
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -520,10 +428,6 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self.c.on_assigned(set(assigned))
-
-
-def _offsets_text(offsets: dict[TopicPartition, int]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
 
 
 __all__ = ["EARLY_MARKER", "Coordinator", "changelog_topic", "partition_for"]

@@ -12,6 +12,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 
+import orjson
+
+from sagas.state import SagaState
+from sagas.table_values import EARLY_MARKER, EARLY_TOKEN, PURGE_TOKEN, TERMINAL_STATUSES
+
 
 class TimerQueue:
     def __init__(self) -> None:
@@ -38,3 +43,40 @@ class TimerQueue:
 
     def next_due(self) -> float | None:
         return self._heap[0][0] if self._heap else None
+
+
+def deadlines_in_table(
+    items: Iterable[tuple[bytes, bytes]], retention: float
+) -> list[tuple[float, str, str]]:
+    """(due, saga id, token) of every deadline in stored states: steps' timers,
+    early-event expiries, and the retention purge of finished sagas."""
+    entries: list[tuple[float, str, str]] = []
+    for key, raw in items:
+        saga_id = key.decode()
+        if raw[:1] == EARLY_MARKER:
+            early = orjson.loads(raw[1:])
+            entries.append((early["expires"], saga_id, EARLY_TOKEN + saga_id))
+            continue
+        # Plain JSON, not the model: recovery reads every saga the replica owns.
+        doc = orjson.loads(raw)
+        entries.extend((t["due"], saga_id, token) for token, t in doc["timers"].items())
+        if doc["status"] in TERMINAL_STATUSES and doc.get("finished_at") is not None:
+            entries.append((doc["finished_at"] + retention, saga_id, PURGE_TOKEN + saga_id))
+    return entries
+
+
+def still_armed(token: str, raw: bytes | None, decoded: SagaState | None) -> bool:
+    """Is ``token`` armed in the saga's current state (stored ``raw``, or ``decoded``)?
+
+    Every step arms a deadline that its reply disarms; publishing each of those
+    when it falls due, only for the machine to drop it as stale, would double the
+    coordinator's input. A token the current state does not hold can never be
+    armed again (tokens name the step, phase and attempt), so it need not be sent.
+    """
+    if token.startswith((EARLY_TOKEN, PURGE_TOKEN)):
+        return raw is not None
+    if decoded is not None:
+        return token in decoded.timers
+    if raw is None or raw[:1] == EARLY_MARKER:
+        return False
+    return token in orjson.loads(raw).get("timers", ())

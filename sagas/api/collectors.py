@@ -58,7 +58,11 @@ class TableCensus:
             if n % SLICE == 0:
                 await asyncio.sleep(0)
             raw = data.get(key)
-            if raw is None or raw[:1] == EARLY_MARKER or partition_for(key, partitions) not in owned:
+            if (
+                raw is None
+                or raw[:1] == EARLY_MARKER
+                or partition_for(key, partitions) not in owned
+            ):
                 continue
             try:
                 counts[peek_status(raw)] += 1
