@@ -66,7 +66,11 @@ class BenchLauncher(Launcher):
 
 
 def coordinator_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {"SAGAS_LOG_LEVEL": "warning", **(extra or {})}
+    # Deployed as recommended: a stable instance id (a pod name in Kubernetes), so that a
+    # restarted coordinator takes its partitions back at once instead of after its old
+    # session expires.
+    env = {"SAGAS_LOG_LEVEL": "warning", "SAGAS_INSTANCE_ID": "bench-coordinator-1"}
+    return {**env, **(extra or {})}
 
 
 @contextlib.asynccontextmanager
