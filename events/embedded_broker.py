@@ -8,8 +8,7 @@ whatever ends it (an exception, Ctrl-C, interpreter exit):
     with EmbeddedBroker() as broker:            # or: async with EmbeddedBroker() as broker
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
 
-    with broker_for(KafkaSettings()) as bootstrap:   # KAFKA_BOOTSTRAP_SERVERS, else embedded
-        ...
+A configured cluster, else one of these: `events.broker_choice.broker_for`.
 
 Known limits (see DESIGN.md): memory only, so all data is gone when it stops;
 no idempotent or transactional producer. The child runs in its own session,
@@ -29,22 +28,19 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
+from events.broker_probe import metadata_refused, run_blocking, tcp_refused, tcp_refused_async
 from events.errors import EventsError
-from events.kafka_settings import KafkaSettings, KafkaSettingsError
+from events.kafka_settings import KafkaSettings
 
 __all__ = [
     "INSTALL_HINT",
     "BrokerNotInstalledError",
     "EmbeddedBroker",
     "EmbeddedBrokerError",
-    "broker_for",
     "resolve_tansu",
 ]
 
@@ -62,9 +58,7 @@ _TANSU_ENV = (
     "PROMETHEUS_LISTENER_URL",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
-_PROBE_REQUEST_TIMEOUT_MS = 2000
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-_T = TypeVar("_T")
 
 
 class EmbeddedBrokerError(EventsError):
@@ -359,35 +353,25 @@ class EmbeddedBroker:
 
     # -- readiness --------------------------------------------------------------------
 
-    def _tcp_open(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port or 0), timeout=0.5):
-                return True
-        except OSError as exc:
-            self._last_probe_error = exc
-            return False
-
     def _ready_sync(self) -> bool:
-        if not self._tcp_open():
+        self._last_probe_error = tcp_refused(self.host, self.port or 0)
+        if self._last_probe_error is not None:
             return False
-        if self._probe_kwargs() is None:
+        kwargs = self._probe_kwargs()
+        if kwargs is None:
             return True
-        return _run_blocking(self._probe_metadata())
+        self._last_probe_error = run_blocking(metadata_refused(kwargs))
+        return self._last_probe_error is None
 
     async def _ready_async(self) -> bool:
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), timeout=0.5
-            )
-        except (TimeoutError, OSError) as exc:
-            self._last_probe_error = exc
+        self._last_probe_error = await tcp_refused_async(self.host, self.port or 0)
+        if self._last_probe_error is not None:
             return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        if self._probe_kwargs() is None:
+        kwargs = self._probe_kwargs()
+        if kwargs is None:
             return True
-        return await self._probe_metadata()
+        self._last_probe_error = await metadata_refused(kwargs)
+        return self._last_probe_error is None
 
     def _probe_kwargs(self) -> dict[str, Any] | None:
         """How the probe connects, or None when only a TCP check is possible."""
@@ -404,22 +388,6 @@ class EmbeddedBroker:
             kwargs.update(security_protocol="SSL", ssl_context=context)
         return kwargs
 
-    async def _probe_metadata(self) -> bool:
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        kwargs = self._probe_kwargs() or {}
-        admin = AIOKafkaAdminClient(**kwargs, request_timeout_ms=_PROBE_REQUEST_TIMEOUT_MS)
-        try:
-            await asyncio.wait_for(admin.start(), _PROBE_REQUEST_TIMEOUT_MS / 1000 + 1)
-            await asyncio.wait_for(admin.list_topics(), _PROBE_REQUEST_TIMEOUT_MS / 1000 + 1)
-            return True
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
-            self._last_probe_error = exc
-            return False
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
-
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
@@ -429,78 +397,3 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 class _PortTaken(Exception):
     """The broker exited at start-up on a port we picked; pick another."""
-
-
-def _run_blocking(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion from sync code, even when this thread has a running loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    result: list[_T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(coro))
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="embedded-broker-probe", daemon=True)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return result[0]
-
-
-class broker_for:  # noqa: N801 - used like a function: `with broker_for(settings) as bootstrap`
-    """Bootstrap servers for ``settings``: its cluster if configured, else an embedded broker.
-
-    A sync and async context manager yielding ``"host:port[,host:port]"``; an
-    embedded broker started here is stopped on exit.
-    """
-
-    def __init__(self, settings: KafkaSettings | None = None, **broker_options: Any) -> None:
-        self.settings = settings if settings is not None else KafkaSettings()
-        self.broker_options = broker_options
-        self.broker: EmbeddedBroker | None = None
-
-    def _configured(self) -> str | None:
-        if self.settings.bootstrap_servers:
-            return self.settings.bootstrap_servers
-        if self.settings.security_protocol != "PLAINTEXT":
-            raise KafkaSettingsError(
-                f"KAFKA_SECURITY_PROTOCOL={self.settings.security_protocol} but no "
-                "KAFKA_BOOTSTRAP_SERVERS: the embedded broker speaks PLAINTEXT only; set "
-                "KAFKA_BOOTSTRAP_SERVERS to your cluster"
-            )
-        self.broker = EmbeddedBroker(**self.broker_options)
-        return None
-
-    def __enter__(self) -> str:
-        configured = self._configured()
-        if configured is not None:
-            return configured
-        assert self.broker is not None
-        return self.broker.start().bootstrap_servers
-
-    def __exit__(self, *exc: object) -> None:
-        if self.broker is not None:
-            self.broker.stop()
-
-    async def __aenter__(self) -> str:
-        configured = self._configured()
-        if configured is not None:
-            return configured
-        assert self.broker is not None
-        return (await self.broker.astart()).bootstrap_servers
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.broker is not None:
-            await self.broker.astop()

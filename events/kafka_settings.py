@@ -9,7 +9,7 @@ no client is configured by hand:
     consumer = AIOKafkaConsumer(**settings.consumer_kwargs(), group_id="x")
 
 ``bootstrap_servers`` is optional: ``None`` means "use the embedded broker"
-(see ``events.embedded_broker.broker_for``). The SASL password is a
+(see ``events.broker_choice.broker_for``). The SASL password is a
 ``SecretStr``: it never appears in a repr, a log line or an error message.
 """
 
@@ -163,7 +163,7 @@ class KafkaSettings(BaseSettings):
             raise KafkaSettingsError(
                 "no Kafka bootstrap servers configured: set KAFKA_BOOTSTRAP_SERVERS "
                 "(host:port[,host:port]), or start the embedded broker with `sagas broker` "
-                "(or events.embedded_broker.broker_for) and use its address"
+                "(or events.broker_choice.broker_for) and use its address"
             )
         return self.bootstrap_servers
 

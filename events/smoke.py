@@ -15,8 +15,8 @@ import uuid
 from types import FrameType
 
 from events.admin import ensure_topics
+from events.broker_choice import broker_for
 from events.codec import decode, encode
-from events.embedded_broker import broker_for
 from events.envelope import derived_id, new_event
 from events.kafka_settings import KafkaSettings
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from events.admin import ensure_topics, partition_counts
-from events.embedded_broker import EmbeddedBroker, EmbeddedBrokerError, broker_for
+from events.broker_choice import broker_for
+from events.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from events.errors import TopicMissingError
 from events.kafka_settings import KafkaSettings
 
