@@ -287,10 +287,6 @@ class Coordinator:
         previous, self._last_turn = self._last_turn, turn
         return asyncio.ensure_future(self._persist(batch.outgoing, writes, previous, turn))
 
-    async def process_batch(self, records: Sequence[Any], now: float) -> None:
-        """Decide and persist one batch (no offsets): for tests and tools."""
-        await self.decide(records, now)
-
     async def _persist(
         self,
         outgoing: Sequence[tuple[Any, ...]],
