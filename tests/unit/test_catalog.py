@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from events.catalog import EventCatalog, UncheckedPayload, default_catalog
+from events.codec import decode
 from events.envelope import new_event
-from events.errors import CatalogError, InvalidPayloadError, UnknownEventTypeError
+from events.errors import CatalogError, DecodeError, InvalidPayloadError, UnknownEventTypeError
 
 
 class Line(BaseModel):
@@ -113,3 +119,51 @@ def test_schema_requires_data_only_when_the_payload_requires_fields() -> None:
 
 def test_default_catalog_has_no_business_types() -> None:
     assert isinstance(default_catalog, EventCatalog) and not default_catalog.strict
+
+
+# -- property: decode + strict validate raise only the typed decode errors ------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)  # orjson writes 64-bit integers only
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+# Near-misses of the payloads, so the registered models see wrong fields, not only noise.
+line_like = st.fixed_dictionaries({}, optional={"sku": json_values, "qty": json_values})
+payload_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "order_id": json_values,
+        "lines": st.lists(line_like, max_size=3) | json_values,
+        "reservation_id": json_values,
+    },
+)
+event_types = st.sampled_from(["inventory.reserve", "inventory.reserved"]) | st.text(max_size=20)
+
+
+@settings(max_examples=300)
+@given(event_types, payload_like | json_values)
+def test_random_type_and_data_raise_only_decode_errors(event_type: str, data: Any) -> None:
+    strict = catalog()
+    value = orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": "e1",
+            "source": "fuzz",
+            "type": event_type,
+            "sagaid": "s1",
+            "data": data,
+        }  # fmt: skip
+    )
+    try:
+        payload = strict.validate(decode(value, topic="t", partition=0, offset=1), topic="t")
+    except DecodeError as exc:  # NotACloudEvent, UnknownEventType, InvalidPayload, ...
+        assert str(exc) and exc.reason
+    else:
+        assert event_type in strict and isinstance(payload, strict.model_for(event_type))

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.codec import decode, encode, encode_key
+from events.codec import DEFAULT_MAX_BYTES, decode, encode, encode_key
 from events.envelope import CloudEvent, new_event
 from events.errors import (
     DecodeError,
@@ -173,6 +173,24 @@ def test_too_large_names_size_and_limit() -> None:
         decode(value, max_bytes=100)
     assert (caught.value.size, caught.value.limit) == (len(value), 100)
     assert f"{len(value)} bytes" in str(caught.value) and "100 bytes" in str(caught.value)
+
+
+def padded_to(size: int) -> bytes:
+    """A valid structured-mode event whose value is exactly ``size`` bytes."""
+    value = doc(data={"blob": ""})
+    value = doc(data={"blob": "x" * (size - len(value))})
+    assert len(value) == size
+    return value
+
+
+def test_default_limit_is_one_mib() -> None:
+    """Pinned: issue 2 names 1 MiB, and SAGAS_MAX_RECORD_BYTES defaults to the same."""
+    assert DEFAULT_MAX_BYTES == 1_048_576
+    with pytest.raises(RecordTooLargeError) as caught:
+        decode(padded_to(1_048_576 + 1))
+    assert (caught.value.size, caught.value.limit) == (1_048_577, 1_048_576)
+    assert caught.value.reason == "too-large"
+    assert decode(padded_to(1_048_576)).data["blob"].startswith("x")  # the limit itself is fine
 
 
 def test_binary_header_that_is_not_utf8() -> None:
