@@ -43,7 +43,6 @@ RUN groupadd --system --gid 10001 sagas \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY services/definitions/*.yaml /app/definitions/
-RUN mkdir -p /app/data && chown sagas:sagas /app/data
 USER 10001:10001
 # 6066: coordinator HTTP API and /metrics; 8000: a service's or the bridge's /metrics
 EXPOSE 6066 8000
