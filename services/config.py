@@ -103,6 +103,15 @@ class ServicesConfig(BaseSettings):
 
     mode: Mode = Mode.ORCHESTRATED
     topic_prefix: str = Field(default="", description="Prefix of the business topics.")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "Serve /metrics, /health and /invariants on this port (unset: not served); "
+            "`sagas bridge` reads it too."
+        ),
+    )
     inventory: InventoryConfig = Field(default_factory=InventoryConfig)
     payment: PaymentConfig = Field(default_factory=PaymentConfig)
     shipping: ShippingConfig = Field(default_factory=ShippingConfig)

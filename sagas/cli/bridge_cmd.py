@@ -17,7 +17,8 @@ def bridge(
         ..., "--config", "-c", help="YAML file: routes from command types to HTTP endpoints."
     ),
     metrics_port: int | None = typer.Option(
-        None, help="Serve /metrics, /health and /stats on this port."
+        None,
+        help="Serve /metrics, /health and /stats on this port (default: SERVICES_METRICS_PORT).",
     ),
     metrics_host: str = typer.Option("127.0.0.1", help="Address for the metrics port."),
     create_topics: bool = typer.Option(True, help="Create missing topics before starting."),
@@ -37,6 +38,13 @@ def bridge(
         settings = BridgeConfig.load(config)
     except BridgeConfigError as exc:
         fail(str(exc))
+    if metrics_port is None:  # the flag wins; else the services' variable, as in a service
+        from services.config import ServicesConfig
+
+        try:
+            metrics_port = ServicesConfig.load().metrics_port
+        except ValueError as exc:
+            fail(str(exc))
     runner = HttpBridge(
         settings,
         kafka,

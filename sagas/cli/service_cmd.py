@@ -36,14 +36,14 @@ def service(
         fail(f"unknown service {name!r}; choose one of: {', '.join(SERVICE_NAMES)}")
     kafka = kafka_from_environment()
     try:
-        settings = ServicesConfig.load(config, mode=mode)
+        settings = ServicesConfig.load(config, mode=mode, metrics_port=metrics_port)
     except ValueError as exc:
         fail(str(exc))
     participant = participant_for(
         name,
         settings,
         kafka,
-        http_port=metrics_port,
+        http_port=settings.metrics_port,
         http_host=metrics_host,
         create_topics=create_topics,
     )
