@@ -53,6 +53,7 @@ from prometheus_client import CollectorRegistry
 from events import participant_io as io
 from events.catalog import EventCatalog
 from events.codec import decode
+from events.consumer_lag import partition_lag
 from events.errors import DecodeError
 from events.kafka_settings import KafkaSettings
 from events.participant_io import ParticipantMetrics, Record
@@ -129,6 +130,8 @@ class Participant(Generic[S]):
         self._stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        #: input partition -> the offset last committed (``participant_consumer_lag``)
+        self.committed: dict[TopicPartition, int] = {}
         self._http: Any = None
         self._run_task: asyncio.Task[None] | None = None
         self._late_pending: dict[asyncio.Task[None], tuple[Outgoing, ...]] = {}
@@ -172,8 +175,15 @@ class Participant(Generic[S]):
             **self.kafka.consumer_kwargs(),
         )
         await self._consumer.start()
-        self._consumer.assign(
-            [TopicPartition(t, p) for t in self.input_topics for p in range(counts[t])]
+        partitions = [TopicPartition(t, p) for t in self.input_topics for p in range(counts[t])]
+        self._consumer.assign(partitions)
+        for tp in partitions:  # where a restart resumes: the lag counts from there
+            offset = await self._consumer.committed(tp)
+            if offset is not None:
+                self.committed[tp] = offset
+        topics = set(self.input_topics)
+        self.metrics.lag.watch(
+            self.name, lambda: partition_lag(self._consumer, topics, self.committed)
         )
         if self.http_port is not None:
             self._http = await io.serve_http(self, self.http_host, self.http_port)
@@ -198,7 +208,9 @@ class Participant(Generic[S]):
             records = [r for tp in sorted(batches) for r in batches[tp]]
             if records:
                 await self.process(records)
-                await self._consumer.commit()
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
+                await self._consumer.commit(offsets)
+                self.committed.update(offsets)
 
     async def stop(self) -> None:
         """Finish the batch in hand, send held-back late answers now, close the clients."""
@@ -221,6 +233,7 @@ class Participant(Generic[S]):
                 await self._send_all(io.output_records(held))
             except Exception:
                 log.exception("%s: %d held-back answers could not be sent", self.name, len(held))
+        self.metrics.lag.forget(self.name)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:

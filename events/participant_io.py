@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from events.admin import ensure_compacted_topic, ensure_topics, partition_counts
 from events.codec import encode
+from events.consumer_lag import ConsumerLagCollector
 from events.kafka_settings import KafkaSettings
 from events.log_reader import read_to_end
 from events.participant_store import ChangelogEntry, Outgoing, ParticipantCore
@@ -37,10 +38,16 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 @dataclass(frozen=True)
 class ParticipantMetrics:
-    """``result`` is the first output's type, or duplicate/ignored/deadletter/error/no_output."""
+    """``result`` is the first output's type, or duplicate/ignored/deadletter/error/no_output.
+
+    ``lag`` is ``participant_consumer_lag{service,topic,partition}``: a name of its own
+    rather than ``saga_consumer_lag`` with a service label, because a choreographed
+    participant reads topics the coordinator reads too (``orders``), and the
+    coordinator's ``sum by (topic)`` (dashboard, alert) must not add the two up."""
 
     commands: Counter
     duration: Histogram
+    lag: ConsumerLagCollector
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ParticipantMetrics:
@@ -60,7 +67,13 @@ class ParticipantMetrics:
                     buckets=DURATION_BUCKETS,
                     registry=registry,
                 ),
+                ConsumerLagCollector(
+                    "participant_consumer_lag",
+                    "Records in an input partition not yet committed by the participant.",
+                    "service",
+                ),
             )
+            registry.register(known.lag)
         return known
 
 

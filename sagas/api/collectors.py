@@ -2,8 +2,9 @@
 
 * ``saga_consumer_lag{topic,partition}``: records on the partition not yet
   committed by this replica (highwater - committed offset), for every input
-  partition it is assigned. Partitions are bounded by the topic's partition
-  count; no saga id is ever a label.
+  partition it is assigned (`events.consumer_lag`, shared with the
+  participants' ``participant_consumer_lag``). Partitions are bounded by the
+  topic's partition count; no saga id is ever a label.
 * ``saga_states{saga,status}``: sagas in this replica's partitions of the
   table, by current status. Unlike counters it says how many are parked in
   ``failed`` right now, and it follows partitions when they move between
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from events.consumer_lag import LagRow, lag_family, partition_lag
 from events.partitioning import partition_for
 from sagas.api.render import peek_status
 from sagas.state import SagaStatus
@@ -92,14 +94,11 @@ class CoordinatorCollector(Collector):
         yield GaugeMetricFamily("saga_states", "", labels=["saga", "status"])
 
     def collect(self) -> Iterable[Any]:
-        lag = GaugeMetricFamily(
+        yield lag_family(
             "saga_consumer_lag",
             "Records in an input partition not yet committed by this replica.",
-            labels=["topic", "partition"],
+            self.lag(),
         )
-        for topic, partition, value in self.lag():
-            lag.add_metric([topic, str(partition)], value)
-        yield lag
         states = GaugeMetricFamily(
             "saga_states",
             "Sagas in this replica's table partitions by current status.",
@@ -110,23 +109,5 @@ class CoordinatorCollector(Collector):
                 states.add_metric([name, status], count)
         yield states
 
-    def lag(self) -> list[tuple[str, int, int]]:
-        consumer = self.c.consumer
-        if consumer is None:
-            return []
-        try:
-            assignment = consumer.assignment()
-        except Exception:  # noqa: BLE001 - between assignments
-            return []
-        inputs = set(self.c.input_topics)
-        committed = self.c.committed
-        out = []
-        for tp in sorted(assignment):
-            if tp.topic not in inputs:
-                continue
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            done = committed.get(tp)
-            out.append((tp.topic, tp.partition, max(0, int(highwater) - int(done or 0))))
-        return out
+    def lag(self) -> list[LagRow]:
+        return partition_lag(self.c.consumer, set(self.c.input_topics), self.c.committed)

@@ -54,10 +54,13 @@ async def producer(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
 
 
 def participant(
-    kafka: KafkaSettings, handler: Handler[dict[str, int]], **options: Any
+    kafka: KafkaSettings,
+    handler: Handler[dict[str, int]],
+    kind: type[Participant[dict[str, int]]] = Participant,
+    **options: Any,
 ) -> Participant[dict[str, int]]:
     p = kafka.topic_prefix
-    return Participant(
+    return kind(
         "things",
         [p + "things.commands"],
         handler,
@@ -204,3 +207,60 @@ async def test_a_handler_bug_parks_the_input_and_the_rest_goes_on(
         assert b"KeyError" in headers["x-dlq-error"]
         assert encode(bad)[0] == dead[0].value
         assert part.state == {"fine": 1}
+
+
+class HeldBack(Participant[dict[str, int]]):
+    """Holds every batch it consumed until ``go`` is set: a participant falling behind (a slow
+    handler, a stalled producer), without blocking its event loop or its metrics."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.go = asyncio.Event()
+
+    async def process(self, records: Any) -> None:
+        await self.go.wait()
+        await super().process(records)
+
+    async def stop(self) -> None:
+        self.go.set()  # a failing test must not leave the batch loop waiting forever
+        await super().stop()
+
+
+def consumer_lag(part: Participant[Any]) -> dict[int, float]:
+    """``participant_consumer_lag`` by partition, as a scrape of ``/metrics`` shows it."""
+    return {
+        int(s.labels["partition"]): s.value
+        for family in part.registry.collect()
+        if family.name == "participant_consumer_lag"
+        for s in family.samples
+        if s.labels["service"] == part.name and s.labels["topic"] == part.input_topics[0]
+    }
+
+
+async def test_consumer_lag_counts_the_records_behind_and_drops_to_zero(
+    kafka: KafkaSettings, producer: AIOKafkaProducer
+) -> None:
+    p = kafka.topic_prefix
+    commands = [new_event("thing.do", source="test", sagaid=f"saga-{n}") for n in range(6)]
+    part = participant(kafka, Counter(p + "things.replies"), kind=HeldBack)
+    assert isinstance(part, HeldBack)
+    async with TopicRecorder(kafka.bootstrap_servers or "", p + "things.replies") as rec, part:
+        for command in commands:
+            await send(producer, p + "things.commands", command)
+        # Behind: every command is on the topic and none is handled and committed.
+        await eventually(
+            lambda: sum(consumer_lag(part).values()) == len(commands),
+            what=f"a lag of {len(commands)} records",
+        )
+        assert not any(replies(rec, c) for c in commands)
+
+        part.go.set()
+        await eventually(
+            lambda: all(replies(rec, c) for c in commands), what="a reply to every command"
+        )
+        # Caught up: every input partition is exported, each at zero.
+        await eventually(
+            lambda: consumer_lag(part) == {n: 0.0 for n in range(4)},
+            what="zero lag on all 4 partitions",
+        )
+    assert consumer_lag(part) == {}, "a stopped participant exports no lag"
