@@ -169,10 +169,42 @@ async def test_status_of_completed_compensated_and_in_flight_sagas(shop: Shop) -
     assert [s["status"] for s in in_flight["steps"]] == ["succeeded", "running"]
     assert any(t["step"] == "pay" and t["kind"] == "deadline" for t in in_flight["timers"])
 
-    # The CLI shows the same, readably.
+    # The CLI shows the same, readably, whichever replica it asks.
     code, out, err = await run(cli, ["status", held, "--api", shop.b], shop.env)
     assert code == 0, err
     assert held in out and "running" in out and "reserve" in out and "pay" in out
+    assert status_line(out) == ["running", "at", "pay"]
+
+    code, out, err = await run(cli, ["status", done, "--api", shop.b], shop.env)
+    assert code == 0, err
+    assert done in out and status_line(out) == ["completed"]
+    assert step_row(out, "reserve")[:3] == ["0", "reserve", "succeeded"]
+    assert step_row(out, "pay")[:3] == ["1", "pay", "succeeded"]
+    assert "saga.completed" in out
+
+    code, out, err = await run(cli, ["status", undone, "--api", shop.a], shop.env)
+    assert code == 0, err
+    # "at pay": the step it failed at, the one that turned it back
+    assert undone in out and status_line(out) == ["compensated", "at", "pay"]
+    assert step_row(out, "reserve")[:3] == ["0", "reserve", "compensated"]
+    assert "undo: stock.released" in " ".join(step_row(out, "reserve"))
+    assert step_row(out, "pay")[:3] == ["1", "pay", "failed"]
+    assert "saga.compensated" in out
+
+
+def status_line(out: str) -> list[str]:
+    """The words after "status" in the header of `sagas status`."""
+    words = next(line.split() for line in out.splitlines() if line.split()[:1] == ["status"])
+    return words[1:]
+
+
+def step_row(out: str, step: str) -> list[str]:
+    """The cells of ``step``'s row in the steps table of `sagas status`."""
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃|").split("│")]
+        if len(cells) > 2 and cells[1] == step:
+            return cells
+    raise AssertionError(f"no row for step {step!r} in:\n{out}")
 
 
 def _wait_current(url: str, saga_id: str, steps: list[str]) -> dict[str, Any]:
@@ -185,6 +217,13 @@ def _wait_current(url: str, saga_id: str, steps: list[str]) -> dict[str, Any]:
             return dict(body)
         time.sleep(0.1)
     raise AssertionError(f"saga {saga_id} never got to {steps}: {body}")
+
+
+async def test_every_replica_answers_healthz(shop: Shop) -> None:
+    for url in shop.urls:
+        code, body = await run(http, "GET", f"{url}/healthz")
+        assert code == 200, body
+        assert body == {"status": "ok", "replica": url}
 
 
 async def test_list_filters_by_status_and_saga_and_limits(shop: Shop) -> None:
