@@ -10,18 +10,22 @@ undone last step first, and a crashed service did nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from events.participant_store import ChangelogEntry, ParticipantCore
 from sagas.demo.drive import RunResult, drive
 from sagas.demo.scenario import CREDIT_LIMITS, Scenario
 from sagas.launch import Launcher, SystemConfig
+from services.config import ServicesConfig
 from services.payment.domain import PaymentState, make_handler
+from services.run import build_spec
 from services.topics import ServiceTopics
 
 pytestmark = pytest.mark.e2e
@@ -107,6 +111,49 @@ async def payment_changelog(system: Launcher) -> list[ChangelogEntry]:
     return entries
 
 
+async def group_offsets(
+    system: Launcher, group: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """What ``group`` has committed on ``partitions`` (0 where nothing is)."""
+    consumer = AIOKafkaConsumer(
+        group_id=group, enable_auto_commit=False, **system.kafka.consumer_kwargs()
+    )
+    await consumer.start()
+    try:
+        return {tp: await consumer.committed(tp) or 0 for tp in partitions}
+    finally:
+        await consumer.stop()
+
+
+async def commit_offsets(system: Launcher, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Set ``group``'s committed offsets, as a member that never got further would have."""
+    consumer = AIOKafkaConsumer(
+        group_id=group, enable_auto_commit=False, **system.kafka.consumer_kwargs()
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+
+
+async def duplicates_answered(system: Launcher, service: str) -> float:
+    """participant_commands_total{result="duplicate"} of the running ``service`` process."""
+    url = system[service].url("/metrics")
+    assert url is not None
+    status, body = await system.http.get(url)
+    assert status == 200, body[:200]
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "participant_commands_total"
+        and sample.labels.get("service") == service
+        and sample.labels.get("result") == "duplicate"
+    )
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_payment_killed_mid_run_and_restarted_does_nothing_twice(
     mode: str, tmp_path: Path
@@ -114,18 +161,46 @@ async def test_payment_killed_mid_run_and_restarted_does_nothing_twice(
     scenario = Scenario(orders=160, rate=40, seed=12)
     config = SystemConfig(mode=mode, services_config=scenario.services_config())  # type: ignore[arg-type]
     killed_at: list[float] = []
+    rewound: list[int] = []
 
     async with Launcher(config, run_dir=tmp_path) as system:
+        group = f"{system.prefix}payment"  # the participant's group: <prefix><name>
+        spec = build_spec(
+            "payment", ServicesConfig.load(system.run_dir / "services.yaml"), system.kafka
+        )
+        inputs = [
+            TopicPartition(topic, n)
+            for topic in spec.input_topics
+            for n in range(system.kafka.partitions)
+        ]
+        earlier: asyncio.Future[dict[TopicPartition, int]] = asyncio.Future()
+
+        async def remember_offsets() -> None:
+            earlier.set_result(await group_offsets(system, group, inputs))
 
         async def crash_payment() -> None:
+            # Payment commits a batch's offsets only after its effects are in the changelog
+            # and its replies are published, so a SIGKILL at a random moment most often
+            # lands after a commit, and then nothing is delivered twice: the test would
+            # pass with duplicate detection switched off. The kill point that matters is
+            # "answered, not yet committed". A process cannot be stopped there from the
+            # outside, so the test widens the window instead: the group's offsets go back
+            # to where they were a quarter of the run earlier, exactly as if every commit
+            # since then had been lost with the process. Every command handled since then
+            # comes again to the restarted service, which must answer it from its
+            # changelog and do nothing a second time.
+            before = await earlier
             system.kill("payment")  # SIGKILL: no goodbye, late answers in hand are lost
             killed_at.append(time.time())
+            at_kill = await group_offsets(system, group, inputs)
+            rewound.append(sum(at_kill[tp] - before[tp] for tp in inputs))
+            await commit_offsets(system, group, before)
             await system.start_process("payment")
 
-        result = await drive(
-            system, scenario, faults={scenario.orders // 2: crash_payment}, settle_timeout=60
-        )
+        faults = {scenario.orders // 4: remember_offsets, scenario.orders // 2: crash_payment}
+        result = await drive(system, scenario, faults=faults, settle_timeout=60)
         assert system["payment"].incarnation == 2
+        duplicates = await duplicates_answered(system, "payment")
         entries = await payment_changelog(system)
 
     assert_invariants(result)
@@ -136,6 +211,13 @@ async def test_payment_killed_mid_run_and_restarted_does_nothing_twice(
         if t.started_at is not None and t.started_at < kill < (t.ended_at or kill)
     ]
     assert in_flight, "no saga was running when payment was killed: the test proves nothing"
+    (redelivered,) = rewound
+    assert redelivered > 0, "payment handled nothing between the two points: nothing comes again"
+    # The restarted process (its metrics start at zero) was given commands it had already
+    # handled, and recognised them: answered from the changelog, not run again.
+    assert duplicates > 0, f"{redelivered} records redelivered, none answered as a duplicate"
+    if mode == "orchestrated":  # every record on payment's input is a payment command
+        assert duplicates >= redelivered, (duplicates, redelivered)
 
     # No double effect: each input took effect once, and the ledger rebuilt from
     # those effects has one capture per approved order and at most one refund each.
