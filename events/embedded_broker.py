@@ -35,6 +35,7 @@ from typing import IO, Any
 from events.broker_probe import metadata_refused, run_blocking, tcp_refused, tcp_refused_async
 from events.errors import EventsError
 from events.kafka_settings import KafkaSettings
+from events.parent_death import die_with_parent
 
 __all__ = [
     "INSTALL_HINT",
@@ -306,6 +307,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         except OSError as exc:
             self._close_log()

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from events.parent_death import die_with_parent
 from sagas.errors import SagaError
 
 
@@ -112,6 +113,7 @@ class ChildProcess:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         except OSError as exc:
             self._close_log()

@@ -125,3 +125,45 @@ def test_sagas_broker_command_stops_its_broker(stop_signal: signal.Signals) -> N
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+OWNER = """
+import sys
+from events.embedded_broker import EmbeddedBroker
+broker = EmbeddedBroker().start()
+print(broker.pid, broker.bootstrap_servers, flush=True)
+sys.stdin.read()  # until the test kills this process
+"""
+
+
+def test_the_broker_dies_with_an_owner_killed_without_cleanup() -> None:
+    """SIGKILL runs no ``finally`` and no atexit: only the kernel can stop the broker."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    broker_pid = None
+    try:
+        assert owner.stdout is not None
+        ready, _, _ = select.select([owner.stdout], [], [], 30)
+        assert ready, "the owner printed nothing within 30s"
+        pid_text, address = owner.stdout.readline().split()
+        broker_pid = int(pid_text)
+        assert not refuses(address)
+
+        owner.kill()
+        owner.wait(10)
+        deadline = time.monotonic() + 10
+        while not gone(broker_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gone(broker_pid), "the broker outlived its SIGKILLed owner"
+        assert refuses(address)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+        if broker_pid is not None and not gone(broker_pid):
+            os.kill(broker_pid, signal.SIGKILL)
