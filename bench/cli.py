@@ -49,6 +49,12 @@ def bench(
     profile: float | None = typer.Option(
         None, help="Seconds of py-spy on the coordinator during the sustained run (0: none)."
     ),
+    partitions: int | None = typer.Option(
+        None,
+        min=1,
+        help="Partitions per topic of the systems under test (default: SAGAS_PARTITIONS "
+        "if set, else 1: one per coordinator replica, and the bench runs one).",
+    ),
     results_dir: Path | None = typer.Option(None, help="Where the JSON results go."),
     plot: Path | None = typer.Option(None, help="Where the latency/throughput PNG goes."),
     run_dir: Path | None = typer.Option(
@@ -70,6 +76,7 @@ def bench(
         "services": services,
         "services_rates": _rates(services_rates),
         "profile": profile,
+        "partitions": partitions,
         "results_dir": results_dir,
         "plot": plot,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,21 @@ class Options:
     #: step deadline of the bench saga: longer than parking lasts, so parked sagas stay in
     #: flight (a saga a crash leaves waiting is retried only after it)
     step_timeout: float = 900.0
+    #: partitions per topic of the systems under test (the ceiling keeps its own). One
+    #: coordinator replica needs one; DESIGN.md's default 8 is for scaling out to 8
+    #: replicas. None: SAGAS_PARTITIONS if set, else 1.
+    partitions: int | None = None
     smoke: bool = False
     results_dir: Path = RESULTS_DIR
     plot: Path | None = PLOT_PATH
 
+    @property
+    def system_partitions(self) -> int:
+        return self.partitions or int(os.environ.get("SAGAS_PARTITIONS") or 1)
+
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
+        doc["partitions"] = self.system_partitions
         doc["results_dir"] = str(self.results_dir)
         doc["plot"] = str(self.plot) if self.plot else None
         return doc

@@ -259,6 +259,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"pipelined; one at a time p50 {c['single_p50_ms']} ms, p99 {c['single_p99_ms']} ms "
         f"(load average {c['load_before'][0]}).",
         "",
+        f"Each sweep point and phase below ran on a system started for it alone (fresh "
+        f"broker and topics), {results['options'].get('partitions', '?')} partition(s) per "
+        f"topic, one coordinator replica.",
+        "",
     ]
     for name, system in results["systems"].items():
         lines += [f"**{name}**: {system.get('workload', '')}", ""]

@@ -163,6 +163,8 @@ class BenchRun:
         started = time.monotonic()
         self.results["ceiling"] = await self.ceiling()
         self.results["ceiling"]["seconds"] = round(time.monotonic() - started, 1)
+        # Read by every process the systems start (the launcher passes the environment on).
+        os.environ["SAGAS_PARTITIONS"] = str(self.o.system_partitions)
         workloads = ["bench"] + (["order"] if self.o.services else [])
         for name in workloads:
             self.results["systems"][name] = await self.system_phases(name)
