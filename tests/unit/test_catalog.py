@@ -14,6 +14,7 @@ from events.catalog import EventCatalog, UncheckedPayload, default_catalog
 from events.codec import decode
 from events.envelope import new_event
 from events.errors import CatalogError, DecodeError, InvalidPayloadError, UnknownEventTypeError
+from tests.unit.json_strategies import json_values
 
 
 class Line(BaseModel):
@@ -123,17 +124,6 @@ def test_default_catalog_has_no_business_types() -> None:
 
 # -- property: decode + strict validate raise only the typed decode errors ------
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)  # orjson writes 64-bit integers only
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
 # Near-misses of the payloads, so the registered models see wrong fields, not only noise.
 line_like = st.fixed_dictionaries({}, optional={"sku": json_values, "qty": json_values})
 payload_like = st.fixed_dictionaries(

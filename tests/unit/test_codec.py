@@ -22,6 +22,7 @@ from events.errors import (
     NotJSONError,
     RecordTooLargeError,
 )
+from tests.unit.json_strategies import json_values
 
 T0 = datetime(2024, 5, 17, 12, 30, 45, 123456, tzinfo=UTC)
 
@@ -231,17 +232,6 @@ def test_error_carries_record_location_for_the_dead_letter() -> None:
 
 # -- properties --------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)  # orjson writes 64-bit integers only
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
 ATTRIBUTES = ["specversion", "id", "source", "type", "time", "sagaid", "causationid",
               "traceparent", "datacontenttype", "data", "data_base64"]  # fmt: skip
 HEADERS = ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_sagaid", "ce_time",
