@@ -20,6 +20,7 @@ EXPECTED = {
     "SagaCompensationFailureRate",
     "SagaDeadLettersGrowing",
     "SagaConsumerLagGrowing",
+    "ParticipantConsumerLagGrowing",
     "SagasNotFinishing",
 }
 
