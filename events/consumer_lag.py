@@ -50,12 +50,15 @@ def partition_lag(
 
 
 def lag_family(
-    name: str, documentation: str, rows: Iterable[LagRow], **labels: str
+    name: str, documentation: str, rows: Iterable[tuple[Any, ...]], label: str | None = None
 ) -> GaugeMetricFamily:
-    """A gauge ``name{<labels>,topic,partition}`` of ``rows``; ``labels`` fixed for all."""
+    """A gauge ``name{[label,]topic,partition}``; rows carry the label's value first when
+    ``label`` is given."""
+    labels = [label] if label else []
     family = GaugeMetricFamily(name, documentation, labels=[*labels, "topic", "partition"])
-    for topic, partition, value in rows:
-        family.add_metric([*labels.values(), topic, str(partition)], value)
+    for row in rows:
+        *values, topic, partition, lag = row
+        family.add_metric([*map(str, values), topic, str(partition)], lag)
     return family
 
 
@@ -75,16 +78,10 @@ class ConsumerLagCollector(Collector):
         self._sources.pop(value, None)
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield self._family()
+        yield lag_family(self.name, self.documentation, (), self.label)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = self._family()
-        for value, rows in sorted(self._sources.items()):
-            for topic, partition, lag in rows():
-                family.add_metric([value, topic, str(partition)], lag)
-        yield family
-
-    def _family(self) -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            self.name, self.documentation, labels=[self.label, "topic", "partition"]
-        )
+        rows = [
+            (value, *row) for value, source in sorted(self._sources.items()) for row in source()
+        ]
+        yield lag_family(self.name, self.documentation, rows, self.label)
