@@ -63,10 +63,10 @@ class CoordinatorSettings(BaseSettings):
         description="Seconds a finished saga stays queryable before it is removed from the table.",
     )
     live_cache: int = Field(
-        default=2048,
+        default=8192,
         ge=0,
         description=(
-            "Running sagas kept decoded in memory (saves parsing a state per reply; ~7 KiB "
+            "Running sagas kept decoded in memory (saves parsing a state per reply; ~2.3 KiB "
             "each). Size it to the sagas in flight at once: throughput x saga duration."
         ),
     )

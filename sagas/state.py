@@ -1,15 +1,20 @@
 """The recorded state of one saga instance: what the state machine reads and returns.
 
 It is stored in the coordinator's table keyed by saga id, so it is small and
-plain (numbers are epoch seconds) and round-trips through JSON.
+plain (numbers are epoch seconds) and round-trips through JSON
+(`sagas.state_codec`, which validates what it loads).
+
+Plain slotted dataclasses, not pydantic models: the state machine copies a
+state and builds timer and history entries for every record it decides, and
+dataclasses do that several times cheaper (no validation of values the
+machine itself computed).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
-
-from pydantic import BaseModel, Field
 
 
 class SagaStatus(StrEnum):
@@ -52,18 +57,33 @@ UNDONE = frozenset({StepStatus.COMPENSATED, StepStatus.SKIPPED})
 Phase = Literal["do", "undo"]
 
 
-class StepState(BaseModel):
+@dataclass(slots=True)
+class StepState:
     status: StepStatus = StepStatus.PENDING
     attempt: int = 0
     comp_attempt: int = 0
-    budget_base: int = Field(default=0, description="Attempts before the last operator retry.")
+    #: attempts before the last operator retry
+    budget_base: int = 0
     started_at: float | None = None
     finished_at: float | None = None
     outcome: str | None = None
     comp_outcome: str | None = None
 
+    def copy(self) -> StepState:
+        return StepState(
+            self.status,
+            self.attempt,
+            self.comp_attempt,
+            self.budget_base,
+            self.started_at,
+            self.finished_at,
+            self.outcome,
+            self.comp_outcome,
+        )
 
-class TimerSpec(BaseModel):
+
+@dataclass(slots=True)
+class TimerSpec:
     kind: Literal["deadline", "retry"]
     step: int
     phase: Phase
@@ -71,34 +91,36 @@ class TimerSpec(BaseModel):
     due: float
 
 
-class HistoryEntry(BaseModel):
+@dataclass(slots=True)
+class HistoryEntry:
     at: float
     event: str
     step: str | None = None
     detail: str | None = None
 
 
-class SagaState(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class SagaState:
     saga_id: str
     name: str
     version: int
     status: SagaStatus = SagaStatus.RUNNING
     phase: Literal["forward", "backward"] = "forward"
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
     steps: list[StepState]
     stage: int = 0
     started_at: float
     updated_at: float
     finished_at: float | None = None
     #: command id -> (step index, phase, attempt) for every command this saga sent
-    issued: dict[str, tuple[int, Phase, int]] = Field(default_factory=dict)
+    issued: dict[str, tuple[int, Phase, int]] = field(default_factory=dict)
     #: timer token -> what it is for; a fired token not in here is stale
-    timers: dict[str, TimerSpec] = Field(default_factory=dict)
-    compensation_plan: list[int] = Field(default_factory=list)
+    timers: dict[str, TimerSpec] = field(default_factory=dict)
+    compensation_plan: list[int] = field(default_factory=list)
     failure: str | None = None
     abort_reason: str | None = None
     lifecycle_seq: int = 0
-    history: list[HistoryEntry] = Field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
@@ -111,13 +133,23 @@ class SagaState(BaseModel):
         all the machine changes (it replaces context keys and timer/history
         entries, never mutates them in place; step states are copied).
         """
-        return self.model_copy(
-            update={
-                "context": dict(self.context),
-                "steps": [step.model_copy() for step in self.steps],
-                "issued": dict(self.issued),
-                "timers": dict(self.timers),
-                "compensation_plan": list(self.compensation_plan),
-                "history": list(self.history),
-            }
+        return SagaState(
+            saga_id=self.saga_id,
+            name=self.name,
+            version=self.version,
+            status=self.status,
+            phase=self.phase,
+            context=dict(self.context),
+            steps=[step.copy() for step in self.steps],
+            stage=self.stage,
+            started_at=self.started_at,
+            updated_at=self.updated_at,
+            finished_at=self.finished_at,
+            issued=dict(self.issued),
+            timers=dict(self.timers),
+            compensation_plan=list(self.compensation_plan),
+            failure=self.failure,
+            abort_reason=self.abort_reason,
+            lifecycle_seq=self.lifecycle_seq,
+            history=list(self.history),
         )

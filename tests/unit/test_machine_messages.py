@@ -3,6 +3,8 @@ And the properties that make re-runs harmless: deterministic ids, a pure decide(
 
 from __future__ import annotations
 
+import copy
+from dataclasses import asdict
 from typing import Any
 
 from saga_fixtures import (
@@ -45,21 +47,22 @@ class Snapshot:
 
     def __init__(self, saga: SagaProbe) -> None:
         self.saga = saga
-        self.state = saga.state.model_dump()
+        self.state = asdict(saga.state)
         self.sent = len(saga.kit.sent)
         self.lifecycle = len(saga.kit.lifecycle)
 
     def unchanged(self) -> bool:
         kit = self.saga.kit
         return (
-            self.saga.state.model_dump() == self.state
+            asdict(self.saga.state) == self.state
             and len(kit.sent) == self.sent
             and len(kit.lifecycle) == self.lifecycle
         )
 
 
-def answer(kit: SagaTestKit, command: CloudEvent, type_: str,
-           data: dict[str, Any] | None = None) -> Outcome:
+def answer(
+    kit: SagaTestKit, command: CloudEvent, type_: str, data: dict[str, Any] | None = None
+) -> Outcome:
     return kit.deliver(command.sagaid, Observed(command.reply(type_, source="test", data=data)))
 
 
@@ -249,8 +252,7 @@ def test_timer_nobody_armed_is_stale() -> None:
 
 
 def test_reply_data_is_merged_into_the_context_and_sent_onward() -> None:
-    kit = scripted(three_step(), ok_except(reserve=(RESERVED, {"reservation": "r-7"}),
-                                           ship=None))
+    kit = scripted(three_step(), ok_except(reserve=(RESERVED, {"reservation": "r-7"}), ship=None))
     saga = kit.start("o-1", {"order_id": "o-1", "amount": 30})
 
     assert saga.state.context == {"order_id": "o-1", "amount": 30, "reservation": "r-7"}
@@ -258,8 +260,9 @@ def test_reply_data_is_merged_into_the_context_and_sent_onward() -> None:
 
 
 def test_compensation_reply_data_is_merged_too() -> None:
-    kit = scripted(three_step(), ok_except(ship=SHIP_FAILED,
-                                           refund=(REFUNDED, {"refund_id": "rf-1"})))
+    kit = scripted(
+        three_step(), ok_except(ship=SHIP_FAILED, refund=(REFUNDED, {"refund_id": "rf-1"}))
+    )
     saga = kit.start("o-1")
     saga.expect_status("compensated")
     assert saga.state.context["refund_id"] == "rf-1"
@@ -307,12 +310,12 @@ def test_decide_never_mutates_the_state_it_is_given() -> None:
 
     def step(message: Message) -> None:
         nonlocal state, now
-        before = state.model_dump() if state is not None else None
-        copy = state.model_copy(deep=True) if state is not None else None
+        before = asdict(state) if state is not None else None
+        snapshot = copy.deepcopy(state) if state is not None else None
         decision = decide(definition, state, message, now)
-        assert (state.model_dump() if state is not None else None) == before
+        assert (asdict(state) if state is not None else None) == before
         # Same input, same output: a re-run after a crash decides the same thing.
-        again = decide(definition, copy, message, now)
+        again = decide(definition, snapshot, message, now)
         assert again.commands == decision.commands and again.lifecycle == decision.lifecycle
         assert again.timers == decision.timers
         messages.append(message)
@@ -335,13 +338,15 @@ def test_decide_never_mutates_the_state_it_is_given() -> None:
     step(TimerFired(retry))  # charge attempt 2
     assert state.steps[1].attempt == 2 and state.status.value == "running"
     step(Abort("stop"))
-    refund = CloudEvent(id=command_id("o-1", "charge", "undo", 1), source="c", type=REFUND,
-                        sagaid="o-1")
+    refund = CloudEvent(
+        id=command_id("o-1", "charge", "undo", 1), source="c", type=REFUND, sagaid="o-1"
+    )
     step(Observed(refund.reply(REFUND_FAILED, "pay")))
     for token in list(state.timers):
         step(TimerFired(token))
-    refund2 = CloudEvent(id=command_id("o-1", "charge", "undo", 2), source="c", type=REFUND,
-                         sagaid="o-1")
+    refund2 = CloudEvent(
+        id=command_id("o-1", "charge", "undo", 2), source="c", type=REFUND, sagaid="o-1"
+    )
     step(Observed(refund2.reply(REFUND_FAILED, "pay")))
     assert state.status.value == "failed"
     step(Resolve("by hand"))
@@ -355,14 +360,22 @@ def test_data_of_a_late_success_reaches_the_compensation_still_waiting_for_its_t
 
     definition = (
         build("three-way")
-        .step("a").in_group("g")
-        .command("a.do", topic="a.commands").replies("a.replies", success="a.done", failure="a.no")
-        .compensate("a.undo", topic="a.commands", success="a.undone").timeout(5)
-        .step("b").in_group("g")
-        .command("b.do", topic="b.commands").replies("b.replies", success="b.done", failure="b.no")
-        .compensate("b.undo", topic="b.commands", success="b.undone").timeout(5)
-        .step("c").in_group("g")
-        .command("c.do", topic="c.commands").replies("c.replies", success="c.done", failure="c.no")
+        .step("a")
+        .in_group("g")
+        .command("a.do", topic="a.commands")
+        .replies("a.replies", success="a.done", failure="a.no")
+        .compensate("a.undo", topic="a.commands", success="a.undone")
+        .timeout(5)
+        .step("b")
+        .in_group("g")
+        .command("b.do", topic="b.commands")
+        .replies("b.replies", success="b.done", failure="b.no")
+        .compensate("b.undo", topic="b.commands", success="b.undone")
+        .timeout(5)
+        .step("c")
+        .in_group("g")
+        .command("c.do", topic="c.commands")
+        .replies("c.replies", success="c.done", failure="c.no")
         .timeout(5)
         .build()
     )

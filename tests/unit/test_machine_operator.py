@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from saga_fixtures import (
     ABORTED,
     CHARGE,
@@ -109,11 +111,11 @@ def test_skip_marks_the_undo_done_by_hand_and_keeps_the_reason() -> None:
 
 def test_skip_of_a_step_that_blocks_nothing_is_rejected() -> None:
     kit, saga = parked_on_refund()
-    before = saga.state.model_dump()
+    before = asdict(saga.state)
 
     assert saga.skip("reserve", "not the blocked one") is Outcome.REJECTED
     assert saga.skip("ship", "failed forward, nothing to undo") is Outcome.REJECTED
-    assert saga.state.model_dump() == before
+    assert asdict(saga.state) == before
     assert len(saga.commands) == 5
 
 
@@ -130,12 +132,12 @@ def test_resolve_ends_the_saga_where_it_was_heading() -> None:
 def test_operator_repairs_apply_only_to_a_failed_saga() -> None:
     kit = scripted(three_step(), ok_except(ship=None))
     saga = kit.start("o-1")
-    before = saga.state.model_dump()
+    before = asdict(saga.state)
 
     assert saga.retry() is Outcome.REJECTED
     assert saga.skip("ship", "x") is Outcome.REJECTED
     assert saga.resolve("x") is Outcome.REJECTED
-    assert saga.state.model_dump() == before
+    assert asdict(saga.state) == before
 
     kit.on(SHIP).reply(SCHEDULED)
     saga.reply(SCHEDULED, to=SHIP)
@@ -151,9 +153,7 @@ def parked_after_pivot() -> tuple[SagaTestKit, SagaProbe]:
     kit = scripted(with_pivot(), ok_except(invoice=INVOICE_FAILED))
     saga = kit.start("o-1")
     kit.advance(60)
-    saga.expect_status("failed").expect_commands(
-        RESERVE, CHARGE, SHIP, INVOICE, INVOICE, INVOICE
-    )
+    saga.expect_status("failed").expect_commands(RESERVE, CHARGE, SHIP, INVOICE, INVOICE, INVOICE)
     assert saga.state.phase == "forward"
     return kit, saga
 
@@ -197,8 +197,10 @@ def test_abort_after_the_pivot_is_rejected() -> None:
 
 
 def test_parallel_stage_after_the_pivot_parks_once_and_never_compensates() -> None:
-    kit = scripted(pivot_then_group(), {RESERVE: RESERVED, SHIP: SCHEDULED,
-                                        INVOICE: INVOICE_FAILED, NOTIFY: NOTIFY_FAILED})
+    kit = scripted(
+        pivot_then_group(),
+        {RESERVE: RESERVED, SHIP: SCHEDULED, INVOICE: INVOICE_FAILED, NOTIFY: NOTIFY_FAILED},
+    )
     saga = kit.start("o-1")
     kit.advance(60)
 
@@ -213,8 +215,10 @@ def test_parallel_stage_after_the_pivot_parks_once_and_never_compensates() -> No
     assert RELEASE not in saga.command_types
 
     # Neither does skipping it while the other branch is still given up.
-    kit2 = scripted(pivot_then_group(), {RESERVE: RESERVED, SHIP: SCHEDULED,
-                                         INVOICE: INVOICE_FAILED, NOTIFY: NOTIFY_FAILED})
+    kit2 = scripted(
+        pivot_then_group(),
+        {RESERVE: RESERVED, SHIP: SCHEDULED, INVOICE: INVOICE_FAILED, NOTIFY: NOTIFY_FAILED},
+    )
     saga2 = kit2.start("o-2")
     kit2.advance(60)
     assert saga2.skip("invoice", "done by hand") is Outcome.APPLIED
@@ -225,8 +229,10 @@ def test_parallel_stage_after_the_pivot_parks_once_and_never_compensates() -> No
 
 
 def test_parked_saga_still_tracks_the_branch_in_flight() -> None:
-    kit = scripted(pivot_then_group(), {RESERVE: RESERVED, SHIP: SCHEDULED,
-                                        INVOICE: INVOICE_FAILED, NOTIFY: None})
+    kit = scripted(
+        pivot_then_group(),
+        {RESERVE: RESERVED, SHIP: SCHEDULED, INVOICE: INVOICE_FAILED, NOTIFY: None},
+    )
     saga = kit.start("o-1")
     kit.advance(0.6)  # invoice has given up; notify has not answered yet
     saga.expect_status("failed")

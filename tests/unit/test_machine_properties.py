@@ -10,8 +10,9 @@ success, so every saga must end, and what it did is checked against what happene
 
 from __future__ import annotations
 
+import copy
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
@@ -40,8 +41,10 @@ def definitions(draw: st.DrawFn) -> SagaDefinition:
             "success": [f"s{i}.ok"],
             "failure": [f"s{i}.no"],
             "timeout": draw(st.sampled_from([1.0, 3.0, 10.0])),
-            "retry": {"attempts": draw(st.integers(1, 3)),
-                      "initial": draw(st.sampled_from([0.1, 1.0, 4.0]))},
+            "retry": {
+                "attempts": draw(st.integers(1, 3)),
+                "initial": draw(st.sampled_from([0.1, 1.0, 4.0])),
+            },
             "compensate_in_doubt": draw(st.booleans()),
             "pivot": i == pivot,
         }
@@ -52,8 +55,10 @@ def definitions(draw: st.DrawFn) -> SagaDefinition:
                 "success": [f"s{i}.undone"],
                 "failure": [f"s{i}.stuck"],
                 "timeout": draw(st.sampled_from([None, 2.0, 6.0])),
-                "retry": {"attempts": draw(st.integers(1, 3)),
-                          "initial": draw(st.sampled_from([0.1, 1.0]))},
+                "retry": {
+                    "attempts": draw(st.integers(1, 3)),
+                    "initial": draw(st.sampled_from([0.1, 1.0])),
+                },
             }
         steps.append(spec)
     for i in range(1, n):
@@ -100,11 +105,11 @@ class RecordingKit(SagaTestKit):
 
     def _apply(self, saga_id: str, message: Message) -> Outcome:
         state = self.states.get(saga_id)
-        before = state.model_dump() if state is not None else None
+        before = asdict(state) if state is not None else None
         sent = len(self.sent)
         outcome = super()._apply(saga_id, message)
         if state is not None:
-            assert state.model_dump() == before, f"decide() mutated its input on {message}"
+            assert asdict(state) == before, f"decide() mutated its input on {message}"
         for out in self.sent[sent:]:
             self.issued_in.setdefault(out.event.id, len(self.decisions) - 1)
         if isinstance(message, RetryFailed) and outcome is Outcome.APPLIED:
@@ -139,7 +144,7 @@ def parse(type_: str) -> tuple[int, str]:
 
 
 def deliver(saga: SagaProbe, facts: Facts, reply: CloudEvent, command: CloudEvent) -> None:
-    before, decision = saga.state.model_copy(), len(saga.kit.decisions)
+    before, decision = copy.deepcopy(saga.state), len(saga.kit.decisions)
     outcome = saga.kit.deliver(saga.saga_id, Observed(reply))
     i, action = parse(command.type)
     yes = reply.type.endswith((".ok", ".undone"))
@@ -181,8 +186,11 @@ def test_every_saga_ends_and_undoes_exactly_what_took_effect(
     replies: list[tuple[CloudEvent, CloudEvent]] = []
 
     def open_commands(action: str | None = None) -> list[CloudEvent]:
-        return [c for c in saga.commands if c.id not in answered
-                and (action is None or parse(c.type)[1] == action)]
+        return [
+            c
+            for c in saga.commands
+            if c.id not in answered and (action is None or parse(c.type)[1] == action)
+        ]
 
     for n, act in enumerate(run):
         if n == abort_at and saga.abort("generated") is Outcome.APPLIED:
@@ -232,11 +240,16 @@ def test_every_saga_ends_and_undoes_exactly_what_took_effect(
         assert not undos, "a saga that went only forward undid something"
     else:
         expected = {
-            i for i, step in enumerate(definition.steps)
-            if step.compensation is not None and (
+            i
+            for i, step in enumerate(definition.steps)
+            if step.compensation is not None
+            and (
                 i in facts.did
-                or (step.compensate_in_doubt and i not in facts.refused
-                    and any(parse(c.type) == (i, "do") for c in saga.commands))
+                or (
+                    step.compensate_in_doubt
+                    and i not in facts.refused
+                    and any(parse(c.type) == (i, "do") for c in saga.commands)
+                )
             )
         }
         assert undone == expected
