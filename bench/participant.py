@@ -31,6 +31,7 @@ from bench.workload import FAIL_STEP, SOURCE, STEPS, command_topic, reply_topic
 from events.admin import partition_counts
 from events.codec import CONTENT_TYPE_HEADER
 from events.kafka_settings import KafkaSettings
+from events.producer_batches import batching_producer
 
 HEADERS = [CONTENT_TYPE_HEADER]
 
@@ -78,7 +79,7 @@ class BenchParticipant:
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1048576, **self.kafka.consumer_kwargs(),
         )  # fmt: skip
-        producer = AIOKafkaProducer(linger_ms=1, **self.kafka.aiokafka_kwargs())
+        producer = batching_producer(self.kafka, linger_ms=1)
         await consumer.start()
         await producer.start()
         consumer.assign([TopicPartition(t, p) for t in self.inputs for p in range(counts[t])])

@@ -66,7 +66,7 @@ from events.participant_store import (
     ParticipantCore,
     unit_interval,
 )
-from events.producer_batches import send_grouped
+from events.producer_batches import batching_producer, send_grouped
 
 __all__ = [
     "ChangelogEntry",
@@ -157,7 +157,7 @@ class Participant(Generic[S]):
     async def start(self) -> None:
         """Create topics, replay the changelog, then start consuming; sets ``ready``."""
         counts = await io.prepare_topics(self, create=self.create_topics)
-        self._producer = AIOKafkaProducer(acks="all", linger_ms=2, **self.kafka.aiokafka_kwargs())
+        self._producer = batching_producer(self.kafka, acks="all", linger_ms=2)
         await self._producer.start()
         replayed = await io.replay_changelog(self.kafka, self.changelog_topic, self.core)
         if self.core.mismatches:

@@ -72,7 +72,7 @@ class Batch:
         headers: Any,
     ) -> None:
         c = self.c
-        c.metrics.messages.labels(topic, "in").inc()
+        c.metrics.child(c.metrics.messages, topic, "in").inc()
         header_list = list(headers.items() if isinstance(headers, dict) else headers or [])
         try:
             event = decode(
@@ -318,7 +318,7 @@ class Batch:
         detail: str,
     ) -> None:
         c = self.c
-        c.metrics.dead_letters.labels(reason).inc()
+        c.metrics.child(c.metrics.dead_letters, reason).inc()
         log.warning(
             "dead letter from %s[%s]@%s: %s: %s",
             topic,

@@ -41,7 +41,7 @@ from prometheus_client import CollectorRegistry
 from events.codec import encode
 from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
-from events.producer_batches import send_grouped
+from events.producer_batches import batching_producer, send_grouped
 from sagas import control
 from sagas.batch import Batch, known_types
 from sagas.heap_trim import trim_heap
@@ -145,8 +145,8 @@ class Coordinator:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         self.http = aiohttp.ClientSession()
         self._web = await self.api.serve(s.web_host, s.web_port)
-        self.producer = AIOKafkaProducer(
-            **k.aiokafka_kwargs(),
+        self.producer = batching_producer(
+            k,
             acks="all",
             linger_ms=1,
             max_request_size=max(s.max_record_bytes * 2, 1_048_576),
@@ -317,7 +317,7 @@ class Coordinator:
     ) -> asyncio.Future[Any]:
         """Queue one record on the producer; the returned future resolves when Kafka has it."""
         assert self.producer is not None, "the coordinator is not started"
-        self.metrics.messages.labels(topic, "out").inc()
+        self.metrics.child(self.metrics.messages, topic, "out").inc()
         return await self.producer.send(topic, value, key=key, partition=partition, headers=headers)
 
     async def _enqueue_states(self, writes: dict[bytes, bytes | None]) -> list[Any]:
@@ -336,7 +336,7 @@ class Coordinator:
         assert self.producer is not None, "the coordinator is not started"
         per_topic = Counter(record[0] for record in records)
         for topic, n in per_topic.items():
-            self.metrics.messages.labels(topic, "out").inc(n)
+            self.metrics.child(self.metrics.messages, topic, "out").inc(n)
         return await send_grouped(self.producer, records)
 
     # -- rebalancing ----------------------------------------------------------------------

@@ -7,11 +7,12 @@ and reasons, which are bounded by the loaded definitions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from sagas.messages import Decision
+from sagas.messages import Decision, Outcome
 
 #: Sagas take milliseconds (in-process participants) to minutes (human steps).
 SAGA_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -31,6 +32,11 @@ class CoordinatorMetrics:
     dead_letters: Counter
     messages: Counter
     ignored: Counter
+    #: (metric, label values) -> its child: labels are bounded (see above), and
+    #: ``labels()`` takes a lock and checks the values on every call, several times a record
+    _children: dict[tuple[int, tuple[str | None, ...]], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> CoordinatorMetrics:
@@ -100,6 +106,14 @@ class CoordinatorMetrics:
             ),
         )
 
+    def child(self, metric: Any, *labels: str | None) -> Any:
+        """``metric.labels(*labels)``, made once."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def observe(self, saga: str, decision: Decision, started: bool, reopened: bool = False) -> None:
         """Record what one decision of the state machine did.
 
@@ -107,23 +121,24 @@ class CoordinatorMetrics:
         end, so only its sum over replicas is meaningful (and a restart resets a
         replica's share); ``saga_states`` counts the table exactly.
         """
-        if decision.outcome.value != "applied":
-            self.ignored.labels(saga, decision.outcome.value).inc()
+        child = self.child
+        if decision.outcome is not Outcome.APPLIED:
+            child(self.ignored, saga, decision.outcome.value).inc()
             return
         if started:
-            self.started.labels(saga).inc()
+            child(self.started, saga).inc()
         if started or reopened:  # an operator retry takes a parked saga back in flight
-            self.in_flight.labels(saga).inc()
+            child(self.in_flight, saga).inc()
         for signal in decision.signals:
             if signal.kind == "step_done":
-                self.step_duration.labels(saga, signal.step).observe(signal.value)
+                child(self.step_duration, saga, signal.step).observe(signal.value)
             elif signal.kind == "retry":
-                self.retries.labels(saga, signal.step).inc()
+                child(self.retries, saga, signal.step).inc()
             elif signal.kind == "timeout":
-                self.timeouts.labels(saga, signal.step).inc()
+                child(self.timeouts, saga, signal.step).inc()
             elif signal.kind == "compensation":
-                self.compensations.labels(saga, signal.step, signal.label).inc()
+                child(self.compensations, saga, signal.step, signal.label).inc()
             elif signal.kind == "finished":
-                self.finished.labels(saga, signal.label).inc()
-                self.duration.labels(saga, signal.label).observe(signal.value)
-                self.in_flight.labels(saga).dec()
+                child(self.finished, saga, signal.label).inc()
+                child(self.duration, saga, signal.label).observe(signal.value)
+                child(self.in_flight, saga).dec()

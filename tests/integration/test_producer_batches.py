@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from events.admin import ensure_topics
 from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
-from events.producer_batches import SINGLE_SEND_BYTES, send_grouped
+from events.producer_batches import SINGLE_SEND_BYTES, batching_producer, send_grouped
 
 PARTITIONS = 4
 
@@ -65,3 +65,30 @@ async def test_grouped_records_keep_partition_and_order(
     pinned = [r for r in got if r.key == b"pinned"]
     assert [(r.partition, r.value) for r in pinned] == [(3, b"to-3")]
     assert sum(1 for r in got if r.topic == other and r.key is None) == 12
+
+
+async def test_a_coordinator_batch_for_one_partition_is_one_produce_request(
+    kafka_settings: KafkaSettings, unique_topic: str
+) -> None:
+    """aiokafka sends one batch per partition in a request, one request at a time per
+    broker: with its default 16 KiB batches, 1,000 replies' worth of commands for one
+    topic went out as 25 requests one after the other (the coordinator's bottleneck)."""
+    await ensure_topics(kafka_settings, [unique_topic], partitions=1)
+    records = [(unique_topic, f"saga-{n}".encode(), b"v" * 400, []) for n in range(1000)]
+    producer = batching_producer(kafka_settings, acks="all", linger_ms=1)
+    await producer.start()
+    produce_requests = 0
+    send = producer.client.send
+
+    async def counting_send(node_id: int, request: object, **kwargs: object) -> object:
+        nonlocal produce_requests
+        produce_requests += type(request).__name__.startswith("ProduceRequest")
+        return await send(node_id, request, **kwargs)
+
+    producer.client.send = counting_send  # type: ignore[method-assign]
+    try:
+        futures = await send_grouped(producer, records)
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    assert produce_requests == 1
