@@ -36,9 +36,17 @@ SINGLE_SEND_BYTES = 256 * 1024
 BATCH_BYTES = 512 * 1024
 
 
-def batching_producer(kafka: KafkaSettings, **options: Any) -> AIOKafkaProducer:
-    """A producer for `send_grouped`: record batches of up to `BATCH_BYTES`."""
-    return AIOKafkaProducer(**kafka.aiokafka_kwargs(), max_batch_size=BATCH_BYTES, **options)
+def batching_producer(
+    kafka: KafkaSettings, *, record_limit: int | None = None, **options: Any
+) -> AIOKafkaProducer:
+    """A producer for `send_grouped`: record batches of up to `BATCH_BYTES`.
+
+    ``record_limit`` is the largest record the broker is known to take (a coordinator's
+    ``SAGAS_MAX_RECORD_BYTES``): batches stay within it too, so a cluster configured below
+    Kafka's default 1 MiB does not refuse every batch.
+    """
+    size = BATCH_BYTES if record_limit is None else min(BATCH_BYTES, record_limit)
+    return AIOKafkaProducer(**kafka.aiokafka_kwargs(), max_batch_size=size, **options)
 
 
 #: (topic, key, value, headers) or (topic, key, value, headers, partition)

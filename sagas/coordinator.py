@@ -147,6 +147,7 @@ class Coordinator:
         self._web = await self.api.serve(s.web_host, s.web_port)
         self.producer = batching_producer(
             k,
+            record_limit=s.max_record_bytes,
             acks="all",
             linger_ms=1,
             max_request_size=max(s.max_record_bytes * 2, 1_048_576),

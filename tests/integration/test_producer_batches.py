@@ -67,22 +67,20 @@ async def test_grouped_records_keep_partition_and_order(
     assert sum(1 for r in got if r.topic == other and r.key is None) == 12
 
 
-async def test_a_coordinator_batch_for_one_partition_is_one_produce_request(
-    kafka_settings: KafkaSettings, unique_topic: str
-) -> None:
-    """aiokafka sends one batch per partition in a request, one request at a time per
-    broker: with its default 16 KiB batches, 1,000 replies' worth of commands for one
-    topic went out as 25 requests one after the other (the coordinator's bottleneck)."""
-    await ensure_topics(kafka_settings, [unique_topic], partitions=1)
-    records = [(unique_topic, f"saga-{n}".encode(), b"v" * 400, []) for n in range(1000)]
-    producer = batching_producer(kafka_settings, acks="all", linger_ms=1)
+async def produce_requests_for(
+    kafka_settings: KafkaSettings, topic: str, record_limit: int | None
+) -> int:
+    """How many produce requests 1,000 records of 400 bytes for one partition take."""
+    await ensure_topics(kafka_settings, [topic], partitions=1)
+    records = [(topic, f"saga-{n}".encode(), b"v" * 400, []) for n in range(1000)]
+    producer = batching_producer(kafka_settings, record_limit=record_limit, linger_ms=1)
     await producer.start()
-    produce_requests = 0
+    requests = 0
     send = producer.client.send
 
     async def counting_send(node_id: int, request: object, **kwargs: object) -> object:
-        nonlocal produce_requests
-        produce_requests += type(request).__name__.startswith("ProduceRequest")
+        nonlocal requests
+        requests += type(request).__name__.startswith("ProduceRequest")
         return await send(node_id, request, **kwargs)
 
     producer.client.send = counting_send  # type: ignore[method-assign]
@@ -91,4 +89,20 @@ async def test_a_coordinator_batch_for_one_partition_is_one_produce_request(
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    assert produce_requests == 1
+    return requests
+
+
+async def test_a_coordinator_batch_for_one_partition_is_one_produce_request(
+    kafka_settings: KafkaSettings, unique_topic: str
+) -> None:
+    """aiokafka sends one batch per partition in a request, one request at a time per
+    broker: with its default 16 KiB batches, 1,000 replies' worth of commands for one
+    topic went out as 25 requests one after the other (the coordinator's bottleneck)."""
+    assert await produce_requests_for(kafka_settings, unique_topic, None) == 1
+
+
+async def test_batches_stay_within_the_record_limit_of_a_smaller_cluster(
+    kafka_settings: KafkaSettings, unique_topic: str
+) -> None:
+    # 400 KB in batches of at most 64 KiB: at least 7 of them, one request each
+    assert await produce_requests_for(kafka_settings, unique_topic, 65_536) >= 7

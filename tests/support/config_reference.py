@@ -47,7 +47,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
 FALLBACK = {
     "SAGAS_WEB_HOST": "Address the HTTP API and /metrics listen on (0.0.0.0 in a container).",
     "SAGAS_HEARTBEAT_INTERVAL": "Seconds between Kafka consumer heartbeats.",
-    "SAGAS_MAX_RECORD_BYTES": "Largest record the coordinator decodes; a larger one is dead-lettered.",
+    "SAGAS_MAX_RECORD_BYTES": "Largest record the coordinator decodes; a larger one is dead-lettered. Its record batches stay within it too (at most 512 KiB): set it to your cluster's `max.message.bytes` if that is below 1 MiB.",
     "SAGAS_LOG_LEVEL": "debug, info, warning or error.",
     "SAGAS_LOG_FORMAT": "text, or json (one object per line, for log shippers).",
     "SERVICES_MODE": "orchestrated (answer commands), choreography (react to events) or both.",
