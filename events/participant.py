@@ -56,6 +56,7 @@ from events.codec import decode
 from events.consumer_lag import partition_lag
 from events.errors import DecodeError
 from events.kafka_settings import KafkaSettings
+from events.offset_commits import OffsetCommits
 from events.participant_io import ParticipantMetrics, Record
 from events.participant_store import (
     Applied,
@@ -79,6 +80,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("events.participant")
+
+#: seconds between two offset commits under load: a crash replays at most this much,
+#: and the replayed inputs are answered from the dedupe map (no second effect)
+COMMIT_INTERVAL = 0.1
 
 S = TypeVar("S")
 #: An HTTP view of the state: (state, path parameters) -> JSON value, or None for 404.
@@ -130,8 +135,9 @@ class Participant(Generic[S]):
         self._stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
-        #: input partition -> the offset last committed (``participant_consumer_lag``)
-        self.committed: dict[TopicPartition, int] = {}
+        #: offsets of published batches, committed in the background (one commit at a
+        #: time, at most every COMMIT_INTERVAL s): the next fetch does not wait for it
+        self.commits = OffsetCommits(depth=1, interval=COMMIT_INTERVAL)
         self._http: Any = None
         self._run_task: asyncio.Task[None] | None = None
         self._late_pending: dict[asyncio.Task[None], tuple[Outgoing, ...]] = {}
@@ -139,6 +145,11 @@ class Participant(Generic[S]):
     @property
     def state(self) -> S:
         return self.core.state
+
+    @property
+    def committed(self) -> dict[TopicPartition, int]:
+        """Input partition -> the offset last committed (``participant_consumer_lag``)."""
+        return self.commits.committed
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -175,6 +186,7 @@ class Participant(Generic[S]):
             **self.kafka.consumer_kwargs(),
         )
         await self._consumer.start()
+        self.commits.consumer = self._consumer
         partitions = [TopicPartition(t, p) for t in self.input_topics for p in range(counts[t])]
         self._consumer.assign(partitions)
         for tp in partitions:  # where a restart resumes: the lag counts from there
@@ -203,14 +215,18 @@ class Participant(Generic[S]):
     async def run(self) -> None:
         """Process batches until `stop`."""
         assert self._consumer is not None, "call start() first"
+        published = asyncio.get_running_loop().create_future()
+        published.set_result(None)  # `process` returns once its outputs are durable
         while not self._stopping.is_set():
             batches = await self._consumer.getmany(timeout_ms=100, max_records=self.batch_max)
             records = [r for tp in sorted(batches) for r in batches[tp]]
             if records:
                 await self.process(records)
                 offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
-                await self._consumer.commit(offsets)
-                self.committed.update(offsets)
+                await self.commits.add(published, offsets)
+            else:
+                await self.commits.drain()
+        await self.commits.drain()
 
     async def stop(self) -> None:
         """Finish the batch in hand, send held-back late answers now, close the clients."""
@@ -246,7 +262,7 @@ class Participant(Generic[S]):
     async def process(self, records: Iterable[Any]) -> None:
         """Handle consumed records; returns once their outputs are published."""
         assert self._producer is not None
-        durable: list[asyncio.Future[Any]] = []
+        logged: list[tuple[Any, ...]] = []  # (topic, key, value, headers, partition)
         out: list[Record] = []
         dead: list[Record] = []
         delayed: list[tuple[float, tuple[Outgoing, ...]]] = []
@@ -276,13 +292,8 @@ class Participant(Generic[S]):
                 self._count(event.type, "error")
                 continue
             if applied.entry is not None:
-                durable.append(
-                    await self._producer.send(
-                        self.changelog_topic,
-                        applied.entry.encode(),
-                        key=event.id.encode(),
-                        partition=0,
-                    )
+                logged.append(
+                    (self.changelog_topic, event.id.encode(), applied.entry.encode(), [], 0)
                 )
             delay = self.late.delay_for(event.id)
             if delay > 0:
@@ -291,8 +302,7 @@ class Participant(Generic[S]):
                 out.extend(io.output_records(applied.outputs))
             self._count(event.type, _result(applied))
             timings.append((event.type, started))
-        if durable:
-            await asyncio.gather(*durable)
+        await self._send_all(logged)  # the effects first: an answer is never ahead of its log
         await self._send_all(out)
         await self._send_dead_letters(dead)
         for delay, outputs in delayed:
@@ -310,7 +320,7 @@ class Participant(Generic[S]):
             log.exception("%s: a late answer could not be sent", self.name)
         self._late_pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
-    async def _send_all(self, records: Sequence[Record]) -> None:
+    async def _send_all(self, records: Sequence[tuple[Any, ...]]) -> None:
         assert self._producer is not None
         futures = await send_grouped(self._producer, records)
         if futures:

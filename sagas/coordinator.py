@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry
 
 from events.codec import encode
 from events.kafka_settings import KafkaSettings
+from events.offset_commits import OffsetCommits
 from events.partitioning import partition_for
 from events.producer_batches import batching_producer, send_grouped
 from sagas import control
@@ -49,7 +50,6 @@ from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.membership import CoPartitionedAssignor
 from sagas.metrics import CoordinatorMetrics
-from sagas.offset_commits import OffsetCommits
 from sagas.saga_table import GENERATION_HEADER, SagaTable
 from sagas.settings import CoordinatorSettings
 from sagas.table_values import EARLY_MARKER

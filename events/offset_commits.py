@@ -1,8 +1,9 @@
-"""Decided batches on their way to Kafka, and the input offsets that become committable.
+"""Batches on their way to Kafka, and the input offsets that become committable.
 
 The coordinator decides a batch at once and persists it in the background
-(commands, then states). Offsets are committed in order, and only for
-batches Kafka has all of; one commit runs at a time, at most every
+(commands, then states); a participant persists each batch before it takes the
+next. Either way offsets are committed in order, and only for batches Kafka has
+all of, without holding up the next fetch; one commit runs at a time, at most every
 ``commit_interval`` seconds under load, and `drain` commits everything in
 hand (before a rebalance, when idle, on stop).
 """
@@ -18,7 +19,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-log = logging.getLogger("sagas.coordinator")
+log = logging.getLogger("events.offset_commits")
 
 __all__ = ["OffsetCommits"]
 
