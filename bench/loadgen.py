@@ -68,6 +68,7 @@ class Plan:
 class Tracker:
     due: dict[bytes, float] = field(default_factory=dict)  # saga id -> due time
     ended: dict[bytes, float] = field(default_factory=dict)  # saga id -> end - due
+    by_outcome: dict[str, list[float]] = field(default_factory=dict)  # outcome -> latencies
     outcomes: dict[str, int] = field(default_factory=dict)
     started: set[bytes] = field(default_factory=set)
     end_times: list[float] = field(default_factory=list)
@@ -198,9 +199,10 @@ async def _read(consumer: AIOKafkaConsumer, tracker: Tracker, count: int) -> Non
                         if key in ended:
                             tracker.duplicate_ends += 1
                         else:
-                            ended[key] = now - due[key]
+                            ended[key] = latency = now - due[key]
                             tracker.end_times.append(now)
                             tracker.outcomes[outcome] = tracker.outcomes.get(outcome, 0) + 1
+                            tracker.by_outcome.setdefault(outcome, []).append(latency)
                         break
 
 
@@ -247,6 +249,10 @@ def _result(plan: Plan, tracker: Tracker, first: float, last: float) -> dict[str
         # all sagas of the point over first send -> last terminal event
         "overall_per_s": round(len(tracker.ended) / max(finished_at - first, 1e-9), 1),
         "latency": latency_summary_ms(latencies),
+        # the same, by how the sagas ended: compensating ones take more hops
+        "latency_by_outcome": {
+            outcome: latency_summary_ms(values) for outcome, values in tracker.by_outcome.items()
+        },
     }
 
 

@@ -319,6 +319,15 @@ class SystemRun:
             f"coordinator CPU {result['cpu_percent'].get('coordinator', 0):.0f}%; "
             f"missing {result['missing']}; load {load_before[0]}"
         )
+        by_outcome = result.get("latency_by_outcome") or {}
+        if len(by_outcome) > 1:
+            self.say(
+                "    by outcome: "
+                + "; ".join(
+                    f"{outcome} p50 {lat['p50_ms']} p99 {lat['p99_ms']} ms"
+                    for outcome, lat in sorted(by_outcome.items())
+                )
+            )
         return result
 
     async def sustained(self, sweep: list[dict[str, Any]]) -> dict[str, Any]:
