@@ -79,7 +79,7 @@ class BenchParticipant:
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1048576, **self.kafka.consumer_kwargs(),
         )  # fmt: skip
-        producer = batching_producer(self.kafka, linger_ms=1)
+        producer = batching_producer(self.kafka)
         await consumer.start()
         await producer.start()
         consumer.assign([TopicPartition(t, p) for t in self.inputs for p in range(counts[t])])

@@ -168,7 +168,7 @@ class Participant(Generic[S]):
     async def start(self) -> None:
         """Create topics, replay the changelog, then start consuming; sets ``ready``."""
         counts = await io.prepare_topics(self, create=self.create_topics)
-        self._producer = batching_producer(self.kafka, acks="all", linger_ms=2)
+        self._producer = batching_producer(self.kafka, acks="all")
         await self._producer.start()
         replayed = await io.replay_changelog(self.kafka, self.changelog_topic, self.core)
         if self.core.mismatches:

@@ -149,7 +149,6 @@ class Coordinator:
             k,
             record_limit=s.max_record_bytes,
             acks="all",
-            linger_ms=1,
             max_request_size=max(s.max_record_bytes * 2, 1_048_576),
         )
         await self.producer.start()
