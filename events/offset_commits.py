@@ -3,9 +3,9 @@
 The coordinator decides a batch at once and persists it in the background
 (commands, then states); a participant persists each batch before it takes the
 next. Either way offsets are committed in order, and only for batches Kafka has
-all of, without holding up the next fetch; one commit runs at a time, at most every
-``commit_interval`` seconds under load, and `drain` commits everything in
-hand (before a rebalance, when idle, on stop).
+all of, without holding up the next fetch: as soon as a batch is durable, one
+commit at a time, at most every ``commit_interval`` seconds under load; `drain`
+commits everything in hand (before a rebalance, when idle, on stop).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class OffsetCommits:
     ) -> None:
         """Track a batch being persisted; waits while more than ``depth`` are in hand."""
         self._inflight.append(_InFlight(persisted, offsets))
+        persisted.add_done_callback(self._on_persisted)
         while len(self._inflight) > self.depth:
             await self._inflight[0].persisted
             self._settle_done()
@@ -68,6 +69,13 @@ class OffsetCommits:
     def forget(self, partitions: set[TopicPartition]) -> None:
         for tp in partitions:
             self.committed.pop(tp, None)
+
+    def _on_persisted(self, _future: asyncio.Future[None]) -> None:
+        """A batch is durable: commit what now is, in order, without waiting for the next
+        batch or idle poll (a failure is left for `add` or `drain` to raise)."""
+        while self._inflight and _succeeded(self._inflight[0].persisted):
+            self._uncommitted.update(self._inflight.pop(0).offsets)
+        self._commit_in_background()
 
     def _settle_done(self) -> None:
         while self._inflight and self._inflight[0].persisted.done():
@@ -99,3 +107,7 @@ class OffsetCommits:
             )
             return
         self.committed.update(offsets)
+
+
+def _succeeded(future: asyncio.Future[None]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None

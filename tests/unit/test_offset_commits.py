@@ -66,3 +66,22 @@ async def test_a_failed_persist_is_raised_and_a_refused_commit_is_not() -> None:
     broken.set_exception(RuntimeError("broker gone"))
     with pytest.raises(RuntimeError, match="broker gone"):
         await commits.add(broken, {TP0: 4})
+
+
+async def test_a_batch_is_committed_as_soon_as_it_is_durable() -> None:
+    """Not only at the next batch or idle poll: a participant killed right after answering
+    must not get that input again."""
+    commits = OffsetCommits(depth=8, interval=0.0)
+    commits.consumer = consumer = Consumer()
+    loop = asyncio.get_running_loop()
+    first, second = loop.create_future(), loop.create_future()
+    await commits.add(first, {TP0: 10})
+    await commits.add(second, {TP0: 20})
+    second.set_exception(RuntimeError("broker gone"))
+    first.set_result(None)
+    for _ in range(10):  # the callback, then the commit task
+        await asyncio.sleep(0)
+    assert consumer.commits == [{TP0: 10}], "the durable batch, not the failed one after it"
+    assert commits.committed == {TP0: 10}
+    with pytest.raises(RuntimeError, match="broker gone"):
+        await commits.drain()
