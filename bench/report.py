@@ -292,6 +292,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {p.get('rss_peak_mib', {}).get('coordinator', 0)} | {p['load_before'][0]} |"
             )
         lines.append("")
+        if any(p.get("latency_by_outcome") for p in points):
+            lines += [outcome_line(points), ""]
         if system.get("memory"):
             mem = system["memory"]
             lines.append(
@@ -335,6 +337,19 @@ def markdown(results: dict[str, Any]) -> str:
                 + "; ".join(f"{f['function']} {f['percent']}%" for f in profile["inclusive"][:8]),
             ]
     return "\n".join(lines) + "\n"
+
+
+def outcome_line(points: list[dict[str, Any]]) -> str:
+    """p50/p99 by how the sagas ended, per point: compensating ones take more hops."""
+    parts = []
+    for p in points:
+        by = p.get("latency_by_outcome") or {}
+        said = ", ".join(
+            f"{outcome} {lat['p50_ms']}/{lat['p99_ms']}" for outcome, lat in sorted(by.items())
+        )
+        if said:
+            parts.append(f"{p['offered_per_s']:,.0f}/s: {said}")
+    return "p50/p99 ms by outcome: " + "; ".join(parts) + "."
 
 
 def write_markdown(results: dict[str, Any], json_path: Path) -> Path:

@@ -13,7 +13,7 @@ from bench import procstat
 from bench.loadgen import Plan, start_record
 from bench.participant import answer
 from bench.profile import summarise
-from bench.report import message_ratio, plot, targets
+from bench.report import message_ratio, outcome_line, plot, targets
 from bench.stats import latency_summary_ms, percentile
 from bench.workload import BENCH_SAGA, bench_definition
 from events.codec import decode, encode
@@ -160,3 +160,19 @@ def test_targets_say_which_figures_meet_issue_8() -> None:
 def test_the_plot_is_drawn(tmp_path: Path) -> None:
     path = plot(_results(), tmp_path / "plot.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_report_splits_latency_by_outcome() -> None:
+    points = [
+        {
+            "offered_per_s": 500.0,
+            "latency_by_outcome": {
+                "completed": latency_summary_ms([0.06, 0.07]),
+                "compensated": latency_summary_ms([0.08, 0.12]),
+            },
+        },
+        {"offered_per_s": 1000.0},
+    ]
+    assert outcome_line(points) == (
+        "p50/p99 ms by outcome: 500/s: compensated 80.0/120.0, completed 60.0/70.0."
+    )
