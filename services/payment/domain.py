@@ -76,8 +76,9 @@ class PaymentState:
     default_limit: int | None
     payments: PMap[str, Payment]  # by saga id
     ledger: PVector[LedgerEntry] = pvector()
-    #: exposures(ledger), kept up to date so a decision does not re-read the ledger
-    exposure: Mapping[str, int] = field(default_factory=dict)
+    #: exposures(ledger), kept up to date so a decision does not re-read the ledger;
+    #: persistent, so that booking one customer does not copy every customer's figure
+    exposure: PMap[str, int] = field(default_factory=pmap)
 
     @classmethod
     def with_limits(cls, limits: Mapping[str, int], default_limit: int | None) -> PaymentState:
@@ -97,8 +98,8 @@ def _book(state: PaymentState, saga_id: str, payment: Payment, kind: Kind | None
     assert payment.customer_id is not None
     entry = LedgerEntry(kind, saga_id, payment.customer_id, payment.amount)
     sign = {"authorize": 1, "capture": 0, "void": -1, "refund": -1}[kind]
-    exposure = dict(state.exposure)
-    exposure[payment.customer_id] = exposure.get(payment.customer_id, 0) + sign * payment.amount
+    customer = payment.customer_id
+    exposure = state.exposure.set(customer, state.exposure.get(customer, 0) + sign * payment.amount)
     return replace(state, payments=payments, ledger=state.ledger.append(entry), exposure=exposure)
 
 
