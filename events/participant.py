@@ -308,9 +308,9 @@ class Participant(Generic[S]):
         for delay, outputs in delayed:
             task = asyncio.create_task(self._publish_later(delay, outputs))
             self._late_pending[task] = outputs
-        now = time.perf_counter()
+        now, child = time.perf_counter(), self.metrics.child
         for type_, started in timings:
-            self.metrics.duration.labels(self.name, self._label(type_)).observe(now - started)
+            child(self.metrics.duration, self.name, self._label(type_)).observe(now - started)
 
     async def _publish_later(self, delay: float, outputs: tuple[Outgoing, ...]) -> None:
         await asyncio.sleep(delay)
@@ -348,7 +348,7 @@ class Participant(Generic[S]):
         return type_
 
     def _count(self, type_: str | None, result: str) -> None:
-        self.metrics.commands.labels(self.name, self._label(type_), result).inc()
+        self.metrics.child(self.metrics.commands, self.name, self._label(type_), result).inc()
 
 
 def _result(applied: Applied) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,6 +21,7 @@ from events.codec import encode
 from events.consumer_lag import ConsumerLagCollector
 from events.kafka_settings import KafkaSettings
 from events.log_reader import read_to_end
+from events.metric_children import MetricChildren
 from events.participant_store import ChangelogEntry, Outgoing, ParticipantCore
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class ParticipantMetrics:
     commands: Counter
     duration: Histogram
     lag: ConsumerLagCollector
+    #: ``child(metric, *labels)``: each labelled child made once (per input, twice)
+    child: MetricChildren = field(
+        default_factory=MetricChildren, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ParticipantMetrics:

@@ -8,10 +8,10 @@ and reasons, which are bounded by the loaded definitions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from events.metric_children import MetricChildren
 from sagas.messages import Decision, Outcome
 
 #: Sagas take milliseconds (in-process participants) to minutes (human steps).
@@ -32,10 +32,9 @@ class CoordinatorMetrics:
     dead_letters: Counter
     messages: Counter
     ignored: Counter
-    #: (metric, label values) -> its child: labels are bounded (see above), and
-    #: ``labels()`` takes a lock and checks the values on every call, several times a record
-    _children: dict[tuple[int, tuple[str | None, ...]], Any] = field(
-        default_factory=dict, init=False, repr=False, compare=False
+    #: ``child(metric, *labels)``: each labelled child made once (labels are bounded, above)
+    child: MetricChildren = field(
+        default_factory=MetricChildren, init=False, repr=False, compare=False
     )
 
     @classmethod
@@ -105,14 +104,6 @@ class CoordinatorMetrics:
                 registry=registry,
             ),
         )
-
-    def child(self, metric: Any, *labels: str | None) -> Any:
-        """``metric.labels(*labels)``, made once."""
-        key = (id(metric), labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
 
     def observe(self, saga: str, decision: Decision, started: bool, reopened: bool = False) -> None:
         """Record what one decision of the state machine did.
