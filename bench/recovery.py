@@ -75,7 +75,7 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
                 )
         ended = state["phase"] in ("killed", "processing") and p["terminal"] >= n
         if ended and "all_terminal_s" not in recovery:
-            recovery["all_terminal_s"] = round(p["t"] - state["killed_at"], 1)
+            recovery["all_terminal_s"] = round(p["t"] - state["killed_at"], 2)
 
     plan = plan_for(
         run.workload, run.kafka, run.lifecycle, rate=run.o.park_rate, count=n,
@@ -93,7 +93,7 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
         memory["error"] = f"only {result['terminal']} terminal; not all sagas started"
     if "killed_at" in state and result["terminal"] >= n and "all_terminal_s" not in recovery:
         # the last progress report came before the last saga ended: bound it by now
-        recovery["all_terminal_s"] = round(time.time() - state["killed_at"], 1)
+        recovery["all_terminal_s"] = round(time.time() - state["killed_at"], 2)
     if "killed_at" in state and "processing_again_s" not in recovery and result["terminal"] >= n:
         recovery["processing_again_s"] = recovery["all_terminal_s"]
     if "killed_at" in state:
