@@ -28,10 +28,10 @@ from aiokafka import AIOKafkaConsumer
 
 from events.admin import ensure_topics
 from events.codec import decode
-from events.embedded_broker import EmbeddedBroker, free_port
+from events.embedded_broker import EmbeddedBroker
 from events.envelope import CloudEvent
 from events.kafka_settings import KafkaSettings
-from tests.support.kafka_proxy import ApiVersionsShim, strip_api_versions_tags
+from tests.support.kafka_proxy import ApiVersionsShim, strip_api_versions_tags, tansu_behind_shim
 
 __all__ = ["ApiVersionsShim", "strip_api_versions_tags"]  # importable from here, as before
 
@@ -71,9 +71,7 @@ async def kcat_settings(
     if embedded_broker is None:
         yield kafka_settings
         return
-    broker_port = free_port()
-    shim = ApiVersionsShim("127.0.0.1", broker_port)
-    async with shim, EmbeddedBroker(port=broker_port, advertised_listener=shim.address):
+    async with tansu_behind_shim() as shim:
         yield kafka_settings.with_bootstrap(shim.address)
 
 

@@ -23,10 +23,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from events.codec import decode
-from events.embedded_broker import EmbeddedBroker, free_port
+from events.embedded_broker import EmbeddedBroker
 from events.kafka_settings import KafkaSettings
 from tests.support.kafka_peers import eventually
-from tests.support.kafka_proxy import ApiVersionsShim
+from tests.support.kafka_proxy import tansu_behind_shim
 from tests.support.order_saga import OrderSaga, Recorder, order
 
 pytestmark = pytest.mark.integration
@@ -54,11 +54,7 @@ async def broker(
     if embedded_broker is None:
         yield kafka_bootstrap
         return
-    port = free_port()
-    async with (
-        ApiVersionsShim("127.0.0.1", port) as shim,
-        EmbeddedBroker(port=port, advertised_listener=shim.address),
-    ):
+    async with tansu_behind_shim() as shim:
         yield shim.address
 
 

@@ -29,10 +29,17 @@ import asyncio
 import contextlib
 import ssl
 import struct
+from collections.abc import AsyncIterator
 
 API_VERSIONS = 18
 
-__all__ = ["ApiVersionsShim", "KafkaProxy", "TlsTerminator", "strip_api_versions_tags"]
+__all__ = [
+    "ApiVersionsShim",
+    "KafkaProxy",
+    "TlsTerminator",
+    "strip_api_versions_tags",
+    "tansu_behind_shim",
+]
 
 
 class KafkaProxy:
@@ -127,6 +134,23 @@ class ApiVersionsShim(KafkaProxy):
 
     def __init__(self, upstream_host: str, upstream_port: int, *, port: int = 0) -> None:
         super().__init__(upstream_host, upstream_port, fix_api_versions=True, port=port)
+
+
+@contextlib.asynccontextmanager
+async def tansu_behind_shim() -> AsyncIterator[ApiVersionsShim]:
+    """An embedded broker that kcat can use: the shim's ``address`` is its bootstrap.
+
+    The shim listens first and the broker's port is picked after: picked before, the
+    shim's own port (any free one) could be that very port, and the broker then failed
+    to start ("Address in use", seen once in a full run).
+    """
+    from events.embedded_broker import EmbeddedBroker, free_port
+
+    async with ApiVersionsShim("127.0.0.1", 0) as shim:
+        port = free_port()
+        shim.upstream = ("127.0.0.1", port)
+        async with EmbeddedBroker(port=port, advertised_listener=shim.address):
+            yield shim
 
 
 class TlsTerminator(KafkaProxy):
