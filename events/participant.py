@@ -55,6 +55,7 @@ from events.catalog import EventCatalog
 from events.codec import decode
 from events.consumer_lag import partition_lag
 from events.errors import DecodeError
+from events.gc_policy import freeze_long_lived, relax_young_collections
 from events.kafka_settings import KafkaSettings
 from events.offset_commits import OffsetCommits
 from events.participant_io import ParticipantMetrics, Record
@@ -167,6 +168,7 @@ class Participant(Generic[S]):
 
     async def start(self) -> None:
         """Create topics, replay the changelog, then start consuming; sets ``ready``."""
+        relax_young_collections()
         counts = await io.prepare_topics(self, create=self.create_topics)
         self._producer = batching_producer(self.kafka, acks="all")
         await self._producer.start()
@@ -199,6 +201,7 @@ class Participant(Generic[S]):
         )
         if self.http_port is not None:
             self._http = await io.serve_http(self, self.http_host, self.http_port)
+        freeze_long_lived()  # the modules and the replayed state: not walked by every full GC
         log.info("%s: replayed %d inputs, consuming %s", self.name, replayed, self.input_topics)
         self.ready.set()
 

@@ -25,7 +25,6 @@ fetched across a rebalance are not decided but fetched again.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import time
@@ -39,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from prometheus_client import CollectorRegistry
 
 from events.codec import encode
+from events.gc_policy import freeze_long_lived, relax_young_collections
 from events.kafka_settings import KafkaSettings
 from events.offset_commits import OffsetCommits
 from events.partitioning import partition_for
@@ -59,8 +59,6 @@ log = logging.getLogger("sagas.coordinator")
 
 #: exit status of a replica that stopped because a batch could not be persisted
 EXIT_BATCH_FAILED = 70
-#: allocations between two young-generation garbage collections (CPython's default: 700)
-GC_YOUNG_THRESHOLD = 20_000
 #: seconds between two returns of freed heap memory to the OS, when idle (`sagas.heap_trim`)
 HEAP_TRIM_INTERVAL = 5.0
 
@@ -140,9 +138,7 @@ class Coordinator:
     async def start(self) -> None:
         """Connect, join the group, serve HTTP; returns while the loops run in the background."""
         s, k = self.settings, self.kafka
-        # Fewer young-generation collections: a batch allocates thousands of short-lived
-        # objects, few of them in cycles.
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        relax_young_collections()
         self.http = aiohttp.ClientSession()
         self._web = await self.api.serve(s.web_host, s.web_port)
         self.producer = batching_producer(
@@ -376,8 +372,7 @@ class Coordinator:
             # What recovery built lives until the next rebalance: keep the cyclic GC from
             # walking it again and again (with 100,000 sagas in hand its full collections
             # took a third of the restarted replica's time).
-            gc.collect()
-            gc.freeze()
+            freeze_long_lived()
             self.rebalancing = False
         log.info(
             "partitions %s assigned (generation %d); %d sagas recovered from %d changelog "
