@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pyrsistent import pmap
-from pyrsistent.typing import PMap
+from immutables import Map
 
 from events.envelope import CloudEvent, derived_id
 from events.participant import Handler, Outgoing
@@ -57,14 +56,14 @@ class Movement:
 class BankState:
     initial_total: int
     fraud_limit: int
-    accounts: PMap[str, AccountState]
-    debits: PMap[str, Movement]  # by saga id
-    credits: PMap[str, Movement]  # by saga id
+    accounts: Map[str, AccountState]
+    debits: Map[str, Movement]  # by saga id
+    credits: Map[str, Movement]  # by saga id
 
     @classmethod
     def open(cls, accounts: Mapping[str, tuple[int, bool]], fraud_limit: int) -> BankState:
-        state = pmap({a: AccountState(b, c) for a, (b, c) in accounts.items()})
-        return cls(sum(b for b, _ in accounts.values()), fraud_limit, state, pmap(), pmap())
+        state = Map({a: AccountState(b, c) for a, (b, c) in accounts.items()})
+        return cls(sum(b for b, _ in accounts.values()), fraud_limit, state, Map(), Map())
 
 
 Result = tuple[BankState, str, dict[str, Any]]

@@ -21,8 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pyrsistent import pmap
-from pyrsistent.typing import PMap
+from immutables import Map
 
 from events.envelope import CloudEvent, derived_id
 from events.participant import Handler, Outgoing
@@ -71,14 +70,14 @@ class Reservation:
 class InventoryState:
     initial: Mapping[str, int]
     stock: Mapping[str, SkuStock]
-    reservations: PMap[str, Reservation]  # by saga id
+    reservations: Map[str, Reservation]  # by saga id
 
     @classmethod
     def with_stock(cls, initial: Mapping[str, int]) -> InventoryState:
         negative = {sku: n for sku, n in initial.items() if n < 0}
         if negative:
             raise ValueError(f"initial stock cannot be negative: {negative}")
-        return cls(dict(initial), {sku: SkuStock(n) for sku, n in initial.items()}, pmap())
+        return cls(dict(initial), {sku: SkuStock(n) for sku, n in initial.items()}, Map())
 
 
 Result = tuple[InventoryState, str, dict[str, Any]]

@@ -14,8 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pyrsistent import pmap
-from pyrsistent.typing import PMap
+from immutables import Map
 
 from events.envelope import CloudEvent
 from events.participant import Outgoing
@@ -45,12 +44,12 @@ class Order:
 @dataclass(frozen=True, slots=True)
 class OrdersState:
     sagas: frozenset[str]  # saga names whose lifecycle decides an order
-    orders: PMap[str, Order]  # by saga id
-    by_order_id: PMap[str, str]  # order id -> saga id
+    orders: Map[str, Order]  # by saga id
+    by_order_id: Map[str, str]  # order id -> saga id
 
     @classmethod
     def for_sagas(cls, names: Collection[str]) -> OrdersState:
-        return cls(frozenset(names), pmap(), pmap())
+        return cls(frozenset(names), Map(), Map())
 
 
 def place(state: OrdersState, saga_id: str, order: OrderPlaced) -> OrdersState:

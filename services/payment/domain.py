@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pyrsistent import pmap, pvector
-from pyrsistent.typing import PMap, PVector
+from immutables import Map
+from pyrsistent import pvector
+from pyrsistent.typing import PVector
 
 from events.envelope import CloudEvent, derived_id
 from events.participant import Handler, Outgoing
@@ -74,15 +75,15 @@ class Payment:
 class PaymentState:
     limits: Mapping[str, int]
     default_limit: int | None
-    payments: PMap[str, Payment]  # by saga id
+    payments: Map[str, Payment]  # by saga id
     ledger: PVector[LedgerEntry] = pvector()
     #: exposures(ledger), kept up to date so a decision does not re-read the ledger;
     #: persistent, so that booking one customer does not copy every customer's figure
-    exposure: PMap[str, int] = field(default_factory=pmap)
+    exposure: Map[str, int] = field(default_factory=Map)
 
     @classmethod
     def with_limits(cls, limits: Mapping[str, int], default_limit: int | None) -> PaymentState:
-        return cls(dict(limits), default_limit, pmap())
+        return cls(dict(limits), default_limit, Map())
 
     def limit_of(self, customer_id: str) -> int | None:
         return self.limits.get(customer_id, self.default_limit)

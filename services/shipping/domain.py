@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pyrsistent import pmap
-from pyrsistent.typing import PMap
+from immutables import Map
 
 from events.envelope import CloudEvent, derived_id
 from events.participant import Handler, Outgoing, unit_interval
@@ -38,14 +37,14 @@ class Shipment:
 class ShippingState:
     capacity: Mapping[str, int]  # carrier -> shipments per day, in order of preference
     failure_rate: float
-    booked: PMap[tuple[str, str], int]  # (carrier, day) -> shipments booked
-    shipments: PMap[str, Shipment]  # by saga id
+    booked: Map[tuple[str, str], int]  # (carrier, day) -> shipments booked
+    shipments: Map[str, Shipment]  # by saga id
 
     @classmethod
     def with_carriers(
         cls, carriers: Sequence[tuple[str, int]], failure_rate: float = 0.0
     ) -> ShippingState:
-        return cls(dict(carriers), failure_rate, pmap(), pmap())
+        return cls(dict(carriers), failure_rate, Map(), Map())
 
 
 Result = tuple[ShippingState, str, dict[str, Any]]

@@ -56,7 +56,7 @@ def test_over_the_limit_is_declined_with_the_figures() -> None:
     assert reply.data["limit"] == 300 and reply.data["in_use"] == 200
     assert reply.data["wanted"] == 150
     assert "credit limit exceeded for bob" in reply.data["reason"]
-    assert state.exposure == {"bob": 200}
+    assert dict(state.exposure) == {"bob": 200}
 
 
 def test_unknown_customer_is_declined_unless_there_is_a_default_limit() -> None:

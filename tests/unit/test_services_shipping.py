@@ -78,7 +78,7 @@ def test_cancel_before_schedule_blocks_the_late_schedule() -> None:
     assert cancelled.type == c.CANCELLED and cancelled.data["shipment_id"] is None
     state, late = run(state, cmd(c.SCHEDULE))
     assert late.type == c.FAILED and "cancelled" in late.data["reason"]
-    assert state.booked == {}
+    assert dict(state.booked) == {}
 
 
 def test_no_carrier_configured_fails() -> None:
