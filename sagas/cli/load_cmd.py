@@ -32,6 +32,7 @@ def load(
 ) -> None:
     """Place demo orders (order.placed) at a steady rate until stopped or --count is reached."""
     from events.kafka_settings import KafkaSettings
+    from sagas.cli.foreground import fail, kafka_failure
     from services.config import ServicesConfig
 
     kafka = KafkaSettings()
@@ -41,7 +42,12 @@ def load(
     full_topic = ServicesConfig.load(None).topic_prefix + topic
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     typer.echo(f"placing orders on {full_topic} at {rate:g}/s (seed {seed}); Ctrl-C stops")
-    placed = asyncio.run(_place(kafka, full_topic, rate, count, seed))
+    try:
+        placed = asyncio.run(_place(kafka, full_topic, rate, count, seed))
+    except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
+        if (reason := kafka_failure(exc)) is None:
+            raise
+        fail(reason)
     typer.echo(f"placed {placed} orders")
 
 
@@ -57,7 +63,11 @@ async def _place(kafka: object, topic: str, rate: float, count: int, seed: int) 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), linger_ms=5)  # type: ignore[attr-defined]
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()  # no "Unclosed AIOKafkaProducer" after the error
+        raise
     placed, chunk, start, reported = 0, 0, time.monotonic(), time.monotonic()
     try:
         while not stop.is_set() and (count == 0 or placed < count):

@@ -14,13 +14,19 @@ from sagas.cli import app
 
 def _with_client(action: Callable[[Any], Awaitable[Any]]) -> Any:
     from events.kafka_settings import KafkaSettings
+    from sagas.cli.foreground import fail, kafka_failure
     from sagas.client import SagaClient
 
     async def run() -> Any:
         async with SagaClient(KafkaSettings()) as client:
             return await action(client)
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
+        if (reason := kafka_failure(exc)) is None:
+            raise
+        fail(reason)
 
 
 @app.command()

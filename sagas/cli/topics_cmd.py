@@ -36,6 +36,7 @@ def init(
     coordinator's inputs are co-partitioned."""
     from events.kafka_settings import KafkaSettings
     from events.topics import Topics
+    from sagas.cli.foreground import kafka_failure
     from sagas.errors import SagaError
     from sagas.loader import DefinitionRegistry, load_definitions
     from sagas.topic_setup import coordinator_topics
@@ -51,7 +52,7 @@ def init(
     try:
         counts = asyncio.run(_create(kafka, [*reads, *writes], reads, wait))
     except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
-        _fail(f"{type(exc).__name__}: {exc}")
+        _fail(kafka_failure(exc) or f"{type(exc).__name__}: {exc}")
     width = max(len(name) for name in counts)
     for name in sorted(counts):
         role = "read by the coordinator" if name in reads else "written"
@@ -64,6 +65,7 @@ async def _create(
     from aiokafka.errors import KafkaConnectionError
 
     from events.admin import check_copartitioned, ensure_topics
+    from events.connection_failure import explain_connection_failure
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
@@ -72,9 +74,10 @@ async def _create(
             counts = await ensure_topics(kafka, names)
             break
         except KafkaConnectionError as exc:
-            if loop.time() >= deadline:
+            failure = await asyncio.to_thread(explain_connection_failure, exc, kafka)
+            if loop.time() >= deadline or not failure.retriable:
                 raise
-            typer.echo(f"waiting for Kafka at {kafka.bootstrap_servers}: {exc}", err=True)
+            typer.echo(f"waiting for Kafka: {failure}", err=True)
             await asyncio.sleep(2)
     await check_copartitioned(kafka, reads)
     return counts

@@ -28,7 +28,7 @@ def worker(
 ) -> None:
     """Run a coordinator replica for the given saga definitions."""
     from events.topics import Topics
-    from sagas.cli.foreground import fail, kafka_from_environment
+    from sagas.cli.foreground import fail, kafka_failure, kafka_from_environment
     from sagas.coordinator import Coordinator, changelog_topic
     from sagas.errors import SagaError
     from sagas.loader import DefinitionRegistry, load_definitions
@@ -53,6 +53,8 @@ def worker(
             prepare_topics(kafka, registry, topics, create=create_topics, changelog=changelog)
         )
     except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
+        if (reason := kafka_failure(exc)) is not None:
+            fail(reason)
         if isinstance(exc, SagaError) or exc.__class__.__module__.startswith(
             ("events", "aiokafka")
         ):

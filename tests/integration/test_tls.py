@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import ssl
-import subprocess
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -38,82 +35,16 @@ from events.embedded_broker import EmbeddedBroker, EmbeddedBrokerError, free_por
 from events.kafka_settings import KafkaSettings
 from tests.support.kafka_proxy import TlsTerminator
 from tests.support.order_saga import OrderSaga, Recorder, order
+from tests.support.pki import Pki, make_pki
 
 pytestmark = pytest.mark.integration
 
 PROCESSES = ("coordinator", "inventory", "payment", "shipping")
 
 
-@dataclass(frozen=True)
-class Pki:
-    folder: Path
-    ca: Path
-
-    def cert(self, name: str) -> Path:
-        return self.folder / f"{name}.pem"
-
-    def key(self, name: str) -> Path:
-        return self.folder / f"{name}.key"
-
-    def env(self, bootstrap: str, name: str) -> dict[str, str]:
-        """Everything a process needs to reach the TLS broker as ``name``."""
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "KAFKA_SECURITY_PROTOCOL": "SSL",
-            "KAFKA_SSL_CAFILE": str(self.ca),
-            "KAFKA_SSL_CERTFILE": str(self.cert(name)),
-            "KAFKA_SSL_KEYFILE": str(self.key(name)),
-        }
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, f"openssl {' '.join(args)}:\n{result.stderr}"
-
-
-def make_ca(folder: Path, name: str) -> Path:
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "1", "-subj", f"/CN={name}",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=folder,
-    )  # fmt: skip
-    return folder / f"{name}.pem"
-
-
-def make_leaf(folder: Path, ca: str, name: str, usage: str) -> None:
-    ext = folder / f"{name}.ext"
-    ext.write_text(
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-        f"extendedKeyUsage={usage}\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n"
-    )
-    _openssl(
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}",
-        cwd=folder,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-        "-CAcreateserial", "-out", f"{name}.pem", "-days", "1", "-extfile", ext.name,
-        cwd=folder,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
-    if not shutil.which("openssl"):
-        if os.environ.get("CI"):
-            pytest.fail("openssl is not installed and CI is set: install the Debian package")
-        pytest.skip("openssl is not installed (apt-get install openssl)")
-    folder = tmp_path_factory.mktemp("pki")
-    ca = make_ca(folder, "test-ca")
-    make_leaf(folder, "test-ca", "broker", "serverAuth")
-    for name in (*PROCESSES, "test-client"):
-        make_leaf(folder, "test-ca", name, "clientAuth")
-    make_ca(folder, "other-ca")
-    make_leaf(folder, "other-ca", "stranger", "clientAuth")
-    yield Pki(folder, ca)
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"), PROCESSES)
 
 
 @pytest.fixture
