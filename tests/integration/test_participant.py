@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from events.admin import ensure_topics
 from events.codec import encode
 from events.envelope import CloudEvent, new_event
 from events.kafka_settings import KafkaSettings
@@ -37,12 +38,17 @@ class Counter:
 
 
 @pytest.fixture
-def kafka(kafka_bootstrap: str, unique_prefix: str) -> KafkaSettings:
-    return (
+async def kafka(kafka_bootstrap: str, unique_prefix: str) -> KafkaSettings:
+    settings = (
         KafkaSettings()
         .with_bootstrap(kafka_bootstrap)
         .model_copy(update={"topic_prefix": unique_prefix, "partitions": 4})
     )
+    # Up front, as a deployment does: a recorder that subscribes before the participant
+    # starts would otherwise wait for topics that Apache Kafka does not auto-create.
+    names = ("things.commands", "things.replies", "saga.deadletter")
+    await ensure_topics(settings, [unique_prefix + name for name in names])
+    return settings
 
 
 @pytest.fixture
