@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from events.envelope import CloudEvent, derived_id, new_event
+from events.saga_ids import saga_id_problem
+from sagas.errors import InvalidSagaIdError
 from sagas.messages import Abort, Message, Resolve, RetryFailed, Skip, StartSaga, TimerFired
 
 SOURCE = "sagastream/control"
@@ -44,7 +46,12 @@ class ControlMessageError(ValueError):
 def start_request(
     saga: str, data: dict[str, Any], *, saga_id: str | None = None, version: int | None = None
 ) -> CloudEvent:
+    """The control record that starts ``saga``; raises `InvalidSagaIdError` for an id the
+    coordinator would refuse (`events.saga_ids`)."""
     sid = saga_id or str(uuid.uuid4())
+    problem = saga_id_problem(sid)
+    if problem is not None:
+        raise InvalidSagaIdError(f"cannot start saga {saga!r}: {problem}")
     payload: dict[str, Any] = {"saga": saga, "data": data}
     if version is not None:
         payload["version"] = version
