@@ -222,6 +222,20 @@ class RecordTooLargeError(DecodeError):
         )
 
 
+class InvalidSagaIdError(DecodeError):
+    """A record would start a saga whose id breaks the grammar of `events.saga_ids`."""
+
+    reason = "invalid-saga-id"
+
+    def __init__(self, problem: str, event_type: str, **where: Any) -> None:
+        self.event_type = event_type
+        super().__init__(
+            f"{event_type!r} would start a saga: {problem}. Fix the producer's sagaid "
+            f"(and record key)",
+            **where,
+        )
+
+
 class EncodeError(EventsError):
     """An event of ours cannot be serialised; a bug in the code that built it."""
 

@@ -15,10 +15,11 @@ no client is configured by hand:
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.errors import EventsError
@@ -129,6 +130,16 @@ class KafkaSettings(BaseSettings):
             "Kafka answers as soon as data arrives either way."
         ),
     )
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_password_file")
+    @classmethod
+    def _readable_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Checked when the settings are read, so the error names the variable and the
+        # path, not an OSError from deep inside the TLS set-up.
+        if value is not None and not os.access(value, os.R_OK):
+            what = "no such file" if not os.path.exists(value) else "not readable"
+            raise ValueError(f"{value}: {what}")
+        return value
 
     @model_validator(mode="after")
     def _check_security(self) -> KafkaSettings:

@@ -54,6 +54,7 @@ from events import participant_io as io
 from events.catalog import EventCatalog
 from events.codec import decode
 from events.consumer_lag import partition_lag
+from events.dead_letters import PROCESSING_ERROR, describe
 from events.errors import DecodeError
 from events.gc_policy import freeze_long_lived, relax_young_collections
 from events.kafka_settings import KafkaSettings
@@ -262,37 +263,48 @@ class Participant(Generic[S]):
 
     # -- one batch ---------------------------------------------------------------------
 
-    async def process(self, records: Iterable[Any]) -> None:
-        """Handle consumed records; returns once their outputs are published."""
+    async def process(
+        self, records: Iterable[Any], failures: Mapping[int, Exception] | None = None
+    ) -> None:
+        """Handle consumed records; returns once their outputs are published.
+
+        ``failures``: records (by position) that a subclass's preparation raised on; they
+        are dead-lettered as ``processing-error`` like one the handler raised on."""
         assert self._producer is not None
         logged: list[tuple[Any, ...]] = []  # (topic, key, value, headers, partition)
         out: list[Record] = []
         dead: list[Record] = []
         delayed: list[tuple[float, tuple[Outgoing, ...]]] = []
         timings: list[tuple[str, float]] = []
-        for record in records:
+        for position, record in enumerate(records):
             started = time.perf_counter()
             where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+            event = None
             try:
+                if failures and position in failures:
+                    raise failures[position]
                 event = decode(record.value, record.headers, **where)
                 if self.handles is not None and event.type not in self.handles:
                     self._count(event.type, "ignored")
                     continue
                 if self.catalog is not None:
                     self.catalog.validate(event, **where)
+                applied = self.core.apply(record.topic, event)
             except DecodeError as exc:
                 log.warning("%s: dead-lettering a record: %s", self.name, exc)
                 dead.append(io.dead_letter(self.deadletter_topic, record, exc.dlq_headers()))
                 self._count(None, "deadletter")
                 continue
-            try:
-                applied = self.core.apply(record.topic, event)
-            except Exception as exc:  # a bug in the handler: park the input, keep going
-                log.exception("%s: handler failed on %s %s", self.name, event.type, event.id)
+            except Exception as exc:  # a bug (decoder, catalog, handler): park it, keep going
+                log.error(
+                    "%s: %s[%s]@%s raised %s; dead-lettered as %s", self.name, record.topic,
+                    record.partition, record.offset, describe(exc), PROCESSING_ERROR,
+                    exc_info=exc,
+                )  # fmt: skip
                 dead.append(
                     io.dead_letter(self.deadletter_topic, record, io.error_headers(record, exc))
                 )
-                self._count(event.type, "error")
+                self._count(event.type if event is not None else None, PROCESSING_ERROR)
                 continue
             if applied.entry is not None:
                 logged.append(

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from events.admin import ensure_compacted_topic, ensure_topics, partition_counts
 from events.codec import encode
 from events.consumer_lag import ConsumerLagCollector
+from events.dead_letters import processing_error_headers
 from events.kafka_settings import KafkaSettings
 from events.log_reader import read_to_end
 from events.metric_children import MetricChildren
@@ -39,7 +40,8 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 @dataclass(frozen=True)
 class ParticipantMetrics:
-    """``result`` is the first output's type, or duplicate/ignored/deadletter/error/no_output.
+    """``result`` is the first output's type, or duplicate/ignored/deadletter/no_output, or
+    processing-error (the input made the decoder or the handler raise: a bug).
 
     ``lag`` is ``participant_consumer_lag{service,topic,partition}``: a name of its own
     rather than ``saga_consumer_lag`` with a service label, because a choreographed
@@ -190,11 +192,5 @@ def without_value(record: Record) -> Record:
 
 
 def error_headers(record: Any, exc: Exception) -> list[tuple[str, bytes]]:
-    """Dead-letter headers for an input the handler raised on (a bug, not bad data)."""
-    return [
-        ("x-dlq-reason", b"handler-error"),
-        ("x-dlq-topic", record.topic.encode()),
-        ("x-dlq-partition", str(record.partition).encode()),
-        ("x-dlq-offset", str(record.offset).encode()),
-        ("x-dlq-error", f"{type(exc).__name__}: {exc}"[:500].encode()),
-    ]
+    """Dead-letter headers for an input our code raised on (a bug, not bad data)."""
+    return processing_error_headers(record.topic, record.partition, record.offset, exc)

@@ -14,13 +14,45 @@ deployments (or test runs) can share one cluster: prefix ``"staging."`` gives
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from events.kafka_settings import KafkaSettings
 
 LIFECYCLE = "saga.lifecycle"
 DEADLETTER = "saga.deadletter"
 CONTROL = "saga.control"
+
+#: Kafka's own rule for topic names (kafka.common.internals.Topic): these characters, at
+#: most 249 of them, and not "." or "..".
+_LEGAL_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}\Z", re.ASCII)
+
+
+def topic_name_problem(name: str) -> str | None:
+    """None for a name Kafka accepts, else what is wrong with it."""
+    if name in (".", ".."):
+        return f"topic name {name!r} is not allowed by Kafka"
+    if not _LEGAL_TOPIC.match(name):
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        return (
+            f"topic name {shown!r} is not valid in Kafka: use 1 to 249 of the characters "
+            f"a-z A-Z 0-9 . _ -"
+        )
+    return None
+
+
+def _check_topic(name: str) -> str:
+    problem = topic_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+#: A field holding a topic name, checked against Kafka's rules.
+TopicName = Annotated[str, AfterValidator(_check_topic)]
 
 
 def topic(name: str, settings: KafkaSettings) -> str:

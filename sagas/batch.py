@@ -9,11 +9,13 @@ to Kafka.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from events.codec import decode, encode
+from events.dead_letters import PROCESSING_ERROR, describe, processing_error_headers
 from events.envelope import CloudEvent
 from events.errors import DecodeError
 from events.partitioning import partition_for
@@ -35,6 +37,8 @@ log = logging.getLogger("sagas.coordinator")
 #: Largest dead letter sent with its value: under the producer's 1,000,000-byte request
 #: limit with room for the batch framing.
 DEAD_LETTER_VALUE_LIMIT = 900_000
+#: "the batch held nothing for this saga" in a snapshot (None is a held tombstone)
+_ABSENT = object()
 
 
 def known_types(registry: DefinitionRegistry) -> frozenset[str]:
@@ -61,6 +65,8 @@ class Batch:
         self.writes: dict[str, bytes | None] = {}
         self.outgoing: list[tuple[Any, ...]] = []
         self.timers: list[tuple[float, str, str]] = []
+        #: the batch's view of the saga the current record is for, before the record
+        self._touched: tuple[str, Any, Any, Any] | None = None
 
     def handle(
         self,
@@ -71,9 +77,35 @@ class Batch:
         value: bytes | None,
         headers: Any,
     ) -> None:
+        """Decide one record; whatever it makes raise, it is dead-lettered and undone
+        (``processing-error``), and the batch goes on: no record can crash-loop a replica."""
         c = self.c
         c.metrics.child(c.metrics.messages, topic, "in").inc()
-        header_list = list(headers.items() if isinstance(headers, dict) else headers or [])
+        try:
+            header_list = list(headers.items() if isinstance(headers, dict) else headers or [])
+        except Exception:  # noqa: BLE001 - not a header sequence: keep none
+            header_list = []
+        sent, armed = len(self.outgoing), len(self.timers)
+        self._touched = None
+        try:
+            self._handle(topic, partition, offset, key, value, header_list)
+        except Exception as exc:  # noqa: BLE001 - isolated per record, reported below
+            del self.outgoing[sent:]
+            del self.timers[armed:]
+            if self._touched is not None:
+                self._restore(self._touched)
+            self.processing_error(topic, partition, offset, key, value, header_list, exc)
+
+    def _handle(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        header_list: list[tuple[str, bytes]],
+    ) -> None:
+        c = self.c
         try:
             event = decode(
                 value,
@@ -95,12 +127,15 @@ class Batch:
             # where the saga's state lives, on the same topic.
             self.outgoing.append((topic, saga_key, value, header_list, expected))
             return
+        self._touched = self._snapshot(event.sagaid)
+        token = event.data.get("token")
         if (
             topic == c.topics.control
             and event.type == control.TIMER_FIRED
-            and (str(event.data.get("token", "")).startswith((EARLY_TOKEN, PURGE_TOKEN)))
+            and isinstance(token, str)
+            and token.startswith((EARLY_TOKEN, PURGE_TOKEN))
         ):
-            if event.data["token"].startswith(EARLY_TOKEN):
+            if token.startswith(EARLY_TOKEN):
                 self.expire_early(event.sagaid)
             else:
                 self.purge(event.sagaid)
@@ -304,7 +339,49 @@ class Batch:
         self.states[sid] = None
         self.writes[sid] = None
 
+    # -- undoing a record that raised ------------------------------------------------------
+
+    def _snapshot(self, sid: str) -> tuple[str, Any, Any, Any]:
+        """What the batch holds for ``sid``; every change a record makes is keyed by it."""
+        return (sid, self.states.get(sid, _ABSENT), self.writes.get(sid, _ABSENT),
+                self.decoded.get(sid, _ABSENT))  # fmt: skip
+
+    def _restore(self, snapshot: tuple[str, Any, Any, Any]) -> None:
+        sid = snapshot[0]
+        tables: tuple[dict[str, Any], ...] = (self.states, self.writes, self.decoded)
+        for held, before in zip(tables, snapshot[1:], strict=True):
+            if before is _ABSENT:
+                held.pop(sid, None)
+            else:
+                held[sid] = before
+
     # -- dead letters -------------------------------------------------------------------
+
+    def processing_error(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        exc: Exception,
+    ) -> None:
+        """A record our code raised on (a bug): dead-lettered with the exception's type and
+        digest, logged with its traceback, counted, and the batch goes on."""
+        sid = self._touched[0] if self._touched is not None else None
+        log.error(
+            "record %s[%s]@%s (saga %r) raised %s; dead-lettered as %s",
+            topic, partition, offset, sid, describe(exc), PROCESSING_ERROR,
+            exc_info=exc,
+            extra=saga_fields(sid, None, reason=PROCESSING_ERROR, topic=topic),
+        )  # fmt: skip
+        self.dead_letter(
+            topic, partition, offset, key, value, headers, PROCESSING_ERROR,
+            f"{describe(exc)}; a bug in sagastream or its definitions: report it with the "
+            f"digest; the record is kept here unchanged",
+            extra=processing_error_headers(topic, partition, offset, exc)[4:],
+        )  # fmt: skip
 
     def dead_letter(
         self,
@@ -316,6 +393,7 @@ class Batch:
         headers: list[tuple[str, bytes]],
         reason: str,
         detail: str,
+        extra: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         c = self.c
         c.metrics.child(c.metrics.dead_letters, reason).inc()
@@ -337,6 +415,7 @@ class Batch:
             ("x-dlq-partition", str(partition).encode()),
             ("x-dlq-offset", str(offset).encode()),
             ("x-dlq-detail", detail[:1000].encode("utf-8", "replace")),
+            *extra,
         ]
         size = len(value or b"") + len(key or b"") + sum(len(k) + len(v) for k, v in dlq_headers)
         if size > DEAD_LETTER_VALUE_LIMIT:

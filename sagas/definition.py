@@ -16,8 +16,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from events.topics import TopicName
 from sagas.errors import DefinitionError
 from sagas.retry import NO_RETRY, RetryPolicy
+
+#: Longest step or compensation timeout a definition may set: 30 days. Deadlines are
+#: absolute times in the saga state; a larger one (``1e308``) overflowed when a status
+#: was rendered (HTTP 500).
+MAX_TIMEOUT = 30 * 24 * 3600.0
 
 
 class _Frozen(BaseModel):
@@ -28,7 +34,7 @@ class CommandSpec(_Frozen):
     """An orchestrated action: the coordinator sends ``type`` to ``topic``."""
 
     type: str = Field(min_length=1)
-    topic: str = Field(min_length=1)
+    topic: TopicName
 
 
 class Compensation(_Frozen):
@@ -40,11 +46,11 @@ class Compensation(_Frozen):
     """
 
     type: str = Field(min_length=1)
-    topic: str = Field(min_length=1)
-    reply_topic: str | None = None
+    topic: TopicName
+    reply_topic: TopicName | None = None
     success: tuple[str, ...] = Field(min_length=1)
     failure: tuple[str, ...] = ()
-    timeout: float | None = Field(default=10.0, gt=0)
+    timeout: float | None = Field(default=10.0, gt=0, le=MAX_TIMEOUT)
     retry: RetryPolicy = RetryPolicy(attempts=5)
 
 
@@ -53,12 +59,16 @@ class Step(_Frozen):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     command: CommandSpec | None = None
-    observes: str | None = Field(default=None, description="Topic the participant publishes on.")
-    reply_topic: str | None = None
+    observes: TopicName | None = Field(
+        default=None, description="Topic the participant publishes on."
+    )
+    reply_topic: TopicName | None = None
     success: tuple[str, ...] = Field(min_length=1)
     failure: tuple[str, ...] = ()
     compensation: Compensation | None = None
-    timeout: float | None = Field(default=None, gt=0, description="Seconds per attempt.")
+    timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT, description="Seconds per attempt (none: no deadline)."
+    )
     retry: RetryPolicy = NO_RETRY
     pivot: bool = False
     group: str | None = Field(
@@ -94,7 +104,7 @@ class Step(_Frozen):
 class Trigger(_Frozen):
     """What starts a saga: an event type on a topic; the API can always start one too."""
 
-    topic: str = Field(min_length=1)
+    topic: TopicName
     type: str = Field(min_length=1)
 
 

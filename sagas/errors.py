@@ -3,6 +3,7 @@
     SagaError
     ├── DefinitionError          a saga definition is wrong (user mistake, at load)
     ├── UnknownSagaError         no saga with that id (or no definition with that name)
+    ├── InvalidSagaIdError       a saga id outside the grammar of `events.saga_ids`
     ├── OperatorCommandError     retry/skip/resolve/abort does not apply to the saga's state
     └── CoordinatorConfigError   the coordinator cannot start as configured (topics, partitions)
 
@@ -26,6 +27,10 @@ class DefinitionError(SagaError, ValueError):
 
 class UnknownSagaError(SagaError, LookupError):
     """No saga (or saga definition) matches what was asked for."""
+
+
+class InvalidSagaIdError(SagaError, ValueError):
+    """A saga id given to start a saga breaks the grammar of `events.saga_ids`."""
 
 
 class OperatorCommandError(SagaError):

@@ -69,6 +69,16 @@ class DefinitionRegistry:
                 f"saga {definition.name!r} version {definition.version} is loaded twice with "
                 f"different content; bump the version for a changed definition"
             )
+        trigger = definition.trigger
+        if trigger is not None:
+            for other in self._by_key.values():
+                if other.name != definition.name and other.trigger == trigger:
+                    raise DefinitionError(
+                        f"sagas {other.name!r} and {definition.name!r} are both triggered by "
+                        f"{trigger.type!r} on {trigger.topic!r}: every such event would start "
+                        f"only one of them. Load one of them per coordinator group, or give "
+                        f"one another trigger"
+                    )
         self._by_key[definition.key] = definition
 
     def get(self, name: str, version: int | None = None) -> SagaDefinition:

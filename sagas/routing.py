@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from events.envelope import CloudEvent
+from events.saga_ids import saga_id_problem
 from sagas import control
 from sagas.definition import SagaDefinition
 from sagas.errors import UnknownSagaError
@@ -41,19 +42,24 @@ def route(
 ) -> Route | Reject:
     if topic == control_topic:
         try:
-            message = control.to_message(event)
+            request = control.parse(event)
         except control.ControlMessageError as exc:
             return Reject("invalid-control", str(exc))
+        message = request.message
         if isinstance(message, StartSaga):
-            name = event.data.get("saga")
+            if state is None and (problem := saga_id_problem(event.sagaid)):
+                return Reject("invalid-saga-id", f"{control.START!r} on {topic}: {problem}")
+            assert request.saga is not None
             try:
-                definition = registry.get(str(name), event.data.get("version"))
+                definition = registry.get(request.saga, request.version)
             except UnknownSagaError as exc:
                 return Reject("unknown-saga-definition", str(exc))
             return Route(definition, message)
         return _existing(registry, state, event, message)
     trigger = triggers.get((topic, event.type))
     if trigger is not None and state is None:
+        if problem := saga_id_problem(event.sagaid):
+            return Reject("invalid-saga-id", f"trigger {event.type!r} on {topic}: {problem}")
         return Route(trigger, StartSaga(event.sagaid, dict(event.data)))
     return _existing(registry, state, event, Observed(event))
 

@@ -6,8 +6,12 @@ Kafka connection and security settings live in `events.kafka_settings`
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 class CoordinatorSettings(BaseSettings):
@@ -18,7 +22,7 @@ class CoordinatorSettings(BaseSettings):
         description="Consumer group and table namespace; replicas share it.",
     )
     web_host: str = "127.0.0.1"
-    web_port: int = Field(default=6066, description="HTTP API and /metrics.")
+    web_port: int = Field(default=6066, ge=1, le=65535, description="HTTP API and /metrics.")
     public_url: str | None = Field(
         default=None,
         description="URL other replicas reach this one's API at (default: http://WEB_HOST:WEB_PORT, "
@@ -45,9 +49,13 @@ class CoordinatorSettings(BaseSettings):
         description="Seconds an event may wait for its saga to start before it is dead-lettered.",
     )
     timer_tick: float = Field(default=0.02, gt=0, description="Seconds between timer scans.")
-    session_timeout: float = Field(default=10.0, description="Kafka consumer session timeout.")
-    heartbeat_interval: float = 1.0
-    rebalance_timeout: float = Field(default=4.0, description="Kafka JoinGroup rebalance timeout.")
+    session_timeout: float = Field(
+        default=10.0, gt=0, le=1800, description="Kafka consumer session timeout."
+    )
+    heartbeat_interval: float = Field(default=1.0, gt=0, le=600)
+    rebalance_timeout: float = Field(
+        default=4.0, gt=0, le=1800, description="Kafka JoinGroup rebalance timeout."
+    )
     instance_id: str | None = Field(
         default=None,
         description=(
@@ -56,7 +64,7 @@ class CoordinatorSettings(BaseSettings):
             "instead of waiting for its old session to expire."
         ),
     )
-    max_record_bytes: int = 1_048_576
+    max_record_bytes: int = Field(default=1_048_576, ge=1024, le=100 * 1_048_576)
     retention: float = Field(
         default=7 * 24 * 3600.0,
         gt=0,
@@ -70,8 +78,24 @@ class CoordinatorSettings(BaseSettings):
             "each). Size it to the sagas in flight at once: throughput x saga duration."
         ),
     )
-    log_level: str = "warning"
-    log_format: str = Field(default="text", pattern="^(text|json)$")
+    log_level: LogLevel = "warning"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> CoordinatorSettings:
+        # Kafka's own rule of thumb (and what keeps a replica in its group through one
+        # lost heartbeat): at least three heartbeats per session.
+        if self.heartbeat_interval * 3 > self.session_timeout:
+            raise ValueError(
+                f"SAGAS_HEARTBEAT_INTERVAL={self.heartbeat_interval:g} must be at most a third "
+                f"of SAGAS_SESSION_TIMEOUT={self.session_timeout:g}"
+            )
+        return self
 
     def advertised_url(self) -> str:
         """Where the other replicas send requests for the sagas this replica holds."""

@@ -32,6 +32,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from events.dead_letters import error_digest
 from sagas.api.requests import ApiError
 
 if TYPE_CHECKING:
@@ -142,9 +143,16 @@ async def _answer(handler: Callable[[], Awaitable[tuple[int, Any]]]) -> web.Resp
         status, body = await handler()
     except ApiError as exc:
         status, body = exc.status, exc.body()
-    except Exception as exc:  # a bug: say so in the response and in the log
+    except web.HTTPRequestEntityTooLarge as exc:  # over aiohttp's client_max_size (1 MiB)
+        limit = exc.text or "the limit"
+        status, body = 413, {"error": "too-large", "detail": f"the body is too large: {limit}"}
+    except Exception as exc:  # a bug: the log has the traceback, the client its digest
         log.exception("API request failed")
-        status, body = 500, {"error": "internal", "detail": repr(exc)}
+        detail = (
+            f"internal error ({type(exc).__name__}, digest {error_digest(exc)}); the "
+            f"coordinator's log has the details"
+        )
+        status, body = 500, {"error": "internal", "detail": detail}
     return _reply(status, body)
 
 

@@ -9,13 +9,13 @@ the API refuses exactly what the coordinator would refuse, with its reason.
 from __future__ import annotations
 
 import hmac
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from events.saga_ids import saga_id_problem
 from sagas import control
 from sagas.definition import SagaDefinition
 from sagas.errors import SagaError
@@ -27,7 +27,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 MAX_WAIT = 30.0
 MAX_BODY = 256 * 1024
-_SAGA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,199}$")
 HOW_TO_AUTHENTICATE = (
     "send 'Authorization: Bearer <token>' with the coordinator's API token "
     "(SAGAS_API_TOKEN); with the CLI pass --token or set SAGAS_API_TOKEN"
@@ -108,13 +107,10 @@ def check_auth(authorization: str | None, token: str | None) -> None:
 
 
 def check_saga_id(saga_id: str) -> str:
-    if not _SAGA_ID.match(saga_id):
-        raise ApiError(
-            400,
-            "bad-saga-id",
-            f"saga id {saga_id[:80]!r} is not valid: 1-200 characters of letters, digits "
-            f"and . _ : @ -, starting with a letter or digit",
-        )
+    """The grammar of `events.saga_ids` (the one the coordinator enforces on starts)."""
+    problem = saga_id_problem(saga_id)
+    if problem is not None:
+        raise ApiError(400, "bad-saga-id", problem)
     return saga_id
 
 

@@ -26,7 +26,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -35,7 +35,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from events.codec import STRUCTURED_HEADERS, decode, encode
 from events.envelope import CloudEvent
-from events.errors import DecodeError
 from events.kafka_settings import KafkaSettings
 from events.participant import Participant
 from sagas.bridge.config import BridgeConfig, Route
@@ -107,7 +106,9 @@ class HttpBridge(Participant[dict[str, int]]):
 
     # -- one batch -------------------------------------------------------------------
 
-    async def process(self, records: Iterable[Any]) -> None:
+    async def process(
+        self, records: Iterable[Any], failures: Mapping[int, Exception] | None = None
+    ) -> None:
         batch = list(records)
         events: list[CloudEvent | None] = []
         calls: dict[str, tuple[Route, CloudEvent]] = {}
@@ -118,36 +119,47 @@ class HttpBridge(Participant[dict[str, int]]):
                 route = self.config.route_for(event.type)
                 assert route is not None
                 calls.setdefault(event.id, (route, event))
-        results = await asyncio.gather(*(self.call(r, e) for r, e in calls.values()))
+        results = await asyncio.gather(
+            *(self.call(r, e) for r, e in calls.values()), return_exceptions=True
+        )
         outcomes = dict(zip(calls, results, strict=True))
         prepared = []
+        failed: dict[int, Exception] = dict(failures or {})
         for record, event in zip(batch, events, strict=True):
             outcome = outcomes.get(event.id) if event is not None else None
             if outcome is None:
                 prepared.append(record)  # not ours, undecodable, or a known id: as it came
                 continue
-            route = self.config.route_for(event.type)  # type: ignore[union-attr]
-            assert route is not None and event is not None
-            if outcome.gave_up and route.on_exhausted == "silent":
-                log.error(
-                    "%s: %s %s (saga %s): %s gave no usable answer in %d attempts (%s); "
-                    "nothing published, the saga's step deadline decides",
-                    self.name, event.type, event.id, event.sagaid, route.url,
-                    outcome.attempts, outcome.error,
-                )  # fmt: skip
-                self.metrics.commands.labels(self.name, event.type, "gave_up").inc()
+            try:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                assert event is not None
+                route = self.config.route_for(event.type)
+                assert route is not None
+                if outcome.gave_up and route.on_exhausted == "silent":
+                    log.error(
+                        "%s: %s %s (saga %s): %s gave no usable answer in %d attempts (%s); "
+                        "nothing published, the saga's step deadline decides",
+                        self.name, event.type, event.id, event.sagaid, route.url,
+                        outcome.attempts, outcome.error,
+                    )  # fmt: skip
+                    self.metrics.commands.labels(self.name, event.type, "gave_up").inc()
+                    continue
+                value = encode(enrich(event, outcome))[0]
+            except Exception as exc:  # noqa: BLE001 - the participant dead-letters it
+                failed[len(prepared)] = exc
+                prepared.append(record)
                 continue
-            value = encode(enrich(event, outcome))[0]
             prepared.append(dataclasses.replace(record, value=value, headers=STRUCTURED_HEADERS))
-        await super().process(prepared)
+        await super().process(prepared, failed)
 
     def _routable(self, record: Any) -> CloudEvent | None:
         """The command in ``record`` when a route serves it, else None."""
         try:
             event = decode(record.value, record.headers)
-        except DecodeError:
-            return None  # the participant dead-letters it
-        return event if self.config.route_for(event.type) is not None else None
+            return event if self.config.route_for(event.type) is not None else None
+        except Exception:  # noqa: BLE001 - the participant dead-letters it, with the reason
+            return None
 
     # -- the HTTP call ---------------------------------------------------------------
 

@@ -31,5 +31,8 @@ def _register() -> None:
 
 
 def main() -> None:
+    """``sagas``: a mistake in a setting or a flag ends in one line and exit code 2."""
+    from sagas.cli.exits import main as run_main
+
     _register()
-    app()
+    run_main(app)

@@ -44,4 +44,11 @@ def start(
     if not isinstance(payload, dict):
         typer.echo(f"error: --data must be a JSON object, got {type(payload).__name__}", err=True)
         raise typer.Exit(2)
+    if saga_id is not None:
+        from events.saga_ids import saga_id_problem
+
+        problem = saga_id_problem(saga_id)
+        if problem is not None:
+            typer.echo(f"error: --id: {problem}", err=True)
+            raise typer.Exit(2)
     typer.echo(_with_client(lambda c: c.start_saga(name, payload, saga_id=saga_id)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,7 +19,7 @@ def worker(
     definitions: list[Path] = typer.Option(
         ..., "--definitions", "-d", help="YAML/JSON file of saga definitions (repeatable)."
     ),
-    web_port: int | None = typer.Option(None, help="HTTP API and /metrics port."),
+    web_port: int | None = typer.Option(None, min=1, max=65535, help="HTTP API and /metrics port."),
     create_topics: bool = typer.Option(True, help="Create missing topics before starting."),
     log_level: str | None = typer.Option(None, help="debug, info, warning, error."),
     log_format: str | None = typer.Option(
@@ -27,6 +27,8 @@ def worker(
     ),
 ) -> None:
     """Run a coordinator replica for the given saga definitions."""
+    from pydantic import ValidationError
+
     from events.topics import Topics
     from sagas.cli.foreground import fail, kafka_failure, kafka_from_environment
     from sagas.coordinator import Coordinator, changelog_topic
@@ -35,15 +37,16 @@ def worker(
     from sagas.settings import CoordinatorSettings
     from sagas.topic_setup import prepare_topics
 
-    settings = CoordinatorSettings()
-    if web_port is not None:
-        settings = settings.model_copy(update={"web_port": web_port})
-    if log_level is not None:
-        settings = settings.model_copy(update={"log_level": log_level})
-    if log_format is not None:
-        if log_format not in ("text", "json"):
-            fail(f"--log-format must be text or json, not {log_format!r}")
-        settings = settings.model_copy(update={"log_format": log_format})
+    flags: dict[str, Any] = {"web_port": web_port, "log_level": log_level, "log_format": log_format}
+    try:
+        # flags validated like the variables they override (the same ranges and choices)
+        settings = CoordinatorSettings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        wrong = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        given = [f"--{k.replace('_', '-')}" for k in wrong if flags.get(k) is not None]
+        if not given:
+            raise  # a variable's mistake: `sagas` names it (sagas.cli.exits)
+        fail(f"{', '.join(sorted(given))}: {exc.errors()[0]['msg']}")
     kafka = kafka_from_environment()
     try:
         registry = DefinitionRegistry(d for path in definitions for d in load_definitions(path))

@@ -4,8 +4,9 @@
 bytes, truncated JSON, values over the size limit, CloudEvents with
 attributes of the wrong JSON type, unknown event types, a missing
 ``sagaid`` (structured and binary mode), replies for sagas that never
-existed, command payloads of the wrong shape, and orders whose lines are
-not lines. Replays of old commands are taken from the command topics
+existed, command payloads of the wrong shape, orders whose lines are
+not lines, control records (start, timer, operator commands) with a field
+of the wrong JSON type, and triggers whose saga id breaks the grammar. Replays of old commands are taken from the command topics
 themselves (`replay_record`). Each record carries ``x-fuzz-id: <uuid>`` so
 its dead letter can be found again.
 
@@ -110,6 +111,30 @@ WRONG_ATTRIBUTES: list[tuple[str, Any]] = [
     *(("specversion", v) for v in ("0.3", 1.0, None)),
 ]
 
+#: control record type -> its data when well-formed (every field the coordinator reads)
+CONTROL_DATA: dict[str, dict[str, Any]] = {
+    "saga.start": {"saga": "order", "version": 1, "data": {"order_id": "x"}},
+    "saga.timer.fired": {"token": "t-1"},
+    "saga.abort": {"reason": "fuzz"},
+    "saga.retry": {"reason": "fuzz"},
+    "saga.skip": {"step": "payment", "reason": "fuzz"},
+    "saga.resolve": {"reason": "fuzz"},
+}
+#: saga ids outside the grammar (events.saga_ids): a trigger with one is dead-lettered
+BAD_SAGA_IDS = ["has space", "tab\there", "esc\x1b[31m", "x" * 201, "-leading-dash", "é-accent"]
+
+
+def _fits(field: str, value: Any) -> bool:
+    """Whether ``value`` is of the type the control field takes (then it is not a bad one)."""
+    if field == "version":
+        return type(value) is int and 1 <= value < 2**31
+    if field == "data":
+        return isinstance(value, dict)
+    if field == "reason":
+        return value is None or isinstance(value, str)
+    return isinstance(value, str) and value != ""
+
+
 _saga_ids = st.uuids().map(lambda u: f"fuzz-{u}")
 _serial = itertools.count(1)
 _json_scalars = st.one_of(
@@ -143,6 +168,8 @@ def bad_record(draw: st.DrawFn, topics: Topics) -> BadRecord:
                 "reply-to-unknown-saga",
                 "wrong-payload",
                 "order-with-bad-lines",
+                "control-field",
+                "trigger-bad-saga-id",
             ]
         )
     )
@@ -197,6 +224,19 @@ def bad_record(draw: st.DrawFn, topics: Topics) -> BadRecord:
     elif kind == "wrong-payload":
         topic, type_ = draw(st.sampled_from(sorted(topics.commands.items())))
         value = orjson.dumps(_event(type_, sid, draw(st.sampled_from(BAD_PAYLOADS[type_]))))
+    elif kind == "control-field":
+        # A control record (start, timer, operator command) with one field of its data
+        # replaced by a value of the wrong JSON type: refused at decode, never a crash.
+        topic = topics.control
+        type_, data = draw(st.sampled_from(sorted(CONTROL_DATA.items())))
+        field = draw(st.sampled_from(sorted(data)))
+        data = {**data, field: draw(_json.filter(lambda v, f=field: not _fits(f, v)))}
+        value = orjson.dumps(_event(type_, sid, data))
+    elif kind == "trigger-bad-saga-id":
+        topic = topics.orders
+        sid = draw(st.sampled_from(BAD_SAGA_IDS))
+        key = sid.encode()
+        value = orjson.dumps(_event("order.placed", sid, {"order_id": "x", "lines": []}))
     else:  # order-with-bad-lines: a saga starts; its first step can never take effect
         topic = topics.orders
         lines = draw(st.sampled_from([5, "lines", [], [{"qty": -1}], [{"sku": "", "qty": 0}]]))

@@ -209,8 +209,9 @@ async def test_a_handler_bug_parks_the_input_and_the_rest_goes_on(
             lambda: [r for r in rec.raw if r.topic.endswith("deadletter")], what="the parked input"
         )
         headers = dict(dead[0].headers)
-        assert headers["x-dlq-reason"] == b"handler-error"
-        assert b"KeyError" in headers["x-dlq-error"]
+        assert headers["x-dlq-reason"] == b"processing-error"
+        assert headers["x-dlq-exception"] == b"KeyError"
+        assert b"customer" in headers["x-dlq-error"] and len(headers["x-dlq-digest"]) == 12
         assert encode(bad)[0] == dead[0].value
         assert part.state == {"fine": 1}
 
