@@ -1,14 +1,41 @@
 """Going backward: compensations in order, their replies and retries, and late effects.
 
 A mixin of the saga run (`sagas.machine`); see there for the rules it keeps.
+
+A late effect is a success for a step that the saga has given up on (failed,
+timed out, cancelled, already compensated, or never reached), seen while the
+saga goes backward or after it ended compensated or aborted. No one wants that
+effect, and in a choreography no one else can undo it (there is no command the
+service could refuse), so the engine compensates it at once, with the next
+compensation attempt's id and a fresh retry budget:
+
+* the step's success was seen before: a duplicate, nothing to do;
+* its compensation is in flight, sent before this success was seen (it may have
+  reached the service first and been a no-op): another one follows it;
+* it waits in the compensation plan (in doubt): compensated in its turn;
+* its compensation gave up (the saga is parked): the operator's retry covers it;
+* otherwise (undone already, or never planned): compensated now;
+* the step has no compensation: recorded and counted, nothing to send.
+
+Each one shows on ``saga.lifecycle`` (``saga.step.late_succeeded``, then
+``saga.step.late_compensated``) and in ``saga_late_effects_total``; the saga's
+terminal event stays what it was unless a late compensation gives up, which
+parks the saga as ``failed``.
 """
 
 from __future__ import annotations
 
 from events.envelope import CloudEvent
 from sagas.messages import Outcome, Signal
-from sagas.run_output import RunOutput, reason_of
+from sagas.run_output import RunOutput, make_event, reason_of
 from sagas.state import IN_DOUBT, UNDONE, SagaStatus, StepStatus
+
+#: a late effect's fate, the ``action`` of its lifecycle event and metric
+COMPENSATE = "compensate"
+AFTER_CURRENT = "compensate_after_current"
+IN_TURN = "compensate_in_turn"
+PARKED = "parked"
+NOTHING_TO_UNDO = "nothing_to_undo"
 
 
 class Backward(RunOutput):
@@ -29,7 +56,17 @@ class Backward(RunOutput):
             if self.d.steps[i].compensation is not None and self.needs_compensation(i)
         ]
         self.emit("saga.compensating", data={"reason": reason})
+        self.drain_held()
         self.continue_compensation()
+
+    def drain_held(self) -> None:
+        """Events held for steps the saga will now never reach: their successes came late."""
+        held, self.s.held = self.s.held, []
+        for h in held:
+            if h.type in self.d.steps[h.step].success:
+                self.on_success_while_backward(
+                    h.step, make_event(h.id, h.type, self.now, self.s.saga_id, h.data)
+                )
 
     def needs_compensation(self, i: int) -> bool:
         status = self.s.steps[i].status
@@ -56,6 +93,7 @@ class Backward(RunOutput):
         assert comp is not None
         st.status = StepStatus.COMPENSATING
         st.comp_attempt = attempt
+        st.recompensate = False  # this attempt is sent after every success seen so far
         self.send(i, "undo", attempt, comp.type, comp.topic)
         if comp.timeout is not None:
             self.set_timer("deadline", i, "undo", attempt, self.now + comp.timeout)
@@ -64,7 +102,8 @@ class Backward(RunOutput):
         step, st = self.d.steps[i], self.s.steps[i]
         comp = step.compensation
         assert comp is not None
-        if st.status is not StepStatus.COMPENSATING:
+        if st.status is not StepStatus.COMPENSATING or attempt < st.undo_from:
+            # Settled, or an answer to an attempt sent before a late effect it cannot undo.
             return self.late(st, event.type)
         if event.type in comp.failure and (
             attempt < st.comp_attempt or self.retry_armed(i, "undo")
@@ -78,6 +117,13 @@ class Backward(RunOutput):
             self.s.context.update(event.data)
             self.signals.append(Signal("compensation", step.name, label="ok"))
             self.record("step.compensated", step.name, event.type)
+            if st.recompensate:
+                # Sent before the step's late success was seen: it may have been a no-op.
+                self.compensate_again(i)
+                return Outcome.APPLIED
+            if st.late > st.late_undone:
+                st.late_undone = st.late
+                self.emit("saga.step.late_compensated", step.name, {"type": event.type})
             self.continue_compensation()
             return Outcome.APPLIED
         if event.type in comp.failure:
@@ -107,26 +153,35 @@ class Backward(RunOutput):
 
     def on_success_while_backward(self, i: int, event: CloudEvent) -> Outcome:
         step, st = self.d.steps[i], self.s.steps[i]
-        covered = st.status in UNDONE or st.status in (
-            StepStatus.COMPENSATING,
-            StepStatus.COMPENSATION_FAILED,
-        )
-        planned = i in self.s.compensation_plan
-        if planned and st.status in IN_DOUBT and st.outcome != event.type and event.data:
-            # Compensated in its turn anyway; what the reply says (a payment id, say) is
-            # what that compensation needs to undo the right thing.
-            st.outcome = event.type
-            self.s.context.update(event.data)
-            self.record("step.late_success", step.name, event.type)
-            return Outcome.APPLIED
-        if step.compensation is None or covered or planned:
-            # Planned steps are compensated in their turn, whatever their outcome was.
-            return self.late(st, event.type)
-        # The step took effect after we gave up on it: undo it now, whatever the saga's state.
+        if st.outcome in step.success:
+            return self.late(st, event.type)  # this step's effect is known already
+        # What the event says (a booking id, say) is what the compensation needs.
         st.outcome = event.type
         self.s.context.update(event.data)
-        self.record("step.late_success", step.name, event.type)
-        if i not in self.s.compensation_plan:
-            self.s.compensation_plan.append(i)
-        self.issue_compensation(i, st.comp_attempt + 1)
+        if step.compensation is None:
+            action = NOTHING_TO_UNDO
+        elif st.status is StepStatus.COMPENSATING:
+            st.recompensate = True
+            action = AFTER_CURRENT
+        elif st.status is StepStatus.COMPENSATION_FAILED:
+            action = PARKED
+        elif i in self.s.compensation_plan and st.status not in UNDONE:
+            action = IN_TURN
+        else:
+            action = COMPENSATE
+        st.late += 1
+        self.signals.append(Signal("late_effect", step.name, label=action))
+        self.emit("saga.step.late_succeeded", step.name, {"type": event.type, "action": action})
+        if action == COMPENSATE:
+            if i not in self.s.compensation_plan:
+                self.s.compensation_plan.append(i)
+                self.s.compensation_plan.sort(reverse=True)
+            self.compensate_again(i)
         return Outcome.APPLIED
+
+    def compensate_again(self, i: int) -> None:
+        """A new compensation of a step, for an effect seen after its last one was sent."""
+        st = self.s.steps[i]
+        st.budget_base = st.comp_attempt  # a fresh retry budget
+        st.undo_from = st.comp_attempt + 1
+        self.issue_compensation(i, st.comp_attempt + 1)

@@ -27,9 +27,13 @@ Rules (DESIGN.md, "Semantics the engine must guarantee"):
   rather than undo the steps before it. A late success resumes it; ``abort``
   compensates; ``resolve`` completes. Abort is refused while the pivot is in
   flight or once it succeeded.
-* A success that arrives while the saga is going backward, for a step that
-  the compensation does not cover, gets its compensation at once: nothing
-  leaks. (A step already in the plan is compensated in its turn.)
+* A choreography event for a step of a later stage is held in the state and
+  applied when that stage begins, so steps resolve, and ``saga.lifecycle``
+  reads, in step order; if the saga goes backward first, a held success is a
+  late effect.
+* A success for a step the saga gave up on or compensated, seen while it goes
+  backward or after it ended compensated or aborted, is a late effect: it is
+  compensated at once, whatever undid the step before (`sagas.backward`).
 * Duplicate, late and unknown messages change nothing; the outcome says which.
   A "no" to an attempt that a newer attempt has superseded is late, and so is
   a "no" that could only schedule the retry that is already scheduled.
@@ -53,8 +57,8 @@ from sagas.messages import (
     StartSaga,
     TimerFired,
 )
-from sagas.run_output import command_id, reason_of
-from sagas.state import SagaState, SagaStatus, StepState, StepStatus
+from sagas.run_output import command_id, make_event, reason_of
+from sagas.state import HeldEvent, SagaState, SagaStatus, StepState, StepStatus
 
 __all__ = ["command_id", "decide"]
 
@@ -126,7 +130,25 @@ class _Run(Backward):
         for i in self.d.stages[k]:
             if self.s.steps[i].status is StepStatus.PENDING:
                 self.issue(i, 1)
+        self.release_held(k)
         self.evaluate_stage()
+
+    def hold(self, i: int, event: CloudEvent) -> Outcome:
+        """Keep an event of a later step until its stage begins, so steps resolve in order."""
+        if any(h.step == i and h.type == event.type for h in self.s.held):
+            return self.reject("already held for its stage", Outcome.DUPLICATE)
+        self.s.held.append(HeldEvent(i, event.type, event.id, dict(event.data)))
+        self.record("event.held", self.d.steps[i].name, f"{event.type} until its stage begins")
+        return Outcome.APPLIED
+
+    def release_held(self, k: int) -> None:
+        while self.s.phase == "forward":
+            held = next((h for h in self.s.held if self.d.stage_of[h.step] == k), None)
+            if held is None:
+                return
+            self.s.held.remove(held)
+            event = make_event(held.id, held.type, self.now, self.s.saga_id, held.data)
+            self.on_step_outcome(held.step, event)
 
     def issue(self, i: int, attempt: int) -> None:
         step, st = self.d.steps[i], self.s.steps[i]
@@ -177,7 +199,9 @@ class _Run(Backward):
         if parked and success and st.status in _GAVE_UP:
             # A forward step we had given up on did succeed after all: take the success.
             st.status = StepStatus.RUNNING
-        if st.status not in (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING_RETRY):
+        if st.status is StepStatus.PENDING and self.d.stage_of[i] > self.s.stage:
+            return self.hold(i, event)
+        if st.status not in (StepStatus.RUNNING, StepStatus.WAITING_RETRY):
             return self.late(st, event.type)
         if not success and attempt is not None and attempt < st.attempt:
             # A newer attempt is in flight and may still succeed; this "no" is stale.

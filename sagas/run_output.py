@@ -87,7 +87,7 @@ class RunOutput:
         step = self.d.steps[i]
         cid = command_id(self.s.saga_id, step.name, phase, attempt)
         self.s.issued[cid] = (i, phase, attempt)
-        event = _event(cid, type_, self.now, self.s.saga_id, dict(self.s.context))
+        event = make_event(cid, type_, self.now, self.s.saga_id, dict(self.s.context))
         self.commands.append(Outgoing(topic, event))
         self.record("command.sent", step.name, f"{type_} attempt {attempt}")
 
@@ -114,7 +114,7 @@ class RunOutput:
             payload["step"] = step
         payload.update(data or {})
         lifecycle_id = derived_id(self.s.saga_id, "lifecycle", self.s.lifecycle_seq)
-        self.lifecycle.append(_event(lifecycle_id, type_, self.now, self.s.saga_id, payload))
+        self.lifecycle.append(make_event(lifecycle_id, type_, self.now, self.s.saga_id, payload))
         self.record(type_, step, None)
 
     def record(self, event: str, step: str | None, detail: str | None) -> None:
@@ -128,7 +128,7 @@ def _same_type(event_type: str, recorded: str | None) -> bool:
     )
 
 
-def _event(id_: str, type_: str, now: float, saga_id: str, data: dict[str, Any]) -> CloudEvent:
+def make_event(id_: str, type_: str, now: float, saga_id: str, data: dict[str, Any]) -> CloudEvent:
     # Validated by pydantic-core from a dict: three times cheaper than model_construct,
     # which loops over the fields in Python.
     return CloudEvent.model_validate(
