@@ -43,6 +43,12 @@ class Compensation(_Frozen):
     A participant must treat it as idempotent and as a no-op success when the
     original action never took effect (the engine compensates steps whose
     outcome is in doubt: timed out or cancelled while running).
+
+    A step at or after the pivot may have one too. The engine never undoes
+    such a step that succeeded in its turn (after the pivot a saga only moves
+    forward); it sends the compensation only for an effect nobody wants: a
+    success that came after the saga had given up before reaching the step,
+    such as a choreographed service reacting to an event that came too late.
     """
 
     type: str = Field(min_length=1)
@@ -134,13 +140,6 @@ class SagaDefinition(_Frozen):
             names = [self.steps[i].name for i in pivots]
             raise ValueError(f"saga {self.name!r}: only one pivot step allowed, got {names}")
         for i in pivots:
-            for later in self.steps[i:]:
-                if later.compensation is not None:
-                    raise ValueError(
-                        f"saga {self.name!r}: step {later.name!r} has a compensation but is at "
-                        f"or after the pivot {self.steps[i].name!r}; after the pivot a saga only "
-                        f"moves forward (remove the compensation or move the pivot)"
-                    )
             if self.steps[i].group is not None:
                 raise ValueError(
                     f"saga {self.name!r}: pivot step {self.steps[i].name!r} cannot be in a "
@@ -173,6 +172,11 @@ class SagaDefinition(_Frozen):
             else:
                 stages.append([i])
         return tuple(tuple(s) for s in stages)
+
+    @cached_property
+    def stage_of(self) -> tuple[int, ...]:
+        """The stage of each step, by step index."""
+        return tuple(k for k, stage in enumerate(self.stages) for _ in stage)
 
     @cached_property
     def pivot_index(self) -> int | None:

@@ -27,9 +27,13 @@ Rules (DESIGN.md, "Semantics the engine must guarantee"):
   rather than undo the steps before it. A late success resumes it; ``abort``
   compensates; ``resolve`` completes. Abort is refused while the pivot is in
   flight or once it succeeded.
-* A success that arrives while the saga is going backward, for a step that
-  the compensation does not cover, gets its compensation at once: nothing
-  leaks. (A step already in the plan is compensated in its turn.)
+* A choreography event for a step of a later stage is held in the state and
+  applied when that stage begins, so steps resolve, and ``saga.lifecycle``
+  reads, in step order; if the saga goes backward first, a held success is a
+  late effect.
+* A success for a step the saga gave up on or compensated, seen while it goes
+  backward or after it ended compensated or aborted, is a late effect: it is
+  compensated at once, whatever undid the step before (`sagas.backward`).
 * Duplicate, late and unknown messages change nothing; the outcome says which.
   A "no" to an attempt that a newer attempt has superseded is late, and so is
   a "no" that could only schedule the retry that is already scheduled.
@@ -37,10 +41,8 @@ Rules (DESIGN.md, "Semantics the engine must guarantee"):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-from events.envelope import CloudEvent, derived_id
+from events.envelope import CloudEvent
+from sagas.backward import Backward
 from sagas.definition import SagaDefinition
 from sagas.messages import (
     Abort,
@@ -48,34 +50,19 @@ from sagas.messages import (
     Message,
     Observed,
     Outcome,
-    Outgoing,
     Resolve,
     RetryFailed,
     Signal,
     Skip,
     StartSaga,
     TimerFired,
-    TimerRequest,
 )
-from sagas.state import (
-    IN_DOUBT,
-    UNDONE,
-    HistoryEntry,
-    Phase,
-    SagaState,
-    SagaStatus,
-    StepState,
-    StepStatus,
-    TimerSpec,
-)
+from sagas.run_output import command_id, make_event, reason_of
+from sagas.state import HeldEvent, SagaState, SagaStatus, StepState, StepStatus
 
-SOURCE = "sagastream/coordinator"
+__all__ = ["command_id", "decide"]
+
 _GAVE_UP = frozenset({StepStatus.FAILED, StepStatus.TIMED_OUT})
-
-
-def command_id(saga_id: str, step: str, phase: Phase, attempt: int) -> str:
-    """The id of a command: the same for a re-send, different for a new attempt."""
-    return derived_id(saga_id, step, phase, attempt)
 
 
 def decide(
@@ -109,30 +96,8 @@ def _new_state(definition: SagaDefinition, start: StartSaga, now: float) -> Saga
     )
 
 
-class _Run:
-    """One decision in the making: a working copy of the state plus what to emit."""
-
-    def __init__(self, definition: SagaDefinition, state: SagaState, now: float) -> None:
-        self.d = definition
-        self.s = state
-        self.now = now
-        self.commands: list[Outgoing] = []
-        self.lifecycle: list[CloudEvent] = []
-        self.timers: list[TimerRequest] = []
-        self.signals: list[Signal] = []
-        self.note = ""
-
-    def decision(self, outcome: Outcome) -> Decision:
-        self.s.updated_at = self.now
-        return Decision(
-            self.s,
-            outcome,
-            tuple(self.commands),
-            tuple(self.lifecycle),
-            tuple(self.timers),
-            tuple(self.signals),
-            self.note,
-        )
+class _Run(Backward):
+    """One decision: forward moves, timers and operator repairs (compensation in `Backward`)."""
 
     # -- dispatch ---------------------------------------------------------------------
 
@@ -151,10 +116,6 @@ class _Run:
             return self.on_resolve(message.reason)
         return self.reject(f"unsupported message {type(message).__name__}")
 
-    def reject(self, note: str, outcome: Outcome = Outcome.REJECTED) -> Outcome:
-        self.note = note
-        return outcome
-
     # -- forward ------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -169,7 +130,25 @@ class _Run:
         for i in self.d.stages[k]:
             if self.s.steps[i].status is StepStatus.PENDING:
                 self.issue(i, 1)
+        self.release_held(k)
         self.evaluate_stage()
+
+    def hold(self, i: int, event: CloudEvent) -> Outcome:
+        """Keep an event of a later step until its stage begins, so steps resolve in order."""
+        if any(h.step == i and h.type == event.type for h in self.s.held):
+            return self.reject("already held for its stage", Outcome.DUPLICATE)
+        self.s.held.append(HeldEvent(i, event.type, event.id, dict(event.data)))
+        self.record("event.held", self.d.steps[i].name, f"{event.type} until its stage begins")
+        return Outcome.APPLIED
+
+    def release_held(self, k: int) -> None:
+        while self.s.phase == "forward":
+            held = next((h for h in self.s.held if self.d.stage_of[h.step] == k), None)
+            if held is None:
+                return
+            self.s.held.remove(held)
+            event = make_event(held.id, held.type, self.now, self.s.saga_id, held.data)
+            self.on_step_outcome(held.step, event)
 
     def issue(self, i: int, attempt: int) -> None:
         step, st = self.d.steps[i], self.s.steps[i]
@@ -220,7 +199,9 @@ class _Run:
         if parked and success and st.status in _GAVE_UP:
             # A forward step we had given up on did succeed after all: take the success.
             st.status = StepStatus.RUNNING
-        if st.status not in (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING_RETRY):
+        if st.status is StepStatus.PENDING and self.d.stage_of[i] > self.s.stage:
+            return self.hold(i, event)
+        if st.status not in (StepStatus.RUNNING, StepStatus.WAITING_RETRY):
             return self.late(st, event.type)
         if not success and attempt is not None and attempt < st.attempt:
             # A newer attempt is in flight and may still succeed; this "no" is stale.
@@ -238,18 +219,11 @@ class _Run:
                 Signal("step_done", step.name, self.now - (st.started_at or self.now))
             )
         else:
-            self.step_failed(i, reason=_reason(event))
+            self.step_failed(i, reason=reason_of(event))
         if i in self.d.stages[self.s.stage]:
             self.resume_if_repaired()
             self.evaluate_stage()
         return Outcome.APPLIED
-
-    def late(self, st: StepState, event_type: str | None = None) -> Outcome:
-        if event_type is not None and any(
-            _same_type(event_type, seen) for seen in (st.outcome, st.comp_outcome)
-        ):
-            return self.reject("already applied", Outcome.DUPLICATE)
-        return self.reject("arrived after the step was settled", Outcome.LATE)
 
     def past_pivot(self, i: int) -> bool:
         pivot = self.d.pivot_index
@@ -304,125 +278,6 @@ class _Run:
                 self.begin_compensation(self.s.failure or "a step failed")
         elif all(self.s.steps[i].status is StepStatus.SUCCEEDED for i in stage):
             self.enter_stage(self.s.stage + 1)
-
-    # -- backward -----------------------------------------------------------------------
-
-    def begin_compensation(self, reason: str) -> None:
-        for i in self.d.stages[self.s.stage]:
-            st = self.s.steps[i]
-            if st.status in (StepStatus.RUNNING, StepStatus.WAITING_RETRY):
-                st.status = StepStatus.CANCELLED
-                st.finished_at = self.now
-                self.clear_timers(i, "do")
-        self.s.status = SagaStatus.COMPENSATING
-        self.s.phase = "backward"
-        self.s.compensation_plan = [
-            i
-            for i in reversed(range(len(self.d.steps)))
-            if self.d.steps[i].compensation is not None and self.needs_compensation(i)
-        ]
-        self.emit("saga.compensating", data={"reason": reason})
-        self.continue_compensation()
-
-    def needs_compensation(self, i: int) -> bool:
-        status = self.s.steps[i].status
-        if status is StepStatus.SUCCEEDED:
-            return True
-        return status in IN_DOUBT and self.d.steps[i].compensate_in_doubt
-
-    def continue_compensation(self) -> None:
-        if self.s.status is not SagaStatus.COMPENSATING:
-            return
-        plan = self.s.compensation_plan
-        todo = [i for i in plan if self.s.steps[i].status not in UNDONE]
-        if not todo:
-            self.finish(SagaStatus.ABORTED if self.s.abort_reason else SagaStatus.COMPENSATED)
-            return
-        batch = todo if self.d.compensation == "parallel" else todo[:1]
-        for i in batch:
-            if self.s.steps[i].status is not StepStatus.COMPENSATING:
-                self.issue_compensation(i, self.s.steps[i].comp_attempt + 1)
-
-    def issue_compensation(self, i: int, attempt: int) -> None:
-        step, st = self.d.steps[i], self.s.steps[i]
-        comp = step.compensation
-        assert comp is not None
-        st.status = StepStatus.COMPENSATING
-        st.comp_attempt = attempt
-        self.send(i, "undo", attempt, comp.type, comp.topic)
-        if comp.timeout is not None:
-            self.set_timer("deadline", i, "undo", attempt, self.now + comp.timeout)
-
-    def on_compensation_reply(self, i: int, event: CloudEvent, attempt: int) -> Outcome:
-        step, st = self.d.steps[i], self.s.steps[i]
-        comp = step.compensation
-        assert comp is not None
-        if st.status is not StepStatus.COMPENSATING:
-            return self.late(st, event.type)
-        if event.type in comp.failure and (
-            attempt < st.comp_attempt or self.retry_armed(i, "undo")
-        ):
-            # A newer attempt is in flight, or one is already scheduled: this "no" is stale.
-            return self.late(st, event.type)
-        if event.type in comp.success:
-            self.clear_timers(i, "undo")
-            st.status = StepStatus.COMPENSATED
-            st.comp_outcome = event.type
-            self.s.context.update(event.data)
-            self.signals.append(Signal("compensation", step.name, label="ok"))
-            self.record("step.compensated", step.name, event.type)
-            self.continue_compensation()
-            return Outcome.APPLIED
-        if event.type in comp.failure:
-            self.clear_timers(i, "undo")
-            self.compensation_failed(i, _reason(event))
-            return Outcome.APPLIED
-        expected = ", ".join((*comp.success, *comp.failure))
-        return self.reject(
-            f"compensation of {step.name!r} got {event.type!r}, expected one of: {expected}",
-            Outcome.UNKNOWN,
-        )
-
-    def compensation_failed(self, i: int, reason: str) -> None:
-        step, st = self.d.steps[i], self.s.steps[i]
-        comp = step.compensation
-        assert comp is not None
-        if comp.retry.allows_another(st.comp_attempt - st.budget_base):
-            self.signals.append(Signal("retry", step.name))
-            due = self.now + comp.retry.backoff(st.comp_attempt - st.budget_base)
-            self.set_timer("retry", i, "undo", st.comp_attempt, due)
-            self.record("compensation.retry", step.name, reason)
-            return
-        st.status = StepStatus.COMPENSATION_FAILED
-        st.comp_outcome = reason
-        self.signals.append(Signal("compensation", step.name, label="gave_up"))
-        self.park(f"compensation of {step.name!r} gave up: {reason}")
-
-    def on_success_while_backward(self, i: int, event: CloudEvent) -> Outcome:
-        step, st = self.d.steps[i], self.s.steps[i]
-        covered = st.status in UNDONE or st.status in (
-            StepStatus.COMPENSATING,
-            StepStatus.COMPENSATION_FAILED,
-        )
-        planned = i in self.s.compensation_plan
-        if planned and st.status in IN_DOUBT and st.outcome != event.type and event.data:
-            # Compensated in its turn anyway; what the reply says (a payment id, say) is
-            # what that compensation needs to undo the right thing.
-            st.outcome = event.type
-            self.s.context.update(event.data)
-            self.record("step.late_success", step.name, event.type)
-            return Outcome.APPLIED
-        if step.compensation is None or covered or planned:
-            # Planned steps are compensated in their turn, whatever their outcome was.
-            return self.late(st, event.type)
-        # The step took effect after we gave up on it: undo it now, whatever the saga's state.
-        st.outcome = event.type
-        self.s.context.update(event.data)
-        self.record("step.late_success", step.name, event.type)
-        if i not in self.s.compensation_plan:
-            self.s.compensation_plan.append(i)
-        self.issue_compensation(i, st.comp_attempt + 1)
-        return Outcome.APPLIED
 
     # -- timers -------------------------------------------------------------------------
 
@@ -528,92 +383,3 @@ class _Run:
                 resolved=reason,
             )
         return Outcome.APPLIED
-
-    # -- endings and output -------------------------------------------------------------
-
-    def park(self, reason: str) -> None:
-        if self.s.status is SagaStatus.FAILED:
-            # Already parked for an operator: one saga.failed per parking, not one per cause.
-            self.record("parked.again", None, reason)
-            return
-        self.s.status = SagaStatus.FAILED
-        self.s.failure = reason
-        self.s.finished_at = self.now
-        self.emit("saga.failed", data={"reason": reason, "phase": self.s.phase})
-        self.signals.append(Signal("finished", None, self.now - self.s.started_at, "failed"))
-
-    def finish(self, status: SagaStatus, resolved: str | None = None) -> None:
-        self.s.status = status
-        self.s.finished_at = self.now
-        self.s.timers.clear()
-        data: dict[str, Any] = {"context": self.s.context}
-        if self.s.failure:
-            data["reason"] = self.s.failure
-        if resolved is not None:
-            data["resolved_by_operator"] = resolved
-        self.emit(f"saga.{status.value}", data=data)
-        self.signals.append(Signal("finished", None, self.now - self.s.started_at, status.value))
-
-    def send(self, i: int, phase: Phase, attempt: int, type_: str, topic: str) -> None:
-        step = self.d.steps[i]
-        cid = command_id(self.s.saga_id, step.name, phase, attempt)
-        self.s.issued[cid] = (i, phase, attempt)
-        event = _event(cid, type_, self.now, self.s.saga_id, dict(self.s.context))
-        self.commands.append(Outgoing(topic, event))
-        self.record("command.sent", step.name, f"{type_} attempt {attempt}")
-
-    def set_timer(self, kind: str, i: int, phase: Phase, attempt: int, due: float) -> None:
-        token = derived_id(self.s.saga_id, kind, i, phase, attempt)
-        self.s.timers[token] = TimerSpec(kind=kind, step=i, phase=phase, attempt=attempt, due=due)  # type: ignore[arg-type]
-        self.timers.append(TimerRequest(token, due))
-
-    def retry_armed(self, i: int, phase: Phase) -> bool:
-        return any(
-            spec.kind == "retry" and spec.step == i and spec.phase == phase
-            for spec in self.s.timers.values()
-        )
-
-    def clear_timers(self, i: int, phase: Phase) -> None:
-        stale = [t for t, spec in self.s.timers.items() if spec.step == i and spec.phase == phase]
-        for token in stale:
-            del self.s.timers[token]
-
-    def emit(self, type_: str, step: str | None = None, data: dict[str, Any] | None = None) -> None:
-        self.s.lifecycle_seq += 1
-        payload = {"saga": self.d.name, "version": self.d.version, "status": self.s.status.value}
-        if step is not None:
-            payload["step"] = step
-        payload.update(data or {})
-        lifecycle_id = derived_id(self.s.saga_id, "lifecycle", self.s.lifecycle_seq)
-        self.lifecycle.append(_event(lifecycle_id, type_, self.now, self.s.saga_id, payload))
-        self.record(type_, step, None)
-
-    def record(self, event: str, step: str | None, detail: str | None) -> None:
-        self.s.history.append(HistoryEntry(at=self.now, event=event, step=step, detail=detail))
-
-
-def _same_type(event_type: str, recorded: str | None) -> bool:
-    """True if ``recorded`` (an outcome, or a failure reason built by `_reason`) is that type."""
-    return recorded is not None and (
-        recorded == event_type or recorded.startswith(f"{event_type}: ")
-    )
-
-
-def _event(id_: str, type_: str, now: float, saga_id: str, data: dict[str, Any]) -> CloudEvent:
-    # Validated by pydantic-core from a dict: three times cheaper than model_construct,
-    # which loops over the fields in Python.
-    return CloudEvent.model_validate(
-        {
-            "id": id_,
-            "source": SOURCE,
-            "type": type_,
-            "time": datetime.fromtimestamp(now, UTC),
-            "sagaid": saga_id,
-            "data": data,
-        }
-    )
-
-
-def _reason(event: CloudEvent) -> str:
-    detail = event.data.get("reason")
-    return f"{event.type}: {detail}" if detail else event.type

@@ -89,7 +89,7 @@ class TimerRequest:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A fact for metrics: kind is retry | timeout | step_done | compensation | finished."""
+    """A fact for metrics: kind is retry | timeout | step_done | compensation | late_effect | finished."""
 
     kind: str
     step: str | None = None

@@ -29,6 +29,7 @@ class CoordinatorMetrics:
     retries: Counter
     timeouts: Counter
     compensations: Counter
+    late_effects: Counter
     dead_letters: Counter
     messages: Counter
     ignored: Counter
@@ -85,6 +86,14 @@ class CoordinatorMetrics:
                 ["saga", "step", "result"],
                 registry=registry,
             ),
+            late_effects=Counter(
+                "saga_late_effects",
+                "Successes that came after the saga gave up on their step, by what the "
+                "engine did (compensate, compensate_after_current, compensate_in_turn, "
+                "parked, nothing_to_undo).",
+                ["saga", "step", "action"],
+                registry=registry,
+            ),
             dead_letters=Counter(
                 "saga_dead_letters",
                 "Records sent to the dead-letter topic.",
@@ -129,6 +138,8 @@ class CoordinatorMetrics:
                 child(self.timeouts, saga, signal.step).inc()
             elif signal.kind == "compensation":
                 child(self.compensations, saga, signal.step, signal.label).inc()
+            elif signal.kind == "late_effect":
+                child(self.late_effects, saga, signal.step, signal.label).inc()
             elif signal.kind == "finished":
                 child(self.finished, saga, signal.label).inc()
                 child(self.duration, saga, signal.label).observe(signal.value)

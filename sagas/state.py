@@ -68,6 +68,14 @@ class StepState:
     finished_at: float | None = None
     outcome: str | None = None
     comp_outcome: str | None = None
+    #: successes that came after the saga had given up on this step (late effects) ...
+    late: int = 0
+    #: ... and how many of them a finished compensation has undone since
+    late_undone: int = 0
+    #: a success came while a compensation sent before it was in flight: send another
+    recompensate: bool = False
+    #: compensation attempts before this one undid an earlier effect, not the latest
+    undo_from: int = 0
 
     def copy(self) -> StepState:
         return StepState(
@@ -79,6 +87,10 @@ class StepState:
             self.finished_at,
             self.outcome,
             self.comp_outcome,
+            self.late,
+            self.late_undone,
+            self.recompensate,
+            self.undo_from,
         )
 
 
@@ -89,6 +101,16 @@ class TimerSpec:
     phase: Phase
     attempt: int
     due: float
+
+
+@dataclass(slots=True)
+class HeldEvent:
+    """A choreography event for a step whose stage has not begun: applied when it does."""
+
+    step: int
+    type: str
+    id: str
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -117,6 +139,8 @@ class SagaState:
     #: timer token -> what it is for; a fired token not in here is stale
     timers: dict[str, TimerSpec] = field(default_factory=dict)
     compensation_plan: list[int] = field(default_factory=list)
+    #: events of later steps, held so that steps resolve (and lifecycle reads) in order
+    held: list[HeldEvent] = field(default_factory=list)
     failure: str | None = None
     abort_reason: str | None = None
     lifecycle_seq: int = 0
@@ -148,6 +172,7 @@ class SagaState:
             issued=dict(self.issued),
             timers=dict(self.timers),
             compensation_plan=list(self.compensation_plan),
+            held=list(self.held),
             failure=self.failure,
             abort_reason=self.abort_reason,
             lifecycle_seq=self.lifecycle_seq,

@@ -63,6 +63,8 @@ def step_view(index: int, step: StepState, spec: Step | None) -> dict[str, Any]:
         "duration_seconds": _seconds(step.started_at, step.finished_at),
         "outcome": step.outcome,
         "compensation_outcome": step.comp_outcome,
+        "late_effects": step.late,
+        "late_effects_undone": step.late_undone,
     }
     if spec is not None:
         view["kind"] = "orchestrated" if spec.command is not None else "choreographed"

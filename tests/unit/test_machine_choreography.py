@@ -150,7 +150,7 @@ def test_success_while_compensating_joins_the_compensation() -> None:
     saga.expect_status("compensated")
 
 
-def test_late_success_of_a_step_without_undo_is_only_counted() -> None:
+def test_late_success_of_a_step_without_undo_is_told_and_sends_nothing() -> None:
     kit = SagaTestKit(choreographed())
     kit.on(RELEASE).reply(RELEASED)
     saga = kit.start("o-1")
@@ -159,6 +159,10 @@ def test_late_success_of_a_step_without_undo_is_only_counted() -> None:
     kit.publish("o-1", SHIP_FAILED)
     saga.expect_status("compensating").expect_commands(REFUND)
 
-    assert kit.publish("o-1", SCHEDULED) is Outcome.LATE
+    assert kit.publish("o-1", SCHEDULED) is Outcome.APPLIED
+    told = [e for e in kit.lifecycle if e.sagaid == "o-1"][-1]
+    assert (told.type, told.data["step"], told.data["action"]) == (
+        "saga.step.late_succeeded", "ship", "nothing_to_undo"
+    )
     saga.reply(REFUNDED, to=REFUND)
     saga.expect_status("compensated").expect_commands(REFUND, RELEASE)

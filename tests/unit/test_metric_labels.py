@@ -56,6 +56,7 @@ ALLOWED = {
     "direction",
     "service",
     "type",
+    "action",
 }
 #: Per-saga or per-customer values: one series each would grow without bound.
 UNBOUNDED = {"saga_id", "sagaid", "id", "order_id", "customer", "customer_id", "payment_id", "key"}

@@ -8,6 +8,7 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from sagas.state import (
+    HeldEvent,
     HistoryEntry,
     SagaState,
     SagaStatus,
@@ -25,6 +26,10 @@ STEP_VALUES: dict[str, Any] = {
     "finished_at": 12.5,
     "outcome": "a.done",
     "comp_outcome": "a.undone",
+    "late": 2,
+    "late_undone": 1,
+    "recompensate": True,
+    "undo_from": 3,
 }
 
 STATE_VALUES: dict[str, Any] = {
@@ -42,6 +47,7 @@ STATE_VALUES: dict[str, Any] = {
     "issued": {"c-1": (0, "do", 1)},
     "timers": {"t-1": TimerSpec(kind="retry", step=0, phase="undo", attempt=2, due=20.0)},
     "compensation_plan": [0],
+    "held": [HeldEvent(step=1, type="b.done", id="e-1", data={"b": 1})],
     "failure": "step 'b' failed",
     "abort_reason": "operator",
     "lifecycle_seq": 7,
