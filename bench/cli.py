@@ -30,6 +30,18 @@ def _rates(text: str | None) -> tuple[float, ...] | None:
     return tuple(sorted(rates))
 
 
+def _brokers(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    from bench.brokers import BROKERS
+
+    names = tuple(b.strip() for b in text.split(",") if b.strip())
+    unknown = [b for b in names if b not in BROKERS[:2]]
+    if not names or unknown:
+        raise typer.BadParameter(f"expected embedded and/or kafka, got {text!r}")
+    return names
+
+
 def bench(
     smoke: bool = typer.Option(False, "--smoke", help="Seconds instead of minutes (for tests)."),
     rates: str | None = typer.Option(
@@ -55,6 +67,12 @@ def bench(
         help="Partitions per topic of the systems under test (default: SAGAS_PARTITIONS "
         "if set, else 1: one per coordinator replica, and the bench runs one).",
     ),
+    broker: str | None = typer.Option(
+        None,
+        help="Brokers to measure, comma-separated, each in a section of its own: embedded "
+        "(Tansu), kafka (Apache Kafka, started here; needs Java 17 and Maven). Default: "
+        "embedded,kafka (--smoke: embedded). KAFKA_BOOTSTRAP_SERVERS replaces them.",
+    ),
     results_dir: Path | None = typer.Option(None, help="Where the JSON results go."),
     plot: Path | None = typer.Option(None, help="Where the latency/throughput PNG goes."),
     run_dir: Path | None = typer.Option(
@@ -65,7 +83,8 @@ def bench(
     its memory per in-flight saga and its recovery from a SIGKILL; print a table, write
     JSON and a latency-vs-throughput plot.
 
-    Uses KAFKA_BOOTSTRAP_SERVERS if set, else embedded brokers.
+    Measures each broker of --broker side by side (embedded Tansu, then Apache Kafka);
+    KAFKA_BOOTSTRAP_SERVERS, if set, is measured instead.
     """
     options: Options = SMOKE if smoke else FULL
     changes: dict[str, Any] = {
@@ -79,6 +98,7 @@ def bench(
         "partitions": partitions,
         "results_dir": results_dir,
         "plot": plot,
+        "brokers": _brokers(broker),
     }
     options = replace(options, **{k: v for k, v in changes.items() if v is not None})
     raise typer.Exit(run(options, run_dir))

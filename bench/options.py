@@ -48,6 +48,9 @@ class Options:
     #: coordinator replica needs one; DESIGN.md's default 8 is for scaling out to 8
     #: replicas. None: SAGAS_PARTITIONS if set, else 1.
     partitions: int | None = None
+    #: the brokers measured, in order, each in a section of its own (`bench.brokers`);
+    #: KAFKA_BOOTSTRAP_SERVERS, when set, replaces them with that cluster ("external")
+    brokers: tuple[str, ...] = ("embedded", "kafka")
     smoke: bool = False
     results_dir: Path = RESULTS_DIR
     plot: Path | None = PLOT_PATH
@@ -55,6 +58,11 @@ class Options:
     @property
     def system_partitions(self) -> int:
         return self.partitions or int(os.environ.get("SAGAS_PARTITIONS") or 1)
+
+    def broker_choices(self) -> tuple[str, ...]:
+        if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            return ("external",)
+        return self.brokers
 
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -86,4 +94,7 @@ SMOKE = replace(
     step_timeout=20.0,
     smoke=True,
     plot=None,
+    # the embedded half of `make test` needs no Java; the Apache Kafka half sets
+    # KAFKA_BOOTSTRAP_SERVERS, which makes the smoke run use that cluster
+    brokers=("embedded",),
 )

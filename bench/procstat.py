@@ -31,6 +31,8 @@ class Sample:
 @dataclass(frozen=True)
 class Usage:
     cpu_percent: float
+    cpu_seconds: float
+    span_seconds: float
     rss_peak_mib: float
     rss_end_mib: float
     hwm_mib: float
@@ -105,6 +107,8 @@ class ProcSampler:
             span = inside[-1].at - inside[0].at
             out[name] = Usage(
                 cpu_percent=round(100 * cpu / span, 1) if span > 0 else 0.0,
+                cpu_seconds=cpu,
+                span_seconds=span,
                 rss_peak_mib=round(max(s.rss_bytes for s in inside) / 2**20, 1),
                 rss_end_mib=round(inside[-1].rss_bytes / 2**20, 1),
                 hwm_mib=round(max(s.hwm_bytes for s in inside) / 2**20, 1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,37 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-#: the targets of issue 8, checked against a run's figures
+
+@dataclass(frozen=True)
+class Targets:
+    """What a broker's figures are held against."""
+
+    issue: str
+    rate: float  # sustained sagas/s, none missing
+    p99_ms: dict[float, float]  # offered sagas/s -> p99 ceiling (bench saga)
+    processing_again_s: float
+    bytes_per_saga: float | None = 2048
+    order_rate: float | None = None  # order saga, sagas/s at p99 <= order_p99_ms
+    order_p99_ms: float | None = None
+
+
+#: issue 8's targets, read on the embedded broker; issue 15's on Apache Kafka
+TARGETS = {
+    "embedded": Targets("issue 8", 1500.0, {500.0: 100.0}, 15.0),
+    "kafka": Targets(
+        "issue 15",
+        1500.0,
+        {500.0: 50.0, 1000.0: 100.0},
+        5.0,
+        bytes_per_saga=None,
+        order_rate=1000.0,
+        order_p99_ms=250.0,
+    ),
+}
+TARGETS["external"] = TARGETS["kafka"]
+#: for the plot's guide lines
 TARGET_RATE = 1500.0
 TARGET_P99_MS = 100.0
-TARGET_P99_AT = 500.0
-TARGET_BYTES_PER_SAGA = 2048
-TARGET_PROCESSING_AGAIN_S = 15.0
 
 
 def message_ratio(point: dict[str, Any], ceiling: dict[str, Any]) -> float:
@@ -31,52 +57,86 @@ def best_point(points: list[dict[str, Any]], stop_below: float = 0.8) -> dict[st
     return max(kept_up or points, key=lambda p: p["achieved_per_s"], default=None)
 
 
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of issue 8: what was measured, and whether it is met."""
-    bench = results.get("systems", {}).get("bench", {})
+def targets(section: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the broker's issue: what was measured, and whether it is met."""
+    goal = TARGETS.get(section.get("broker", {}).get("name", "embedded"), TARGETS["embedded"])
+    bench = section.get("systems", {}).get("bench", {})
     out: list[dict[str, Any]] = []
+    for at, limit in goal.p99_ms.items():
+        point = next((p for p in bench.get("sweep", []) if p["offered_per_s"] == at), None)
+        if point:
+            p99 = point["latency"]["p99_ms"]
+            out.append(_target(
+                f"p99 <= {limit:.0f} ms at {at:,.0f} sagas/s offered",
+                f"p99 {p99} ms (p50 {point['latency']['p50_ms']} ms)",
+                p99 <= limit and point["missing"] == 0,
+            ))  # fmt: skip
     sustained = bench.get("sustained")
     if sustained:
         value = sustained["achieved_per_s"]
-        seconds = results["options"]["sustained"]
         out.append(_target(
-            f">= {TARGET_RATE:,.0f} sagas/s sustained {seconds:.0f} s, 10% compensating",
+            f">= {goal.rate:,.0f} sagas/s sustained {options['sustained']:.0f} s, none missing",
             f"{value:,.0f}/s at {sustained['offered_per_s']:,.0f}/s offered "
-            f"(p99 {sustained['latency']['p99_ms']} ms)",
-            value >= TARGET_RATE and sustained["missing"] == 0,
-        ))  # fmt: skip
-    at = next((p for p in bench.get("sweep", []) if p["offered_per_s"] == TARGET_P99_AT), None)
-    if at:
-        p99 = at["latency"]["p99_ms"]
-        out.append(_target(
-            f"p99 <= {TARGET_P99_MS:.0f} ms at {TARGET_P99_AT:.0f} sagas/s offered",
-            f"p99 {p99} ms (p50 {at['latency']['p50_ms']} ms)",
-            p99 <= TARGET_P99_MS and at["missing"] == 0,
+            f"(p99 {sustained['latency']['p99_ms']} ms, missing {sustained['missing']})",
+            value >= goal.rate and sustained["missing"] == 0,
         ))  # fmt: skip
     memory = bench.get("memory")
-    if memory and "bytes_per_saga" in memory:
+    if goal.bytes_per_saga and memory and "bytes_per_saga" in memory:
         value = memory["bytes_per_saga"]
         out.append(_target(
-            f"<= {TARGET_BYTES_PER_SAGA:,} bytes of coordinator memory per in-flight saga",
+            f"<= {goal.bytes_per_saga:,.0f} bytes of coordinator memory per in-flight saga",
             f"{value:,} bytes ({memory['sagas']:,} parked)",
-            value <= TARGET_BYTES_PER_SAGA,
+            value <= goal.bytes_per_saga,
         ))  # fmt: skip
     recovery = bench.get("recovery")
     if recovery:
         again = recovery.get("processing_again_s")
         ok = (
             again is not None
-            and again <= TARGET_PROCESSING_AGAIN_S
+            and again <= goal.processing_again_s
             and recovery.get("missing") == 0
             and "all_terminal_s" in recovery
         )
         out.append(_target(
             f"SIGKILL with {recovery['sagas']:,} in flight: processing within "
-            f"{TARGET_PROCESSING_AGAIN_S:.0f} s, all terminal, none lost",
+            f"{goal.processing_again_s:.0f} s, all terminal, none lost",
             f"processing again after {again} s, all terminal after "
             f"{recovery.get('all_terminal_s', '-')} s, missing {recovery.get('missing')}",
             ok,
         ))  # fmt: skip
+    order = section.get("systems", {}).get("order", {})
+    if goal.order_rate and goal.order_p99_ms and order.get("sweep"):
+        fit = [p for p in order["sweep"] if p["latency"]["p99_ms"] <= goal.order_p99_ms
+               and p["missing"] == 0]  # fmt: skip
+        best = max((p["achieved_per_s"] for p in fit), default=0.0)
+        top = max(order["sweep"], key=lambda p: p["achieved_per_s"])
+        out.append(_target(
+            f"order saga (four services): >= {goal.order_rate:,.0f} sagas/s at p99 <= "
+            f"{goal.order_p99_ms:.0f} ms",
+            f"{best:,.0f}/s within the p99 bound; best {top['achieved_per_s']:,.0f}/s "
+            f"(p99 {top['latency']['p99_ms']} ms)",
+            best >= goal.order_rate * 0.98,
+        ))  # fmt: skip
+    cpu = cpu_summary(section)
+    if cpu:
+        out.append(_target(
+            "coordinator CPU per bench saga: reported",
+            "; ".join(f"{k} {v}" for k, v in cpu.items()),
+            True,
+        ))  # fmt: skip
+    return out
+
+
+def cpu_summary(section: dict[str, Any]) -> dict[str, str]:
+    """Coordinator and broker CPU per bench saga (us), at each sweep point's offered rate."""
+    bench = section.get("systems", {}).get("bench", {})
+    out: dict[str, str] = {}
+    for p in bench.get("sweep", []):
+        per = p.get("cpu_us_per_saga") or {}
+        if "coordinator" in per:
+            out[f"{p['offered_per_s']:,.0f}/s"] = (
+                f"{per['coordinator']:,.0f} us (broker {per.get('broker', 0):,.0f} us)"
+            )
     return out
 
 
@@ -93,17 +153,31 @@ def print_report(results: dict[str, Any], console: Console) -> None:
         f"\n[bold]machine[/]: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "
         f"Python {m['python']}, git {m['git']}"
     )
-    c = results["ceiling"]
+    for name, section in results["brokers"].items():
+        print_section(name, section, results["options"], console)
+    if len(results["brokers"]) > 1:
+        console.print(side_by_side_table(results))
+
+
+def print_section(
+    name: str, section: dict[str, Any], options: dict[str, Any], console: Console
+) -> None:
+    broker = section["broker"]
+    console.rule(f"[bold]{name}[/]: {broker['version']}")
+    c = section["ceiling"]
     console.print(
         f"[bold]broker ceiling[/] (plain aiokafka, one process): "
         f"{c['pipelined_per_s']:,.0f} round trips/s pipelined; one at a time "
         f"p50 {c['single_p50_ms']} ms, p99 {c['single_p99_ms']} ms"
     )
-    for name, system in results["systems"].items():
-        console.print(sweep_table(name, system, c))
-        for extra in ("sustained",):
-            if system.get(extra):
-                console.print(sweep_table(f"{name} {extra}", {"sweep": [system[extra]]}, c))
+    for system_name, system in section["systems"].items():
+        console.print(sweep_table(f"{name} / {system_name}", system, c))
+        if system.get("sustained"):
+            console.print(
+                sweep_table(
+                    f"{name} / {system_name} sustained", {"sweep": [system["sustained"]]}, c
+                )
+            )
         if system.get("memory"):
             mem = system["memory"]
             console.print(
@@ -125,12 +199,71 @@ def print_report(results: dict[str, Any], console: Console) -> None:
         if system.get("recovery", {}).get("profile"):
             console.print("[bold]after the restart[/], working through the backlog:")
             print_profile(system["recovery"]["profile"], console)
-    table = Table(title="targets (issue 8)")
+    goal = TARGETS.get(broker["name"], TARGETS["embedded"])
+    table = Table(title=f"{name}: targets ({goal.issue})")
     for col in ("target", "measured", "met"):
         table.add_column(col)
-    for t in targets(results):
+    for t in targets(section, options):
         table.add_row(t["target"], t["measured"], "[green]yes[/]" if t["met"] else "[red]no[/]")
     console.print(table)
+
+
+#: rows of the side-by-side comparison: (label, how to read it from a broker's section)
+def _side_rows(section: dict[str, Any]) -> dict[str, str]:
+    c = section["ceiling"]
+    bench = section["systems"].get("bench", {})
+    rows = {
+        "ceiling (round trips/s, pipelined)": f"{c['pipelined_per_s']:,.0f}",
+        "ceiling round trip p50 / p99 ms": f"{c['single_p50_ms']} / {c['single_p99_ms']}",
+    }
+    for p in bench.get("sweep", []):
+        lat, per = p["latency"], p.get("cpu_us_per_saga") or {}
+        rows[f"bench {p['offered_per_s']:,.0f}/s: achieved/s, p50 / p99 ms"] = (
+            f"{p['achieved_per_s']:,.0f}; {lat['p50_ms']} / {lat['p99_ms']}"
+        )
+        rows[f"bench {p['offered_per_s']:,.0f}/s: CPU us/saga coordinator / broker"] = (
+            f"{per.get('coordinator', 0):,.0f} / {per.get('broker', 0):,.0f}"
+        )
+    if bench.get("sustained"):
+        sus = bench["sustained"]
+        rows["sustained: achieved/s (offered), p99 ms, missing"] = (
+            f"{sus['achieved_per_s']:,.0f} ({sus['offered_per_s']:,.0f}), "
+            f"{sus['latency']['p99_ms']}, {sus['missing']}"
+        )
+    if bench.get("memory", {}).get("bytes_per_saga") is not None:
+        rows["bytes per parked saga (coordinator RSS)"] = f"{bench['memory']['bytes_per_saga']:,}"
+    if bench.get("recovery"):
+        r = bench["recovery"]
+        rows["SIGKILL: processing again / all terminal s, missing"] = (
+            f"{r.get('processing_again_s', '?')} / {r.get('all_terminal_s', '?')}, "
+            f"{r.get('missing')}"
+        )
+    for p in section["systems"].get("order", {}).get("sweep", []):
+        rows[f"order {p['offered_per_s']:,.0f}/s: achieved/s, p99 ms"] = (
+            f"{p['achieved_per_s']:,.0f}, {p['latency']['p99_ms']}"
+        )
+    return rows
+
+
+def side_by_side(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(broker names, rows of [label, value per broker]) from one run."""
+    names = list(results["brokers"])
+    per = {n: _side_rows(results["brokers"][n]) for n in names}
+    labels: list[str] = []
+    for n in names:
+        labels += [label for label in per[n] if label not in labels]
+    return names, [[label, *(per[n].get(label, "-") for n in names)] for label in labels]
+
+
+def side_by_side_table(results: dict[str, Any]) -> Table:
+    names, rows = side_by_side(results)
+    table = Table(title="the brokers side by side (one run)", title_justify="left")
+    table.add_column("figure")
+    for n in names:
+        table.add_column(f"{n}: {results['brokers'][n]['broker']['version']}", justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def sweep_table(name: str, system: dict[str, Any], ceiling: dict[str, Any]) -> Table:
@@ -138,15 +271,13 @@ def sweep_table(name: str, system: dict[str, Any], ceiling: dict[str, Any]) -> T
     cols = (
         "offered/s", "achieved/s", "p50 ms", "p95 ms", "p99 ms", "missing", "rec/saga",
         "vs ceiling", "CPU% coord", "CPU% broker", "CPU% parts", "CPU% loadgen",
-        "RSS coord MiB", "load",
+        "us/saga coord", "us/saga broker", "RSS coord MiB", "load",
     )  # fmt: skip
     for col in cols:
         table.add_column(col, justify="right")
     for p in system.get("sweep", []):
-        cpu = p.get("cpu_percent", {})
-        parts = sum(
-            v for k, v in cpu.items() if k not in ("coordinator", "broker", "loadgen", "bench")
-        )
+        cpu = _cpu_by_role(p.get("cpu_percent", {}))
+        per = p.get("cpu_us_per_saga") or {}
         lat = p["latency"]
         table.add_row(
             f"{p['offered_per_s']:,.0f}",
@@ -157,14 +288,31 @@ def sweep_table(name: str, system: dict[str, Any], ceiling: dict[str, Any]) -> T
             f"{p['missing']}",
             f"{p.get('records_per_saga', 0)}",
             f"{100 * message_ratio(p, ceiling):.1f}%",
-            f"{cpu.get('coordinator', 0):.0f}",
-            f"{cpu.get('broker', 0):.0f}",
-            f"{parts:.0f}",
-            f"{cpu.get('loadgen', 0):.0f}",
+            f"{cpu['coordinator']:.0f}",
+            f"{cpu['broker']:.0f}",
+            f"{cpu['participants']:.0f}",
+            f"{cpu['loadgen']:.0f}",
+            f"{per.get('coordinator', 0):,.0f}",
+            f"{per.get('broker', 0):,.0f}",
             f"{p.get('rss_peak_mib', {}).get('coordinator', 0)}",
             f"{p['load_before'][0]}",
         )
     return table
+
+
+def _cpu_by_role(cpu: dict[str, float]) -> dict[str, float]:
+    """CPU% by role: the broker's nodes summed, every participant summed."""
+    broker = sum(v for k, v in cpu.items() if k.startswith("broker"))
+    parts = sum(
+        v for k, v in cpu.items()
+        if not k.startswith("broker") and k not in ("coordinator", "loadgen", "bench")
+    )  # fmt: skip
+    return {
+        "coordinator": cpu.get("coordinator", 0.0),
+        "broker": broker,
+        "participants": parts,
+        "loadgen": cpu.get("loadgen", 0.0),
+    }
 
 
 def print_profile(profile: dict[str, Any], console: Console) -> None:
@@ -206,14 +354,23 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    colours = {"bench": "tab:blue", "order": "tab:orange"}
-    for name, system in results["systems"].items():
+    colours = {
+        ("embedded", "bench"): "tab:blue", ("embedded", "order"): "tab:orange",
+        ("kafka", "bench"): "tab:green", ("kafka", "order"): "tab:red",
+    }  # fmt: skip
+    lines = [
+        (broker, name, system)
+        for broker, section in results["brokers"].items()
+        for name, system in section["systems"].items()
+    ]
+    for broker, name, system in lines:
         points = sorted(system.get("sweep", []), key=lambda p: p["offered_per_s"])
         if not points:
             continue
         x = [p["achieved_per_s"] for p in points]
-        colour = colours.get(name)
-        label = "bench saga (4 steps)" if name == "bench" else "order saga (5 steps, services)"
+        colour = colours.get((broker, name))
+        saga = "bench saga (4 steps)" if name == "bench" else "order saga (5 steps, services)"
+        label = f"{broker}: {saga}"
         ax.plot(x, [p["latency"]["p50_ms"] for p in points], "o-", color=colour,
                 label=f"{label} p50")  # fmt: skip
         ax.plot(x, [p["latency"]["p99_ms"] for p in points], "s--", color=colour,
@@ -247,39 +404,65 @@ def plot(results: dict[str, Any], path: Path) -> Path:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    m, c = results["machine"], results["ceiling"]
+    m = results["machine"]
     lines = [
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "
         f"Python {m['python']}; git {m['git']}; run {results.get('started', '')}, "
         f"{results.get('elapsed_s', '?')} s. Everything (broker, coordinator, participants, "
         f"load generator) on this one machine.",
         "",
+    ]
+    if len(results["brokers"]) > 1:
+        names, rows = side_by_side(results)
+        versions = [results["brokers"][n]["broker"]["version"] for n in names]
+        lines += [
+            "The brokers side by side, from this one run:",
+            "",
+            "| figure | " + " | ".join(versions) + " |",
+            "|---|" + "---:|" * len(names),
+            *("| " + " | ".join(row) + " |" for row in rows),
+            "",
+        ]
+    for name, section in results["brokers"].items():
+        lines += section_markdown(name, section, results["options"])
+    return "\n".join(lines) + "\n"
+
+
+def section_markdown(name: str, section: dict[str, Any], options: dict[str, Any]) -> list[str]:
+    broker, c = section["broker"], section["ceiling"]
+    how = (
+        "Each sweep point and phase below ran on a system started for it alone (fresh "
+        "broker and topics)"
+        if broker["fresh_per_phase"]
+        else "One broker for the whole section; one system (topics, processes) for the sweep "
+        "and the sustained run, fresh processes and topics for park-and-crash"
+    )
+    lines = [
+        f"#### {name}: {broker['version']}",
+        "",
         f"Broker ceiling (plain aiokafka, one process, {c['record_bytes']}-byte records, "
         f"{c['topic_partitions']} partitions): **{c['pipelined_per_s']:,.0f} round trips/s** "
         f"pipelined; one at a time p50 {c['single_p50_ms']} ms, p99 {c['single_p99_ms']} ms "
         f"(load average {c['load_before'][0]}).",
         "",
-        f"Each sweep point and phase below ran on a system started for it alone (fresh "
-        f"broker and topics), {results['options'].get('partitions', '?')} partition(s) per "
-        f"topic, one coordinator replica.",
+        f"{how}; {broker['partitions']} partition(s) per topic, acks=all, one coordinator "
+        f"replica; client settings {broker.get('client_env') or 'as configured'}.",
         "",
     ]
-    for name, system in results["systems"].items():
-        lines += [f"**{name}**: {system.get('workload', '')}", ""]
+    for system_name, system in section["systems"].items():
+        lines += [f"**{system_name}**: {system.get('workload', '')}", ""]
         points = list(system.get("sweep", []))
         if system.get("sustained"):
             points.append({**system["sustained"], "_label": "sustained"})
         lines += [
             "| offered/s | achieved/s | p50 ms | p95 ms | p99 ms | missing | records/saga "
             "| vs ceiling | CPU% coordinator | CPU% broker | CPU% participants | CPU% loadgen "
-            "| coordinator RSS MiB | load avg |",
-            "|" + "---:|" * 14,
+            "| CPU us/saga coordinator | CPU us/saga broker | coordinator RSS MiB | load avg |",
+            "|" + "---:|" * 16,
         ]
         for p in points:
-            cpu = p.get("cpu_percent", {})
-            parts = sum(
-                v for k, v in cpu.items() if k not in ("coordinator", "broker", "loadgen", "bench")
-            )
+            cpu = _cpu_by_role(p.get("cpu_percent", {}))
+            per = p.get("cpu_us_per_saga") or {}
             lat = p["latency"]
             label = f"{p['offered_per_s']:,.0f}" + (
                 f" ({p['_label']} {p['send_end'] - p['send_start']:.0f} s)" if "_label" in p else ""
@@ -287,8 +470,9 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {label} | {p['achieved_per_s']:,.1f} | {lat['p50_ms']} | {lat['p95_ms']} "
                 f"| {lat['p99_ms']} | {p['missing']} | {p.get('records_per_saga', 0)} "
-                f"| {100 * message_ratio(p, c):.1f}% | {cpu.get('coordinator', 0):.0f} "
-                f"| {cpu.get('broker', 0):.0f} | {parts:.0f} | {cpu.get('loadgen', 0):.0f} "
+                f"| {100 * message_ratio(p, c):.1f}% | {cpu['coordinator']:.0f} "
+                f"| {cpu['broker']:.0f} | {cpu['participants']:.0f} | {cpu['loadgen']:.0f} "
+                f"| {per.get('coordinator', 0):,.0f} | {per.get('broker', 0):,.0f} "
                 f"| {p.get('rss_peak_mib', {}).get('coordinator', 0)} | {p['load_before'][0]} |"
             )
         lines.append("")
@@ -311,10 +495,11 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{r.get('missing')} not terminal by the end of the wait; outcomes {r.get('outcomes')}."
             )
         lines.append("")
-    lines += ["| target (issue 8) | measured | met |", "|---|---|---|"]
-    for t in targets(results):
+    goal = TARGETS.get(broker["name"], TARGETS["embedded"])
+    lines += [f"| target ({goal.issue}, {name}) | measured | met |", "|---|---|---|"]
+    for t in targets(section, options):
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
-    bench = results["systems"].get("bench", {})
+    bench = section["systems"].get("bench", {})
     for when, profile in (
         ("the sustained run", bench.get("sustained", {}).get("profile")),
         (
@@ -336,7 +521,8 @@ def markdown(results: dict[str, Any]) -> str:
                 "Engine code, inclusive: "
                 + "; ".join(f"{f['function']} {f['percent']}%" for f in profile["inclusive"][:8]),
             ]
-    return "\n".join(lines) + "\n"
+    lines.append("")
+    return lines
 
 
 def outcome_line(points: list[dict[str, Any]]) -> str:

@@ -1,15 +1,22 @@
-"""One benchmark run: the broker's ceiling, then each system under a load sweep.
+"""One benchmark run: per broker, its ceiling, then each system under a load sweep.
 
-Phases, in order (see `bench.options.Options` for the sizes):
+The run measures each broker of ``Options.brokers`` in turn, side by side in one
+result (``results["brokers"][name]``): ``embedded`` (Tansu, in memory) and
+``kafka`` (Apache Kafka, KRaft, started by `events.apache_kafka` for the whole
+section), or ``external`` (``KAFKA_BOOTSTRAP_SERVERS``). Per broker, in order
+(see `bench.options.Options` for the sizes):
 
 1. ceiling: plain aiokafka round trips on a broker of their own (`bench.ceiling`);
 2. per system (``bench``, then ``order`` with the reference services): sweep the
    offered load open loop, one load-generator process per point, until a point
    achieves less than ``stop_below`` of what was offered; per point: achieved
    sagas/s, latency percentiles, records written per saga, CPU and RSS of every
-   process, the load average. Every point (and each phase below) runs on a
-   system started for it alone and warmed up: a fresh broker, fresh topics (see
-   `BenchRun.system_phases` for why);
+   process and its CPU per completed saga, the load average. On the embedded
+   broker every point (and each phase below) runs on a system started for it
+   alone and warmed up: a fresh broker, fresh topics (see
+   `BenchRun.system_phases` for why); on Apache Kafka one broker serves the
+   whole section and one system (topics of 8 partitions, processes) the sweep
+   and the sustained run, as in production;
 3. ``bench`` only: a sustained run (1,650 sagas/s offered, the 1,500/s target plus
    10%, or the best the sweep saw),
    py-spy on the coordinator meanwhile;
@@ -36,11 +43,11 @@ from typing import Any
 import orjson
 
 from bench import procstat
+from bench.brokers import BrokerUnderTest, broker_under_test
 from bench.ceiling import measure as measure_ceiling
 from bench.options import Options
 from bench.procstat import ProcSampler
 from bench.workload import Workload, bench_workload, order_workload
-from events.embedded_broker import EmbeddedBroker
 from events.kafka_settings import KafkaSettings
 
 log = logging.getLogger("bench")
@@ -145,6 +152,23 @@ def plan_for(
     }
 
 
+def cpu_per_saga(usage: dict[str, procstat.Usage], result: dict[str, Any]) -> dict[str, float]:
+    """Microseconds of CPU each process spent per saga that ended in the window.
+
+    CPU seconds come from /proc (utime + stime) over the sampled window; sagas from the
+    load generator's steady-state rate over the same span. Unlike a rate, this figure
+    hardly moves with the machine's other load. The broker's nodes are summed.
+    """
+    out: dict[str, float] = {}
+    for name, u in usage.items():
+        sagas = result["achieved_per_s"] * u.span_seconds
+        if sagas <= 0:
+            continue
+        key = "broker" if name.startswith("broker") else name
+        out[key] = round(out.get(key, 0.0) + u.cpu_seconds * 1e6 / sagas, 1)
+    return out
+
+
 # -- one run --------------------------------------------------------------------------
 
 
@@ -162,59 +186,108 @@ class BenchRun:
 
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
-        self.results["ceiling"] = await self.ceiling()
-        self.results["ceiling"]["seconds"] = round(time.monotonic() - started, 1)
-        # Read by every process the systems start (the launcher passes the environment on).
-        os.environ["SAGAS_PARTITIONS"] = str(self.o.system_partitions)
-        workloads = ["bench"] + (["order"] if self.o.services else [])
-        for name in workloads:
-            self.results["systems"][name] = await self.system_phases(name)
+        self.results["brokers"] = {}
+        for choice in self.o.broker_choices():
+            async with broker_under_test(choice, self.o, self.run_dir / choice) as broker:
+                self.say(f"[bold]broker: {broker.describe()}[/]")
+                section: dict[str, Any] = {"broker": broker.as_dict(), "systems": {}}
+                self.results["brokers"][choice] = section
+                clock = time.monotonic()
+                section["ceiling"] = await self.ceiling(broker)
+                section["ceiling"]["seconds"] = round(time.monotonic() - clock, 1)
+                # Read by every process the systems start (the launcher passes it on).
+                os.environ["SAGAS_PARTITIONS"] = str(broker.partitions)
+                # Per-broker client defaults, unless the environment sets them already.
+                chosen = {k: v for k, v in broker.client_env.items() if k not in os.environ}
+                os.environ.update(chosen)
+                section["broker"]["client_env"] = {k: os.environ[k] for k in broker.client_env}
+                workloads = ["bench"] + (["order"] if self.o.services else [])
+                for name in workloads:
+                    section["systems"][name] = await self.system_phases(name, broker)
+                section["elapsed_s"] = round(time.monotonic() - clock, 1)
+                for name in chosen:
+                    os.environ.pop(name, None)
         self.results["elapsed_s"] = round(time.monotonic() - started, 1)
         return self.results
 
-    async def system_phases(self, name: str) -> dict[str, Any]:
-        """Each sweep point, the sustained run and the park-and-crash phase, each on a
-        system of its own: a fresh broker and fresh topics.
+    async def system_phases(self, name: str, broker: BrokerUnderTest) -> dict[str, Any]:
+        """Each sweep point, the sustained run and the park-and-crash phase.
 
-        Why not one system for all: the embedded broker (Tansu 0.6, memory storage)
-        lists every record batch a partition has ever stored on each fetch that returns
-        new data, so a fetch costs time in proportion to the partition's history (0.7 ms
-        at 200 batches, 8 ms at 10,000, measured). Run on one system, each phase would
-        pay for the records of all the phases before it, which is a property of that
-        broker, not of the engine, and not what Apache Kafka does (its offset index
-        makes a fetch independent of history).
+        On the embedded broker each phase runs on a system of its own: a fresh broker
+        and fresh topics. Why: the embedded broker (Tansu 0.6, memory storage) lists
+        every record batch a partition has ever stored on each fetch that returns new
+        data, so a fetch costs time in proportion to the partition's history (0.7 ms at
+        200 batches, 8 ms at 10,000, measured). Run on one system, each phase would pay
+        for the records of all the phases before it, which is a property of that broker,
+        not of the engine. Apache Kafka's offset index makes a fetch independent of
+        history, so there one system serves the sweep and the sustained run, as it would
+        in production; the park-and-crash phase gets fresh processes and topics on the
+        same broker, so that its memory reading starts from an empty coordinator.
         """
         out: dict[str, Any] = {"phase_seconds": {}}
         rates = self.o.rates if name == "bench" else self.o.services_rates
         sweep: list[dict[str, Any]] = []
         out["sweep"] = sweep
-        self.say(f"[bold]system: {name}[/] (a fresh broker and processes for every phase)")
-        for rate in rates:
-            async with self.fresh_system(name, f"sweep-{rate:g}", out) as phase:
-                result = await phase.point(rate, self.o.duration, "sweep")
-            sweep.append(result)
-            if result["achieved_per_s"] < self.o.stop_below * rate or result["missing"]:
-                break
-        if name == "bench" and self.o.sustained > 0:
-            async with self.fresh_system(name, "sustained", out) as phase:
-                out["sustained"] = await phase.sustained(sweep)
+        how = (
+            "a fresh broker and processes for every phase"
+            if broker.fresh_per_phase
+            else ("one broker and one set of processes for every phase")
+        )
+        self.say(f"[bold]system: {name}[/] ({how})")
+        async with self.shared_system(name, broker, out) as shared:
+            for rate in rates:
+                async with self.phase_system(name, f"sweep-{rate:g}", out, broker, shared) as phase:
+                    result = await phase.point(rate, self.o.duration, "sweep")
+                sweep.append(result)
+                if result["achieved_per_s"] < self.o.stop_below * rate or result["missing"]:
+                    break
+            if name == "bench" and self.o.sustained > 0:
+                async with self.phase_system(name, "sustained", out, broker, shared) as phase:
+                    out["sustained"] = await phase.sustained(sweep)
         if name == "bench" and self.o.park > 0:
-            async with self.fresh_system(name, "park", out) as phase:
+            # Fresh processes and topics (on the same broker): the memory per parked saga
+            # is read against an idle coordinator that holds no earlier sagas.
+            async with self.fresh_system(name, "park", out, broker) as phase:
                 out["memory"], out["recovery"] = await phase.park_and_crash()
         return out
 
     @contextlib.asynccontextmanager
+    async def shared_system(
+        self, name: str, broker: BrokerUnderTest, out: dict[str, Any]
+    ) -> AsyncIterator[SystemRun | None]:
+        """The one system of every phase on a broker that does not need fresh ones."""
+        if broker.fresh_per_phase:
+            yield None
+            return
+        async with self.fresh_system(name, "all phases", out, broker) as phase:
+            yield phase
+
+    @contextlib.asynccontextmanager
+    async def phase_system(
+        self, name: str, label: str, out: dict[str, Any], broker: BrokerUnderTest,
+        shared: SystemRun | None,
+    ) -> AsyncIterator[SystemRun]:  # fmt: skip
+        if shared is not None:
+            clock = time.monotonic()
+            yield shared
+            out["phase_seconds"][label] = round(time.monotonic() - clock, 1)
+            return
+        async with self.fresh_system(name, label, out, broker) as phase:
+            yield phase
+
+    @contextlib.asynccontextmanager
     async def fresh_system(
-        self, name: str, label: str, out: dict[str, Any]
+        self, name: str, label: str, out: dict[str, Any], broker: BrokerUnderTest
     ) -> AsyncIterator[SystemRun]:
         """A started, warmed-up system for one phase, its processes sampled meanwhile."""
         from bench.system import launch
 
         clock = time.monotonic()
         async with launch(
-            name, self.run_dir / name / label, step_timeout=self.o.step_timeout
-        ) as system:
-            phase = SystemRun(self, name, system)
+            name, self.run_dir / broker.name / name / label, step_timeout=self.o.step_timeout,
+            kafka=broker.settings,
+        ) as system:  # fmt: skip
+            phase = SystemRun(self, name, system, broker)
             await phase.warm_up()
             out.setdefault("workload", phase.workload.description)
             out["phase_seconds"][f"{label} (start)"] = round(time.monotonic() - clock, 1)
@@ -223,21 +296,14 @@ class BenchRun:
                 yield phase
             out["phase_seconds"][label] = round(time.monotonic() - clock, 1)
 
-    async def ceiling(self) -> dict[str, Any]:
+    async def ceiling(self, broker: BrokerUnderTest) -> dict[str, Any]:
         self.say("[bold]ceiling[/]: plain aiokafka produce -> consume round trips")
-        base = KafkaSettings()
         load_before = procstat.load_average()
-        if base.bootstrap_servers:
+        async with broker.for_ceiling() as settings:
             result = await measure_ceiling(
-                base, records=self.o.ceiling_records, single=self.o.ceiling_single,
-                prefix="bench-ceiling.",
+                settings, records=self.o.ceiling_records, single=self.o.ceiling_single,
+                prefix=f"bench-ceiling-{uuid.uuid4().hex[:6]}.",
             )  # fmt: skip
-        else:
-            async with EmbeddedBroker(log_path=self.run_dir / "ceiling-broker.log") as broker:
-                result = await measure_ceiling(
-                    broker.settings(base), records=self.o.ceiling_records,
-                    single=self.o.ceiling_single,
-                )  # fmt: skip
         doc = result.as_dict() | {"load_before": load_before, "load_after": procstat.load_average()}
         self.say(
             f"  pipelined {doc['pipelined_per_s']:,.0f} records/s; single round trip "
@@ -250,7 +316,7 @@ class BenchRun:
 class SystemRun:
     """The phases run against one started system."""
 
-    def __init__(self, parent: BenchRun, name: str, system: Any) -> None:
+    def __init__(self, parent: BenchRun, name: str, system: Any, broker: BrokerUnderTest) -> None:
         from bench.system import pids
 
         self.parent = parent
@@ -265,8 +331,11 @@ class SystemRun:
             if name == "bench"
             else order_workload(system.prefix)
         )
+        self.broker = broker
         self.sampler = ProcSampler(pids(system), interval=0.25)
         self.sampler.track("bench", os.getpid())
+        for node, pid in enumerate(broker.pids()):
+            self.sampler.track("broker" if node == 0 else f"broker-{node + 1}", pid)
 
     @contextlib.asynccontextmanager
     async def sampling(self) -> AsyncIterator[None]:
@@ -309,6 +378,7 @@ class SystemRun:
         usage = self.sampler.window(result["window_start"], result["send_end"])
         result["records_per_saga"] = round(written / max(result["terminal"], 1), 1)
         result["cpu_percent"] = {name: u.cpu_percent for name, u in usage.items()}
+        result["cpu_us_per_saga"] = cpu_per_saga(usage, result)
         result["rss_peak_mib"] = {name: u.rss_peak_mib for name, u in usage.items()}
         result["load_before"] = load_before
         result["load_after"] = procstat.load_average()
@@ -316,7 +386,9 @@ class SystemRun:
         self.say(
             f"  {label} {rate:>6,.0f}/s offered -> {result['achieved_per_s']:>7,.1f}/s "
             f"terminal; p50 {lat['p50_ms']} p95 {lat['p95_ms']} p99 {lat['p99_ms']} ms; "
-            f"coordinator CPU {result['cpu_percent'].get('coordinator', 0):.0f}%; "
+            f"coordinator CPU {result['cpu_percent'].get('coordinator', 0):.0f}% "
+            f"({result['cpu_us_per_saga'].get('coordinator', 0):,.0f} us/saga, broker "
+            f"{result['cpu_us_per_saga'].get('broker', 0):,.0f}); "
             f"missing {result['missing']}; load {load_before[0]}"
         )
         by_outcome = result.get("latency_by_outcome") or {}

@@ -124,15 +124,19 @@ def resume(child: ChildProcess) -> None:
 
 async def records_written(kafka: KafkaSettings, prefix: str) -> int:
     """How many records every topic of the run holds (sum of the end offsets)."""
+    from events.admin import admin_client, partition_counts
+
+    async with admin_client(kafka) as admin:
+        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
+    if not topics:
+        return 0
+    # The partitions from the admin's metadata: a consumer's `topics()` fetches metadata
+    # without keeping it, so its `partitions_for_topic` knows none of them.
+    counts = await partition_counts(kafka, topics)
+    tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
     consumer = AIOKafkaConsumer(group_id=None, **kafka.consumer_kwargs())
     await consumer.start()
     try:
-        topics = [t for t in await consumer.topics() if t.startswith(prefix)]
-        tps = [
-            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
-        ]
-        if not tps:
-            return 0
         ends = await asyncio.wait_for(consumer.end_offsets(tps), 30)
         return sum(ends.values())
     finally:

@@ -13,7 +13,8 @@ from bench import procstat
 from bench.loadgen import Plan, start_record
 from bench.participant import answer
 from bench.profile import summarise
-from bench.report import message_ratio, outcome_line, plot, targets
+from bench.report import markdown, message_ratio, outcome_line, plot, targets
+from bench.run import cpu_per_saga
 from bench.stats import latency_summary_ms, percentile
 from bench.workload import BENCH_SAGA, bench_definition
 from events.codec import decode, encode
@@ -120,41 +121,87 @@ def test_profile_summary_ranks_own_time_and_packages(tmp_path: Path) -> None:
     assert packages["sagas.machine (decide)"] == 30.0
 
 
-def _results() -> dict[str, Any]:
+def _section(broker: str, p99_at_500: float) -> dict[str, Any]:
     def point(offered: float, achieved: float, p99: float) -> dict[str, Any]:
         return {
             "offered_per_s": offered, "achieved_per_s": achieved, "missing": 0,
             "records_per_saga": 20.0, "latency": {"p50_ms": p99 / 2, "p95_ms": p99, "p99_ms": p99},
-            "cpu_percent": {"coordinator": 90.0}, "rss_peak_mib": {"coordinator": 80.0},
-            "load_before": (1.0, 1.0, 1.0),
+            "cpu_percent": {"coordinator": 90.0, "broker": 40.0, "broker-2": 10.0},
+            "cpu_us_per_saga": {"coordinator": 450.0, "broker": 250.0},
+            "rss_peak_mib": {"coordinator": 80.0}, "load_before": (1.0, 1.0, 1.0),
         }  # fmt: skip
 
     return {
-        "machine": {"nproc": 2, "cpu_model": "test", "ram_gib": 1, "python": "3", "git": "x"},
-        "options": {"sustained": 60, "smoke": True},
-        "ceiling": {"pipelined_per_s": 40_000.0},
+        "broker": {"name": broker, "version": f"{broker} 1.0", "fresh_per_phase": broker == "embedded",
+                   "partitions": 1 if broker == "embedded" else 8, "client_env": {}},
+        "ceiling": {"pipelined_per_s": 40_000.0, "single_p50_ms": 1.0, "single_p99_ms": 2.0,
+                    "record_bytes": 400, "topic_partitions": 8, "load_before": (1.0, 1.0, 1.0)},
         "systems": {
             "bench": {
-                "sweep": [point(500, 499, 80.0), point(1000, 700, 900.0)],
-                "sustained": point(700, 690, 150.0),
-                "memory": {"sagas": 1000, "bytes_per_saga": 3000},
+                "sweep": [point(500, 499, p99_at_500), point(1000, 700, 900.0)],
+                "sustained": point(700, 690, 150.0) | {"send_start": 0.0, "send_end": 60.0},
+                "memory": {"sagas": 1000, "bytes_per_saga": 3000, "rss_before_mib": 50},
                 "recovery": {
                     "sagas": 1000,
                     "processing_again_s": 5.0,
                     "all_terminal_s": 20.0,
                     "missing": 0,
                 },
-            }  # fmt: skip
+            }
         },
+    }  # fmt: skip
+
+
+def _results() -> dict[str, Any]:
+    return {
+        "machine": {"nproc": 2, "cpu_model": "test", "ram_gib": 1, "python": "3", "git": "x"},
+        "options": {"sustained": 60, "smoke": True},
+        "brokers": {"embedded": _section("embedded", 80.0), "kafka": _section("kafka", 40.0)},
     }
 
 
-def test_targets_say_which_figures_meet_issue_8() -> None:
-    met = {t["target"].split(" ")[1]: t["met"] for t in targets(_results())}
-    assert met == {"1,500": False, "<=": True, "2,048": False, "with": True}
+def test_targets_say_which_figures_meet_each_brokers_issue() -> None:
+    results = _results()
+    embedded = {
+        t["target"]: t["met"] for t in targets(results["brokers"]["embedded"], results["options"])
+    }
+    assert embedded == {
+        "p99 <= 100 ms at 500 sagas/s offered": True,
+        ">= 1,500 sagas/s sustained 60 s, none missing": False,
+        "<= 2,048 bytes of coordinator memory per in-flight saga": False,
+        "SIGKILL with 1,000 in flight: processing within 15 s, all terminal, none lost": True,
+        "coordinator CPU per bench saga: reported": True,
+    }
+    # Apache Kafka is held to issue 15: p99 50 ms at 500/s, 100 ms at 1,000/s, back in 5 s.
+    kafka = {
+        t["target"]: t["met"] for t in targets(results["brokers"]["kafka"], results["options"])
+    }
+    assert kafka["p99 <= 50 ms at 500 sagas/s offered"] is True
+    assert kafka["p99 <= 100 ms at 1,000 sagas/s offered"] is False
+    assert kafka["SIGKILL with 1,000 in flight: processing within 5 s, all terminal, none lost"]
     assert message_ratio(
-        _results()["systems"]["bench"]["sweep"][0], {"pipelined_per_s": 40_000}
+        results["brokers"]["embedded"]["systems"]["bench"]["sweep"][0], {"pipelined_per_s": 40_000}
     ) == (499 * 20 / 40_000)
+
+
+def test_cpu_per_saga_divides_cpu_seconds_by_the_sagas_of_the_window() -> None:
+    usage = {
+        "coordinator": procstat.Usage(50.0, 5.0, 10.0, 1, 1, 1),
+        "broker": procstat.Usage(20.0, 1.0, 10.0, 1, 1, 1),
+        "broker-2": procstat.Usage(20.0, 1.0, 10.0, 1, 1, 1),
+    }
+    per = cpu_per_saga(usage, {"achieved_per_s": 1000.0})
+    # 5 s of coordinator CPU for 10 s x 1,000 sagas/s: 500 us per saga; nodes summed
+    assert per == {"coordinator": 500.0, "broker": 200.0}
+
+
+def test_the_report_shows_both_brokers_side_by_side() -> None:
+    text = markdown(_results())
+    assert "| figure | embedded 1.0 | kafka 1.0 |" in text
+    assert "| bench 500/s: achieved/s, p50 / p99 ms | 499; 40.0 / 80.0 | 499; 20.0 / 40.0 |" in text
+    assert "| bench 500/s: CPU us/saga coordinator / broker | 450 / 250 | 450 / 250 |" in text
+    assert "#### embedded: embedded 1.0" in text and "#### kafka: kafka 1.0" in text
+    assert "| target (issue 15, kafka) | measured | met |" in text
 
 
 def test_the_plot_is_drawn(tmp_path: Path) -> None:
