@@ -11,13 +11,35 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 # Options pass through: make demo DEMO_ARGS="--mode choreography --orders 200"
 DEMO = $(BIN)/sagas demo $(DEMO_ARGS)
 
-.PHONY: demo test test-unit test-integration test-e2e test-faults lint system-deps venv
+.PHONY: demo test test-kafka test-kafka-if-available test-unit test-integration test-e2e \
+	test-faults lint system-deps venv
 
 demo: $(STAMP)
 	$(DEMO)
 
+# Two halves: the whole suite on the embedded broker (needs only Python), then the
+# integration, e2e and short fault suites on a local Apache Kafka (Java 17 + Maven).
 test: system-deps $(STAMP)
 	$(PYTEST) tests -q
+	@$(MAKE) --no-print-directory test-kafka-if-available
+
+# The Apache Kafka half alone: the suite starts Apache Kafka 4.4 (events/apache_kafka,
+# jars fetched once with Maven into ~/.cache/sagastream) and stops it by PID.
+test-kafka: system-deps $(STAMP)
+	SAGAS_TEST_BROKER=kafka $(PYTEST) tests/integration tests/e2e tests/faults -q
+
+# Under CI the Apache Kafka half must run: no Java or Maven fails the run.
+test-kafka-if-available:
+	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory test-kafka; \
+	elif [ -n "$$CI" ]; then \
+	    echo "error: the Apache Kafka half of make test needs Java 17+ and Maven, and CI is" \
+	        "set: install them (Debian: apt-get install openjdk-17-jre-headless maven)" >&2; \
+	    exit 1; \
+	else \
+	    echo "make test: skipping the Apache Kafka half (no java or mvn on PATH);" \
+	        "install Java 17+ and Maven, then run make test-kafka"; \
+	fi
 
 test-unit: $(STAMP)
 	$(PYTEST) tests/unit -q

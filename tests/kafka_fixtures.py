@@ -68,6 +68,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "apache_kafka: starts its own Apache Kafka; runs when SAGAS_TEST_BROKER=kafka"
     )
+    config.addinivalue_line(
+        "markers",
+        "embedded_only: about the embedded broker itself (Tansu); runs in the embedded half",
+    )
     choice = os.environ.get(BROKER_SETTING, "embedded") or "embedded"
     if choice not in BROKER_CHOICES:
         raise pytest.UsageError(
@@ -92,6 +96,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    return _broker_line()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # Also under -q, which hides the header: the log says which broker the run used.
+    terminalreporter.write_line(_broker_line())
+
+
+def _broker_line() -> str:
     choice = test_broker_choice()
     if choice == "kafka":
         kafka = _STARTED[0]
@@ -105,12 +118,16 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(BROKER_SETTING) == "kafka":
-        return
-    skip = pytest.mark.skip(reason="starts its own Apache Kafka: runs with SAGAS_TEST_BROKER=kafka")
+    kafka_half = os.environ.get(BROKER_SETTING) == "kafka"
+    skip_kafka = pytest.mark.skip(
+        reason="starts its own Apache Kafka: runs with SAGAS_TEST_BROKER=kafka"
+    )
+    skip_embedded = pytest.mark.skip(reason="about the embedded broker: runs in the embedded half")
     for item in items:
-        if item.get_closest_marker("apache_kafka") is not None:
-            item.add_marker(skip)
+        if not kafka_half and item.get_closest_marker("apache_kafka") is not None:
+            item.add_marker(skip_kafka)
+        if kafka_half and item.get_closest_marker("embedded_only") is not None:
+            item.add_marker(skip_embedded)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from events.admin import partition_counts
 from events.participant_store import ChangelogEntry, ParticipantCore
 from sagas.demo.drive import RunResult, drive
 from sagas.demo.scenario import CREDIT_LIMITS, Scenario
@@ -90,22 +91,30 @@ async def test_200_orders_with_injected_failures_keep_stock_and_money(
 async def payment_changelog(system: Launcher) -> list[ChangelogEntry]:
     """Every effect the payment service made durable, in order (its changelog topic)."""
     topic = f"{system.prefix}payment.changelog"
+    # Every partition: the changelog has as many as the topics it follows.
+    (count,) = (await partition_counts(system.kafka, [topic])).values()
+    # "earliest" from the start: a seek_to_beginning after assign() can lose the race with
+    # the default reset to "latest" (seen on Apache Kafka: an empty read of 316 records).
     consumer = AIOKafkaConsumer(
-        group_id=None, enable_auto_commit=False, **system.kafka.consumer_kwargs()
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **system.kafka.consumer_kwargs(),
     )
     await consumer.start()
     entries: list[ChangelogEntry] = []
     try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        await consumer.seek_to_beginning(tp)
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=500)
-            # The embedded broker's end offset can stop at the last batch's first
-            # record (see events.participant_io.replay_changelog); a fetch knows better.
-            end = max(end, consumer.highwater(tp) or 0)
-            entries += [ChangelogEntry.decode(r.value) for r in batch.get(tp, []) if r.value]
+        tps = [TopicPartition(topic, p) for p in range(count)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            end = ends[tp]
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                # The embedded broker's end offset can stop at the last batch's first
+                # record (see events.participant_io.replay_changelog); a fetch knows better.
+                end = max(end, consumer.highwater(tp) or 0)
+                entries += [ChangelogEntry.decode(r.value) for r in batch.get(tp, []) if r.value]
     finally:
         await consumer.stop()
     return entries

@@ -20,7 +20,7 @@ from events.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from events.errors import TopicMissingError
 from events.kafka_settings import KafkaSettings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded_only]
 
 
 def gone(pid: int) -> bool:

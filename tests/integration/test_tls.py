@@ -165,6 +165,7 @@ async def test_order_saga_over_tls_configured_by_environment_only(
     assert set(PROCESSES) <= set(tls_broker.client_subjects), tls_broker.client_subjects
 
 
+@pytest.mark.embedded_only
 def test_the_embedded_broker_serves_tls_itself(pki: Pki) -> None:
     """Documents why the TLS endpoint above exists; passes once Tansu accepts its TLS flags."""
     broker = EmbeddedBroker(cert=pki.cert("broker"), key=pki.key("broker"), startup_timeout=10)

@@ -73,7 +73,19 @@ def test_kafka_runs_in_kraft_mode_with_a_healthcheck(compose: dict[str, Any]) ->
     assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
     assert kafka["healthcheck"]["test"]
     # topics come from `sagas topics init`, co-partitioned; never auto-created
-    assert kafka["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    # The shared broker settings (auto-create off, 8 partitions) come from the one file
+    # the project's own Kafka uses too, mounted as the image's server.properties.
+    mounted = {v.split(":")[0]: v.split(":")[1] for v in kafka["volumes"]}
+    shared = mounted["./events/apache_kafka/broker.properties"]
+    assert shared == "/mnt/shared/config/server.properties"
+    settings = dict(
+        line.split("=", 1)
+        for line in (ROOT / "events/apache_kafka/broker.properties").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert settings["auto.create.topics.enable"] == "false"
+    assert settings["num.partitions"] == "8"
+    assert not any(k.startswith("KAFKA_AUTO_CREATE") for k in kafka["environment"])
 
 
 def test_one_image_built_from_the_dockerfile_runs_every_role(compose: dict[str, Any]) -> None:
