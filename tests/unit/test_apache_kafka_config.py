@@ -1,0 +1,104 @@
+"""What each Apache Kafka node is told (a pure function of the cluster's layout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from events.apache_kafka.config import (
+    BROKER_PROPERTIES,
+    ClientListener,
+    ClusterLayout,
+    NodePorts,
+    SaslUser,
+    node_properties,
+    scram_arguments,
+)
+
+
+def layout(nodes: int, listener: ClientListener | None = None) -> ClusterLayout:
+    ports = tuple(NodePorts(9000 + 10 * i, 9001 + 10 * i, 9002 + 10 * i) for i in range(nodes))
+    dirs = tuple(Path(f"/data/node-{i + 1}") for i in range(nodes))
+    return ClusterLayout("127.0.0.1", ports, dirs, listener or ClientListener())
+
+
+def properties(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            assert key not in out, f"{key} set twice"
+            out[key] = value
+    return out
+
+
+def test_three_nodes_form_one_quorum_with_three_replicas_and_two_in_sync() -> None:
+    cluster = layout(3)
+    nodes = [properties(node_properties(cluster, i)) for i in range(3)]
+    assert [n["node.id"] for n in nodes] == ["1", "2", "3"]
+    voters = "1@127.0.0.1:9002,2@127.0.0.1:9012,3@127.0.0.1:9022"
+    assert {n["controller.quorum.voters"] for n in nodes} == {voters}
+    for n in nodes:
+        assert n["process.roles"] == "broker,controller"
+        assert n["default.replication.factor"] == "3"
+        assert n["min.insync.replicas"] == "2"
+        assert n["offsets.topic.replication.factor"] == "3"
+        assert n["transaction.state.log.min.isr"] == "2"
+    assert nodes[1]["listeners"] == (
+        "CLIENT://127.0.0.1:9010,INTERNAL://127.0.0.1:9011,CONTROLLER://127.0.0.1:9012"
+    )
+    assert nodes[2]["log.dirs"] == "/data/node-3"
+    assert cluster.bootstrap_servers() == "127.0.0.1:9000,127.0.0.1:9010,127.0.0.1:9020"
+
+
+def test_one_node_replicates_nothing_and_keeps_the_shared_settings() -> None:
+    node = properties(node_properties(layout(1), 0))
+    assert node["default.replication.factor"] == "1"
+    assert node["min.insync.replicas"] == "1"
+    shared = properties(BROKER_PROPERTIES.read_text())
+    assert shared["auto.create.topics.enable"] == "false"  # the engine creates its topics
+    assert {k: node[k] for k in shared} == shared
+
+
+def test_a_tls_listener_requires_client_certificates_from_the_truststore(tmp_path: Path) -> None:
+    keystore, ca = tmp_path / "broker.pem", tmp_path / "ca.pem"
+    keystore.write_text("key and chain")
+    ca.write_text("ca")
+    listener = ClientListener("SSL", keystore=keystore, truststore=ca)
+    listener.check()
+    node = properties(node_properties(layout(1, listener), 0))
+    assert node["listener.security.protocol.map"].startswith("CLIENT:SSL,INTERNAL:PLAINTEXT")
+    assert node["listener.name.client.ssl.keystore.location"] == str(keystore)
+    assert node["listener.name.client.ssl.truststore.location"] == str(ca)
+    assert node["listener.name.client.ssl.client.auth"] == "required"
+
+
+def test_sasl_users_log_in_with_plain_or_scram() -> None:
+    listener = ClientListener("SASL_PLAINTEXT", users=(SaslUser("svc", "pw-1"),))
+    node = properties(node_properties(layout(1, listener), 0))
+    assert node["sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    assert 'user_svc="pw-1"' in node["listener.name.client.plain.sasl.jaas.config"]
+    assert "ScramLoginModule" in node["listener.name.client.scram-sha-512.sasl.jaas.config"]
+    assert scram_arguments(listener) == [
+        "--add-scram", "SCRAM-SHA-256=[name=svc,password=pw-1]",
+        "--add-scram", "SCRAM-SHA-512=[name=svc,password=pw-1]",
+    ]  # fmt: skip
+    assert "pw-1" not in repr(listener)
+
+
+@pytest.mark.parametrize(
+    ("listener", "message"),
+    [
+        (ClientListener("SSL"), "needs a keystore"),
+        (ClientListener("SASL_SSL", keystore=Path("/nonexistent.pem")), "needs at least one"),
+        (ClientListener("SSL", keystore=Path("/nonexistent.pem")), "not found: /nonexistent.pem"),
+        (ClientListener("SASL_PLAINTEXT", users=(SaslUser("a", 'x"y'),)), "its password"),
+        (ClientListener("SASL_PLAINTEXT", users=(SaslUser("a,b", "x"),)), "its name"),
+    ],
+)
+def test_a_listener_that_cannot_work_is_refused_with_what_is_wrong(
+    listener: ClientListener, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        listener.check()
