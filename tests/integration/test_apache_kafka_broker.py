@@ -191,3 +191,26 @@ def test_the_jars_come_from_the_cache_after_the_first_run() -> None:
     assert done.returncode == 0, done.stderr
     assert "Fetching" not in done.stderr and "downloaded" not in done.stderr
     assert done.stdout.strip() == f"{cache_dir() / 'libs'}/*"
+
+
+def test_a_first_run_fetches_the_jars_with_progress_and_an_interrupted_one_is_redone(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "SAGAS_KAFKA_CACHE": str(tmp_path / "cache")}
+    fetch = [
+        sys.executable,
+        "-c",
+        "from events.apache_kafka.jars import ensure_jars; ensure_jars()",
+    ]
+    first = subprocess.run(fetch, capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Fetching Apache Kafka 4.4.0 with Maven" in first.stderr
+    assert "jars ready" in first.stderr
+    target = tmp_path / "cache" / "kafka-4.4.0"
+    assert (target / "COMPLETE").is_file()
+    assert len(list((target / "libs").glob("*.jar"))) > 20
+
+    # A fetch cut short leaves no stamp: the next run fetches again instead of trusting it.
+    (target / "COMPLETE").unlink()
+    again = subprocess.run(fetch, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0 and "Fetching" in again.stderr, again.stderr
