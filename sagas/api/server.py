@@ -16,6 +16,7 @@ import orjson
 from aiohttp import ClientTimeout
 from prometheus_client import generate_latest
 
+from events.broker_watch import BrokerWatch
 from events.codec import encode
 from sagas import control
 from sagas.api import render
@@ -51,6 +52,8 @@ class SagaApi:
     def __init__(self, coordinator: Coordinator) -> None:
         self.c = coordinator
         self.cluster = Cluster(coordinator)
+        #: whether Kafka answers: the consumer and producer only log a lost broker
+        self.broker = BrokerWatch(coordinator.kafka)
         token = coordinator.settings.api_token
         self.token = token.get_secret_value() if token is not None else None
         self.versions: dict[str, list[int]] = {}
@@ -310,11 +313,19 @@ class SagaApi:
 
     # -- health and metrics ---------------------------------------------------------------
 
+    def kafka_problem(self) -> str | None:
+        problem = self.broker.problem
+        return None if problem is None else f"Kafka does not answer: {problem}"
+
     def health(self) -> tuple[int, Any]:
-        return 200, {"status": "ok", "replica": self.cluster.self_url}
+        # Alive while Kafka is down (restarting would not bring it back), but says so.
+        body = {"status": "ok", "replica": self.cluster.self_url}
+        if (why := self.kafka_problem()) is not None:
+            body.update(status="degraded", reason=why)
+        return 200, body
 
     def readiness(self) -> tuple[int, Any]:
-        why = self.cluster.not_ready()
+        why = self.kafka_problem() or self.cluster.not_ready()
         body = {
             "ready": why is None,
             "replica": self.cluster.self_url,
