@@ -11,14 +11,16 @@ line; ``down_for()`` says for how long it has been so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from typing import Any
 
 from events.broker_probe import metadata_refused
 from events.connection_failure import explain_connection_failure
 from events.kafka_settings import KafkaSettings
 
-__all__ = ["BrokerWatch", "KafkaUnreachableError"]
+__all__ = ["BrokerWatch", "KafkaUnreachableError", "start_client"]
 
 log = logging.getLogger("events.broker_watch")
 
@@ -65,7 +67,7 @@ class BrokerWatch:
                 await self.check()
             except Exception:  # a health check must not take its process down
                 log.exception("checking whether Kafka answers failed")
-            await asyncio.sleep(self.interval)
+            await _sleep(self.interval)
 
     async def fail_after(self, deadline: float) -> None:
         """Return never; raise `KafkaUnreachableError` once Kafka has not answered for
@@ -74,4 +76,31 @@ class BrokerWatch:
             why = await self.check()
             if why is not None and self.down_for() >= deadline:
                 raise KafkaUnreachableError(f"{why} (no answer for {self.down_for():.0f}s)")
-            await asyncio.sleep(self.interval)
+            await _sleep(self.interval)
+
+
+async def _sleep(seconds: float) -> None:
+    """Sleep, unless this task was asked to stop: aiokafka's clients (or ``wait_for``
+    racing a result) can swallow a cancellation, and the loop must still end."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    await asyncio.sleep(seconds)
+
+
+async def start_client(client: Any, timeout: float) -> None:
+    """``await client.start()`` of an aiokafka producer, consumer or admin client, given
+    at most ``timeout`` seconds: aiokafka waits its request timeout (40 s) per attempt on
+    a broker that accepts connections but does not answer. On failure the client is
+    stopped (no "Unclosed" warning) and a timeout raises ``KafkaConnectionError``, which
+    `events.connection_failure` explains like any other connection failure."""
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        await asyncio.wait_for(client.start(), timeout)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        if isinstance(exc, TimeoutError):
+            raise KafkaConnectionError(f"Kafka did not answer within {timeout:g}s") from None
+        raise

@@ -29,7 +29,12 @@ def _through_kafka(
     definitions: list[Path], name: str, payload: dict[str, Any], saga_id: str | None
 ) -> str:
     from events.kafka_settings import KafkaSettings
-    from sagas.cli.foreground import fail, kafka_failure
+    from sagas.cli.foreground import (
+        CONNECT_TIMEOUT,
+        fail,
+        kafka_failure,
+        quiet_kafka_client_logs,
+    )
     from sagas.client import SagaClient
     from sagas.errors import SagaError
     from sagas.loader import DefinitionRegistry, load_definitions
@@ -47,8 +52,10 @@ def _through_kafka(
     if not KafkaSettings().bootstrap_servers:
         fail("KAFKA_BOOTSTRAP_SERVERS is not set; point it at the cluster the coordinator uses")
 
+    quiet_kafka_client_logs()
+
     async def run() -> str:
-        async with SagaClient(KafkaSettings()) as client:
+        async with SagaClient(KafkaSettings(), connect_timeout=CONNECT_TIMEOUT) as client:
             return await client.start_saga(name, payload, saga_id=saga_id)
 
     try:
