@@ -331,7 +331,9 @@ async def _tail(
             if as_json:
                 typer.echo(record.value.decode("utf-8", "replace"))
             else:
-                console.print(tail_line(event.type, event.sagaid, event.data, event.time))
+                # one event, one line: never wrapped to the terminal or a pipe's 160 columns
+                line = tail_line(event.type, event.sagaid, event.data, event.time)
+                console.print(line, soft_wrap=True)
             seen += 1
             if count is not None and seen >= count:
                 return
