@@ -9,7 +9,9 @@
 #
 # Configuration is environment variables (KAFKA_*, SAGAS_*, SERVICES_*): see the
 # "Configuration" table in README.md. The embedded broker is not in the image:
-# point KAFKA_BOOTSTRAP_SERVERS at a Kafka cluster.
+# point KAFKA_BOOTSTRAP_SERVERS at a Kafka cluster. The API listens on 0.0.0.0, so a
+# worker needs its bearer token: -e SAGAS_API_TOKEN=..., or a secret file mounted and
+# named by SAGAS_API_TOKEN_FILE (-e SAGAS_API_AUTH=none opts out, explicitly).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

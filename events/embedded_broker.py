@@ -92,6 +92,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def port_in_use(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on, or None. Checked before a broker starts
+    on a port that was asked for: whatever listens there would answer the readiness
+    probe, and the broker's own failure to bind would come only after a success."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Tansu binds
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
 class EmbeddedBroker:
     """One Tansu broker process on ``host:port``; a sync and async context manager."""
 
@@ -295,6 +309,12 @@ class EmbeddedBroker:
         for name, path in (("certificate", self.cert), ("key", self.key)):
             if path is not None and not path.is_file():
                 raise EmbeddedBrokerError(f"TLS {name} file not found: {path}")
+        if self.requested_port and (taken := port_in_use(self.host, self.requested_port)):
+            raise EmbeddedBrokerError(
+                f"cannot start the embedded broker on {self.host}:{self.requested_port}: "
+                f"{taken.strerror or taken}; choose another --port, or leave it out for a "
+                f"free one"
+            )
         port = self.requested_port or free_port(self.host)
         cmd = self.command(port)
         self._open_log()

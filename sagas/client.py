@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from events.broker_watch import start_client
 from events.codec import encode
 from events.envelope import CloudEvent
 from events.kafka_settings import KafkaSettings
@@ -23,14 +24,20 @@ from sagas import control
 
 
 class SagaClient:
-    def __init__(self, kafka: KafkaSettings, *, topics: Topics | None = None) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, *, topics: Topics | None = None, connect_timeout: float = 30.0
+    ) -> None:
+        """``connect_timeout``: seconds to reach Kafka on entering, else
+        ``aiokafka.errors.KafkaConnectionError``."""
         self.kafka = kafka
         self.topics = topics or Topics.from_settings(kafka)
+        self.connect_timeout = connect_timeout
         self._producer: AIOKafkaProducer | None = None
 
     async def __aenter__(self) -> SagaClient:
-        self._producer = AIOKafkaProducer(**self.kafka.aiokafka_kwargs(), linger_ms=2)
-        await self._producer.start()
+        producer = AIOKafkaProducer(**self.kafka.aiokafka_kwargs(), linger_ms=2)
+        await start_client(producer, self.connect_timeout)
+        self._producer = producer
         return self
 
     async def __aexit__(

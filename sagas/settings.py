@@ -6,6 +6,7 @@ Kafka connection and security settings live in `events.kafka_settings`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -29,6 +30,17 @@ class CoordinatorSettings(BaseSettings):
         "with the host name when WEB_HOST is 0.0.0.0).",
     )
     api_token: SecretStr | None = Field(default=None, description="Bearer token for mutations.")
+    api_token_file: Path | None = Field(
+        default=None,
+        description="File holding the bearer token (a Docker or Kubernetes secret), instead "
+        "of SAGAS_API_TOKEN.",
+    )
+    api_auth: Literal["token", "none"] = Field(
+        default="token",
+        description="token: mutations need the bearer token; an empty one, or none while the "
+        "API listens beyond loopback, is refused at start. none: no authentication, chosen "
+        "explicitly.",
+    )
     batch_max: int = Field(default=1000, ge=1, description="Records decided per batch at most.")
     commit_interval: float = Field(
         default=0.1,
@@ -94,6 +106,36 @@ class CoordinatorSettings(BaseSettings):
             raise ValueError(
                 f"SAGAS_HEARTBEAT_INTERVAL={self.heartbeat_interval:g} must be at most a third "
                 f"of SAGAS_SESSION_TIMEOUT={self.session_timeout:g}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _authentication_chosen(self) -> CoordinatorSettings:
+        # An empty token (SAGAS_API_TOKEN=$UNSET) used to turn authentication off silently.
+        given = self.api_token.get_secret_value() if self.api_token is not None else None
+        if self.api_token_file is not None:
+            if given:
+                raise ValueError("set SAGAS_API_TOKEN or SAGAS_API_TOKEN_FILE, not both")
+            try:
+                given = self.api_token_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"SAGAS_API_TOKEN_FILE={str(self.api_token_file)!r}: cannot read the token "
+                    f"({exc.strerror})"
+                ) from None
+            self.api_token = SecretStr(given)
+        how = "set one, or SAGAS_API_AUTH=none to serve the API without authentication"
+        if self.api_auth == "none":
+            if given:
+                raise ValueError("SAGAS_API_AUTH=none, but a token is set: drop one of them")
+            return self
+        if given is not None and not given:
+            source = "the file SAGAS_API_TOKEN_FILE" if self.api_token_file else "SAGAS_API_TOKEN"
+            raise ValueError(f"{source} is empty: the API would take mutations from anyone; {how}")
+        if given is None and self.web_host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(
+                f"the API listens on SAGAS_WEB_HOST={self.web_host} with no SAGAS_API_TOKEN or "
+                f"SAGAS_API_TOKEN_FILE: {how}"
             )
         return self
 

@@ -7,8 +7,9 @@
 ``POST /sagas/{name}[?id=&version=&wait=]`` start a saga; body = initial data (JSON object)
 ``POST /sagas/{id}/retry|abort|resolve``    operator commands; body ``{"reason": ...}``
 ``POST /sagas/{id}/skip``                   body ``{"step": NAME, "reason": ...}``
-``GET  /healthz``, ``GET /readyz``          liveness; ready once partitions are assigned
-                                            and the table is recovered
+``GET  /healthz``, ``GET /readyz``          liveness (says why when Kafka does not
+                                            answer); ready once partitions are assigned,
+                                            the table is recovered and Kafka answers
 ``GET  /metrics``                           Prometheus text format
 ==========================================  ===============================================
 
@@ -118,7 +119,10 @@ class HttpApi:
         return runner
 
     def background_tasks(self) -> list[asyncio.Task[None]]:
-        return [asyncio.create_task(self._refresh_census(), name="sagas.api.census")]
+        return [
+            asyncio.create_task(self._refresh_census(), name="sagas.api.census"),
+            asyncio.create_task(self.saga_api.broker.run(), name="sagas.api.broker"),
+        ]
 
     async def _refresh_census(self) -> None:
         while True:

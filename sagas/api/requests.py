@@ -217,6 +217,31 @@ def parse_start(
     return StartRequest(name, data, saga_id, version)
 
 
+def same_start(start: StartRequest, existing: Mapping[str, Any]) -> None:
+    """Raise 409 unless the saga ``existing`` (its ``GET /sagas/{id}`` view) is what
+    ``start`` asks for: the same definition (and version, if asked) and a context that
+    still holds every field of the request's data with the same value. Replies add to a
+    saga's context, so the context may hold more; a retried request is then idempotent."""
+    differs = []
+    if existing.get("saga") != start.saga:
+        differs.append(f"it runs {existing.get('saga')!r}, not {start.saga!r}")
+    elif start.version is not None and existing.get("version") != start.version:
+        differs.append(f"it runs version {existing.get('version')}, not {start.version}")
+    context = existing.get("context") or {}
+    changed = sorted(k for k, v in start.data.items() if k not in context or context[k] != v)
+    if changed:
+        shown = ", ".join(repr(k) for k in changed[:5]) + (", ..." if len(changed) > 5 else "")
+        differs.append(f"its data differs in {shown}")
+    if differs:
+        raise ApiError(
+            409,
+            "saga-id-taken",
+            f"saga {existing.get('id')!r} already exists and {'; '.join(differs)}: choose "
+            f"another id, or leave the id out to get a new one",
+            saga_status=existing.get("status"),
+        )
+
+
 def parse_operator(action: str, body: bytes, params: Mapping[str, str]) -> OperatorRequest:
     """``POST /sagas/{id}/{action}`` with optional body ``{"reason": ..., "step": ...}``."""
     if action not in ACTIONS:

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import ClientTimeout
 from prometheus_client import generate_latest
 
+from events.broker_watch import BrokerWatch
 from events.codec import encode
 from sagas import control
 from sagas.api import render
@@ -30,6 +31,7 @@ from sagas.api.requests import (
     parse_operator,
     parse_start,
     parse_wait,
+    same_start,
     wanted,
 )
 from sagas.errors import SagaError
@@ -50,6 +52,8 @@ class SagaApi:
     def __init__(self, coordinator: Coordinator) -> None:
         self.c = coordinator
         self.cluster = Cluster(coordinator)
+        #: whether Kafka answers: the consumer and producer only log a lost broker
+        self.broker = BrokerWatch(coordinator.kafka)
         token = coordinator.settings.api_token
         self.token = token.get_secret_value() if token is not None else None
         self.versions: dict[str, list[int]] = {}
@@ -191,6 +195,17 @@ class SagaApi:
         params = dict(request.query)
         wait = parse_wait(params)
         start = parse_start(name, await request.read(), params, self.versions)
+        if start.saga_id is not None and (found := await self._found(start.saga_id)):
+            same_start(start, found)  # a different saga under this id is a 409
+            return 200, {
+                "id": start.saga_id,
+                "action": "start",
+                "accepted": True,
+                "applied": True,
+                "existing": True,
+                "state": found,
+                "status_url": f"/sagas/{start.saga_id}",
+            }
         event = control.start_request(
             start.saga, start.data, saga_id=start.saga_id, version=start.version
         )
@@ -205,6 +220,18 @@ class SagaApi:
             "state": state,
             "status_url": f"/sagas/{event.sagaid}",
         }
+
+    async def _found(self, saga_id: str) -> dict[str, Any] | None:
+        """The view of saga ``saga_id`` from whichever replica holds it, or None if there
+        is no such saga (or nobody holds its partition right now: the start then goes
+        ahead, and the coordinator drops it as a duplicate if the saga exists)."""
+        owner = self.cluster.owner_of(saga_id)
+        if owner is None:
+            return None
+        if self.cluster.is_self(owner):
+            return self.local_detail(saga_id) if self.cluster.local_state(saga_id) else None
+        code, body = await self._peer("GET", owner, f"/sagas/{saga_id}")
+        return dict(orjson.loads(body)) if code == 200 else None
 
     async def _await_start(self, saga_id: str, wait: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + wait
@@ -286,11 +313,19 @@ class SagaApi:
 
     # -- health and metrics ---------------------------------------------------------------
 
+    def kafka_problem(self) -> str | None:
+        problem = self.broker.problem
+        return None if problem is None else f"Kafka does not answer: {problem}"
+
     def health(self) -> tuple[int, Any]:
-        return 200, {"status": "ok", "replica": self.cluster.self_url}
+        # Alive while Kafka is down (restarting would not bring it back), but says so.
+        body = {"status": "ok", "replica": self.cluster.self_url}
+        if (why := self.kafka_problem()) is not None:
+            body.update(status="degraded", reason=why)
+        return 200, body
 
     def readiness(self) -> tuple[int, Any]:
-        why = self.cluster.not_ready()
+        why = self.kafka_problem() or self.cluster.not_ready()
         body = {
             "ready": why is None,
             "replica": self.cluster.self_url,

@@ -36,6 +36,16 @@ def kafka_failure(exc: BaseException) -> str | None:
     return str(explain_connection_failure(exc, KafkaSettings()))
 
 
+#: seconds a one-shot command (`sagas start`, `load`) waits to reach Kafka
+CONNECT_TIMEOUT = 15.0
+
+
+def quiet_kafka_client_logs() -> None:
+    """aiokafka logs each failed connection attempt; a one-shot command says it in one
+    line (`kafka_failure`) instead."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL + 1)
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -32,8 +32,10 @@ def load(
 ) -> None:
     """Place demo orders (order.placed) at a steady rate until stopped or --count is reached."""
     from events.kafka_settings import KafkaSettings
-    from sagas.cli.foreground import fail, kafka_failure
+    from sagas.cli.foreground import fail, kafka_failure, quiet_kafka_client_logs
     from services.config import ServicesConfig
+
+    quiet_kafka_client_logs()
 
     kafka = KafkaSettings()
     if not kafka.bootstrap_servers:
@@ -54,8 +56,10 @@ def load(
 async def _place(kafka: object, topic: str, rate: float, count: int, seed: int) -> int:
     from aiokafka import AIOKafkaProducer
 
+    from events.broker_watch import start_client
     from events.codec import encode
     from events.envelope import derived_id, new_event
+    from sagas.cli.foreground import CONNECT_TIMEOUT
     from sagas.demo.scenario import Scenario
 
     stop = asyncio.Event()
@@ -63,11 +67,7 @@ async def _place(kafka: object, topic: str, rate: float, count: int, seed: int) 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), linger_ms=5)  # type: ignore[attr-defined]
-    try:
-        await producer.start()
-    except BaseException:
-        await producer.stop()  # no "Unclosed AIOKafkaProducer" after the error
-        raise
+    await start_client(producer, CONNECT_TIMEOUT)
     placed, chunk, start, reported = 0, 0, time.monotonic(), time.monotonic()
     try:
         while not stop.is_set() and (count == 0 or placed < count):

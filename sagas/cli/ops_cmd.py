@@ -235,18 +235,59 @@ def tail(
     saga_id: str | None = typer.Option(None, "--id", help="Only this saga."),
     count: int | None = typer.Option(None, "--count", min=1, help="Stop after this many events."),
     as_json: bool = typer.Option(False, "--json", help="Print each event as CloudEvents JSON."),
+    timeout: float = typer.Option(
+        30.0,
+        "--timeout",
+        min=1,
+        help="Give up (exit 2) when Kafka has not answered for this many seconds.",
+    ),
 ) -> None:
     """Follow saga lifecycle events live (saga.lifecycle), one line each, until Ctrl-C."""
     import asyncio
     import contextlib
+    import logging
 
+    from events.broker_watch import KafkaUnreachableError
     from events.kafka_settings import KafkaSettings
+    from sagas.cli.foreground import kafka_failure
 
     kafka = KafkaSettings()
     if not kafka.bootstrap_servers:
         _fail("KAFKA_BOOTSTRAP_SERVERS is not set; point it at the cluster the coordinator uses")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_tail(kafka, from_beginning, saga, saga_id, count, as_json))
+    # aiokafka retries a lost broker and logs every attempt: the watch says it in one line
+    for noisy in ("aiokafka", "events.broker_watch"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL + 1)
+    follow = _tail(kafka, from_beginning, saga, saga_id, count, as_json)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_until_kafka_is_gone(kafka, follow, timeout))
+    except KafkaUnreachableError as exc:
+        _fail(f"sagas tail gave up: {exc}")
+    except Exception as exc:
+        if (reason := kafka_failure(exc)) is None:
+            raise
+        _fail(reason)
+
+
+async def _until_kafka_is_gone(kafka: Any, follow: Any, timeout: float) -> None:
+    """Run ``follow`` until it ends, or raise once Kafka has not answered for ``timeout``."""
+    import asyncio
+
+    from events.broker_watch import BrokerWatch
+
+    following = asyncio.ensure_future(follow)
+    watching = asyncio.ensure_future(
+        BrokerWatch(kafka, interval=min(5.0, timeout / 3)).fail_after(timeout)
+    )
+    try:
+        await asyncio.wait([following, watching], return_when=asyncio.FIRST_COMPLETED)
+        if watching.done():
+            watching.result()  # raises KafkaUnreachableError
+        await following
+    finally:
+        following.cancel()
+        watching.cancel()
+        await asyncio.gather(following, watching, return_exceptions=True)
 
 
 async def _tail(
@@ -273,9 +314,9 @@ async def _tail(
         auto_offset_reset="earliest" if from_beginning else "latest",
     )
     console = _console()
-    await consumer.start()
     seen = 0
     try:
+        await consumer.start()
         console.print(f"following {topic} (Ctrl-C to stop)", style="dim", highlight=False)
         async for record in consumer:
             try:
@@ -290,7 +331,9 @@ async def _tail(
             if as_json:
                 typer.echo(record.value.decode("utf-8", "replace"))
             else:
-                console.print(tail_line(event.type, event.sagaid, event.data, event.time))
+                # one event, one line: never wrapped to the terminal or a pipe's 160 columns
+                line = tail_line(event.type, event.sagaid, event.data, event.time)
+                console.print(line, soft_wrap=True)
             seen += 1
             if count is not None and seen >= count:
                 return

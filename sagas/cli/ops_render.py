@@ -11,9 +11,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
 from rich.text import Text
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``, ``\\n``): ids and
+    values come from Kafka and must not move the cursor, clear the screen or split a line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def escape(text: str) -> str:
+    """Printable (`printable`) and free of rich markup."""
+    return _markup_escape(printable(text))
+
 
 STATUS_STYLE = {
     "running": "cyan",
@@ -74,7 +88,7 @@ def saga_status(detail: Mapping[str, Any]) -> RenderableType:
     head.add_row("id", escape(str(detail["id"])))
     status = styled(detail["status"])
     if detail.get("current_steps"):
-        status.append(f"  at {', '.join(detail['current_steps'])}", style="")
+        status.append(printable(f"  at {', '.join(detail['current_steps'])}"), style="")
     head.add_row("status", status)
     head.add_row("phase", str(detail.get("phase")))
     head.add_row("started", str(detail.get("started_at") or "-"))
@@ -85,7 +99,7 @@ def saga_status(detail: Mapping[str, Any]) -> RenderableType:
         )
     for label, key in (("failure", "failure"), ("abort reason", "abort_reason")):
         if detail.get(key):
-            head.add_row(label, Text(str(detail[key]), style="red"))
+            head.add_row(label, Text(printable(str(detail[key])), style="red"))
     if detail.get("context"):
         head.add_row("context", _context(detail["context"]))
     if detail.get("served_by"):
@@ -168,14 +182,15 @@ def tail_line(
     """One lifecycle event as one readable line (`sagas tail`)."""
     stamp = (time or datetime.now(UTC)).astimezone(UTC).strftime("%H:%M:%S.%f")[:-3]
     line = Text(f"{stamp}  ")
-    line.append(f"{event_type:<20}", style=LIFECYCLE_STYLE.get(event_type, ""))
-    line.append(f"  {data.get('saga', '?')}  {saga_id}")
+    line.append(f"{printable(event_type):<20}", style=LIFECYCLE_STYLE.get(event_type, ""))
+    line.append(f"  {printable(str(data.get('saga', '?')))}  {printable(saga_id)}")
     if data.get("step"):
-        line.append(f"  step={data['step']}")
+        line.append(f"  step={printable(str(data['step']))}")
     if data.get("status"):
         line.append("  status=")
-        line.append_text(styled(str(data["status"])))
+        line.append_text(styled(printable(str(data["status"]))))
     for key in ("reason", "resolved", "phase"):
         if data.get(key):
-            line.append(f"  {key}={data[key]}", style="dim" if key == "phase" else "")
+            shown = printable(str(data[key]))
+            line.append(f"  {key}={shown}", style="dim" if key == "phase" else "")
     return line

@@ -77,4 +77,74 @@ def run_coordinator(coordinator: Coordinator, log_level: str, log_format: str = 
     from sagas.logs import configure
 
     configure(log_level, log_format)
-    run_until_signal(coordinator.run, "coordinator")
+
+    async def serve(stop: asyncio.Event) -> None:
+        announce = asyncio.create_task(_announce_ready(coordinator, log_level))
+        running = asyncio.create_task(coordinator.run(stop))
+        asked = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([running, asked], return_when=asyncio.FIRST_COMPLETED)
+            if not running.done():
+                await _stop_within(running, STOP_GRACE)
+            if running.cancelled() and stop.is_set():
+                # aiokafka's consumer lets its own fetch task's cancellation out of stop()
+                # when the broker is gone: the stop was asked for, so it is not an error.
+                _stop_log().warning("the coordinator stopped without reaching Kafka")
+                return
+            running.result()  # its error, if it failed
+        finally:
+            announce.cancel()
+            asked.cancel()
+
+    run_until_signal(serve, "coordinator")
+
+
+#: seconds a replica may take to finish its batches and leave the group after SIGTERM
+STOP_GRACE = 5.0
+
+
+async def _stop_within(running: asyncio.Task[None], grace: float) -> None:
+    """Let a clean stop finish; past ``grace`` exit anyway. A stop can wait on Kafka for
+    ever (joining a group, committing or leaving with the broker gone), and SIGTERM must
+    be honoured in every state. Exiting is safe: what was not committed is replayed by
+    the replica that takes the partitions over (crash-only, like a SIGKILL)."""
+    import logging
+    import os
+
+    done, _ = await asyncio.wait([running], timeout=grace)
+    if done:
+        return
+    _stop_log().error(
+        "the coordinator did not stop within %gs (is Kafka answering?); exiting now: "
+        "uncommitted input is replayed by the next owner of its partitions",
+        grace,
+    )
+    logging.shutdown()
+    os._exit(0)
+
+
+def _stop_log() -> Any:
+    import logging
+
+    return logging.getLogger("sagas.worker")
+
+
+async def _announce_ready(coordinator: Coordinator, log_level: str) -> None:
+    """Once the replica first serves its sagas, say so in one line, also at the default
+    level (warning): where its API is and which partitions it owns."""
+    import logging
+
+    ready = logging.getLogger("sagas.worker")
+    if logging.getLevelName(log_level.upper()) <= logging.WARNING:
+        ready.setLevel(logging.INFO)
+    api = coordinator.api.saga_api
+    while api.readiness()[0] != 200:
+        await asyncio.sleep(0.1)
+    partitions = sorted(coordinator.owned)
+    ready.info(
+        "worker ready: API %s, partitions %s of %d, group %s",
+        coordinator.url,
+        ",".join(map(str, partitions)) or "none",
+        coordinator.kafka.partitions,
+        coordinator.settings.app_id,
+    )

@@ -180,7 +180,7 @@ async def test_every_process_authenticates_with_sasl_from_the_environment(
             )
             start = system.start(
                 "start",
-                [*system.sagas_command(), "start", "order", "--id", "sasl-cli",
+                [*system.sagas_command(), "start", "order", "-d", str(path), "--id", "sasl-cli",
                  "--data", '{"order_id": "cli", "customer_id": "c1", "amount": 100, '
                  '"lines": [{"sku": "A", "qty": 1}]}'],
             )  # fmt: skip

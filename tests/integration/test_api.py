@@ -329,6 +329,27 @@ async def test_bad_requests_are_refused_with_the_reason(shop: Shop) -> None:
             assert code == status and words in body["detail"], (path, url, code, body)
 
 
+async def test_start_of_an_existing_id_is_idempotent_or_a_conflict_never_silent(
+    shop: Shop,
+) -> None:
+    sid = shop.id_owned_by(shop.b)
+    await run(shop.start, {"pay": "ok", "sku": "S"}, url=shop.b, saga_id=sid)
+    for url in shop.urls:  # the replica holding it and the other one agree
+        code, body = await run(http, "POST", f"{url}/sagas/shop?id={sid}", {"pay": "ok", "sku": "S"}, token=TOKEN)  # fmt: skip
+        assert code == 200 and body["existing"] and body["state"]["id"] == sid, body
+        code, body = await run(http, "POST", f"{url}/sagas/shop?id={sid}", {"pay": "ok", "sku": "T"}, token=TOKEN)  # fmt: skip
+        assert code == 409 and "data differs in 'sku'" in body["detail"], body
+    with_token = {**shop.env, "SAGAS_API_TOKEN": TOKEN, "SAGAS_API_URL": shop.a}
+    code, out, err = await run(cli, ["start", "shop", "--id", sid, "--data", '{"sku": "T"}'], with_token)  # fmt: skip
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, (out, err)
+    assert "already exists" in err
+    code, out, err = await run(cli, ["start", "nosuchsaga"], with_token)
+    assert code == 1 and "no saga definition 'nosuchsaga'" in err and out == "", (out, err)
+    code, out, err = await run(cli, ["start", "shop", "--data", '{"pay": "ok"}'], with_token)
+    assert code == 0, err
+    assert (await run(wait_status, shop.a, out.strip(), {"completed"}))["context"]["pay"] == "ok"
+
+
 async def test_retry_of_a_failed_saga_after_the_participant_is_fixed(shop: Shop) -> None:
     shop.stock.broken = True
     sid = shop.id_owned_by(shop.b)

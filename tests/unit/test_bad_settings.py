@@ -58,14 +58,14 @@ PROCESSES = {
 }
 
 
-def bad_values(field: FieldInfo) -> list[str]:
+def bad_values(field: FieldInfo, env: str = "") -> list[str]:
     """Values of the wrong type, or out of the field's range, as environment text."""
     annotation = field.annotation
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     base = args[0] if len(args) == 1 else annotation
     if typing.get_origin(base) is typing.Literal:
         return ["bogus"]
-    if field.validation_alias and str(field.validation_alias).endswith(("FILE", "CAFILE")):
+    if env.endswith("_FILE") or str(field.validation_alias or "").endswith(("FILE", "CAFILE")):
         return ["/nonexistent/file.pem"]
     values = []
     if base in (int, float):
@@ -85,7 +85,7 @@ def cases() -> list[Any]:
     groups = {"kafka": ref.kafka_variables(), "coordinator": ref.coordinator_variables()}
     for group, variables in groups.items():
         for env, _, field in variables:
-            values = bad_values(field)
+            values = bad_values(field, env)
             assert values or env in ANY_VALUE, f"{env}: no bad value known; classify it"
             for value in values:
                 for args in PROCESSES[group]:

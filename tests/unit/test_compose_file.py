@@ -55,16 +55,35 @@ def listen_port(service: dict[str, Any]) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("profile", [[], ["--profile", "load"]])
-def test_compose_file_is_valid(profile: list[str]) -> None:
-    result = subprocess.run(
-        [*compose_command(), "-f", str(COMPOSE_FILE), *profile, "config", "-q"],
+def compose_config(*args: str, token: str | None = "a-token") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SAGAS_API_TOKEN"}
+    if token is not None:
+        env["SAGAS_API_TOKEN"] = token  # as a user exports it
+    return subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE_FILE), *args, "config", "-q"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "load"]])
+def test_compose_file_is_valid(profile: list[str]) -> None:
+    result = compose_config(*profile)
     assert result.returncode == 0, f"docker-compose config rejected the file:\n{result.stderr}"
+
+
+def test_compose_refuses_to_run_the_api_without_a_token_from_the_environment(
+    compose: dict[str, Any],
+) -> None:
+    result = compose_config(token=None)
+    assert result.returncode != 0 and "SAGAS_API_TOKEN" in result.stderr, result.stderr
+    assert compose["coordinator"]["environment"]["SAGAS_WEB_HOST"] == "0.0.0.0"
+    assert compose["coordinator"]["environment"]["SAGAS_API_TOKEN"].startswith(
+        "${SAGAS_API_TOKEN:?"
+    )
 
 
 def test_kafka_runs_in_kraft_mode_with_a_healthcheck(compose: dict[str, Any]) -> None:
