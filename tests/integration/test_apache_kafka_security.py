@@ -33,6 +33,7 @@ from services import definitions
 from tests.support.kafka_peers import eventually
 from tests.support.order_saga import OrderSaga, Recorder, order
 from tests.support.pki import Pki, make_pki
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
 
@@ -229,7 +230,7 @@ async def test_a_wrong_password_is_a_clear_error_and_a_non_zero_exit(
     )
     path = definitions.write("order_orchestrated", p, tmp_path)
     args = {
-        "worker": ["worker", "-d", str(path), "--web-port", "0"],
+        "worker": ["worker", "-d", str(path), "--web-port", str(free_port())],
         "service": ["service", "inventory", "--config", str(system.config)],
         "topics": ["topics", "init", "-d", str(path), "--wait", "5"],
         "load": ["load", "--count", "1"],
