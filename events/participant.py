@@ -271,7 +271,7 @@ class Participant(Generic[S]):
         ``failures``: records (by position) that a subclass's preparation raised on; they
         are dead-lettered as ``processing-error`` like one the handler raised on."""
         assert self._producer is not None
-        logged: list[tuple[Any, ...]] = []  # (topic, key, value, headers, partition)
+        logged: list[Record] = []
         out: list[Record] = []
         dead: list[Record] = []
         delayed: list[tuple[float, tuple[Outgoing, ...]]] = []
@@ -308,7 +308,7 @@ class Participant(Generic[S]):
                 continue
             if applied.entry is not None:
                 logged.append(
-                    (self.changelog_topic, event.id.encode(), applied.entry.encode(), [], 0)
+                    Record(self.changelog_topic, event.id.encode(), applied.entry.encode(), [], 0)
                 )
             delay = self.late.delay_for(event.id)
             if delay > 0:
@@ -335,7 +335,7 @@ class Participant(Generic[S]):
             log.exception("%s: a late answer could not be sent", self.name)
         self._late_pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
-    async def _send_all(self, records: Sequence[tuple[Any, ...]]) -> None:
+    async def _send_all(self, records: Sequence[Record]) -> None:
         assert self._producer is not None
         futures = await send_grouped(self._producer, records)
         if futures:
@@ -353,7 +353,7 @@ class Participant(Generic[S]):
                     "%s: a dead letter of %d bytes is too large to publish; "
                     "publishing it without its value",
                     self.name,
-                    len(record[2] or b""),
+                    len(record.value or b""),
                 )
                 await self._send_all([io.without_value(record)])
 

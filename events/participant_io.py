@@ -24,6 +24,7 @@ from events.kafka_settings import KafkaSettings
 from events.log_reader import read_to_end
 from events.metric_children import MetricChildren
 from events.participant_store import ChangelogEntry, Outgoing, ParticipantCore
+from events.records import OutRecord
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("events.participant")
 
-#: A record to publish: (topic, key, value, headers).
-Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
+#: A record to publish.
+Record = OutRecord
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -173,22 +174,26 @@ def output_records(outputs: Iterable[Outgoing]) -> list[Record]:
     records: list[Record] = []
     for o in outputs:
         value, headers = encode(o.event)
-        records.append((o.topic, o.event.sagaid.encode(), value, headers))
+        records.append(OutRecord(o.topic, o.event.sagaid.encode(), value, headers))
     return records
 
 
 def dead_letter(topic: str, record: Any, dlq_headers: list[tuple[str, bytes]]) -> Record:
     """The consumed ``record`` unchanged, bound for ``topic`` with the ``x-dlq-*`` headers."""
     headers = [(k, bytes(v)) for k, v in (record.headers or ())]
-    return (topic, record.key, record.value, headers + dlq_headers)
+    return OutRecord(topic, record.key, record.value, headers + dlq_headers)
 
 
 def without_value(record: Record) -> Record:
     """A dead letter too large to publish: the same with an empty value (the original stays
     on the source topic at the ``x-dlq-*`` coordinates); ``x-dlq-value-dropped`` is its size.
     Empty rather than None: a record needs a key or a value, and None would be a tombstone."""
-    topic, key, value, headers = record
-    return (topic, key, b"", [*headers, ("x-dlq-value-dropped", str(len(value or b"")).encode())])
+    return OutRecord(
+        record.topic,
+        record.key,
+        b"",
+        [*record.headers, ("x-dlq-value-dropped", str(len(record.value or b"")).encode())],
+    )
 
 
 def error_headers(record: Any, exc: Exception) -> list[tuple[str, bytes]]:

@@ -5,10 +5,10 @@ it owns (partition *n* of every input topic and of the saga table, see
 `sagas.membership`):
 
 1. fetch a batch of records (aiokafka, no auto-commit);
-2. decide (`sagas.batch.Batch`): decode each record (what cannot be decoded
-   or routed goes to the dead-letter topic with the reason headers), run the
-   state machine against the saga's state, which the batch then holds in
-   memory so the next batch sees it;
+2. apply the pure batch step (`sagas.batch.apply_batch`): decode each record
+   (what cannot be decoded or routed goes to the dead-letter topic with the
+   reason headers) and run the state machine against the saga's state; the
+   new states go into the in-memory table at once, so the next batch sees them;
 3. persist: send every command and lifecycle event, then log the new states
    to the table's changelog, and wait until Kafka has all of them;
 4. only then commit the batch's offsets.
@@ -43,8 +43,10 @@ from events.kafka_settings import KafkaSettings
 from events.offset_commits import OffsetCommits
 from events.partitioning import partition_for
 from events.producer_batches import batching_producer, send_grouped
+from events.records import InRecord, OutRecord
 from sagas import control
-from sagas.batch import Batch, known_types
+from sagas.batch import apply_batch
+from sagas.batch_values import BatchContext, BatchLimits, BatchResult
 from sagas.heap_trim import trim_heap
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
@@ -52,7 +54,8 @@ from sagas.membership import CoPartitionedAssignor
 from sagas.metrics import CoordinatorMetrics
 from sagas.saga_table import GENERATION_HEADER, SagaTable
 from sagas.settings import CoordinatorSettings
-from sagas.table_values import EARLY_MARKER
+from sagas.state import SagaState
+from sagas.table_codec import TableValue, decode_value
 from sagas.timers import TimerQueue, deadlines_in_table, still_armed
 
 log = logging.getLogger("sagas.coordinator")
@@ -96,14 +99,20 @@ class Coordinator:
         self.topics = topics or Topics.from_settings(kafka)
         self.metrics_registry = metrics_registry or CollectorRegistry()
         self.metrics = CoordinatorMetrics.create(self.metrics_registry)
-        self.triggers = registry.triggers()
-        self.known_types = known_types(registry)
         self.timers = TimerQueue()
         #: decoded states of the running sagas this replica owns, so that a reply does not
         #: pay for parsing its saga's state; the table stays the truth (cleared on rebalance)
         self.live = LiveStates(settings.live_cache)
         self.input_topics = sorted(registry.topics_read() | {self.topics.control})
         self.table = SagaTable(kafka, changelog_topic(settings.app_id), kafka.partitions)
+        #: what the batch step may know of this replica
+        self.batch_context = BatchContext(
+            registry,
+            self.topics,
+            kafka.partitions,
+            BatchLimits(settings.max_record_bytes, settings.retention, settings.early_event_grace),
+            self.read_value,
+        )
         self.url = settings.advertised_url()
         self.assignor = CoPartitionedAssignor(self.url, settings.instance_id)
         #: table partitions recovered and being processed here
@@ -232,9 +241,9 @@ class Coordinator:
                 if not self._may_decide(epoch, fetched):
                     self._rewind(fetched)
                     continue
-                records = [record for tp in fetched for record in fetched[tp]]
+                records = [InRecord.of(record) for tp in fetched for record in fetched[tp]]
                 offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if rs}
-                persisted = self.decide(records, time.time())
+                persisted = self.process(records, time.time())
                 await self.commits.add(persisted, offsets)
 
     def _trim_when_idle(self) -> None:
@@ -261,19 +270,25 @@ class Coordinator:
         coordinator = getattr(self.consumer, "_coordinator", None)
         return int(getattr(coordinator, "generation", -1))
 
-    def decide(self, records: Sequence[Any], now: float) -> asyncio.Future[None]:
-        """Decide a batch (in memory at once) and start persisting it; resolves when durable."""
-        batch = Batch(self, now)
-        for r in records:
-            batch.handle(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
-        writes = {saga_id.encode(): raw for saga_id, raw in batch.writes.items()}
+    def read_value(self, saga_id: str) -> TableValue | None:
+        """A saga's value in the table (the batch step's reader): decoded once per run."""
+        state = self.live.get(saga_id)
+        if state is not None:
+            return state
+        raw = self.table.get(saga_id.encode())
+        return None if raw is None else decode_value(raw)
+
+    def process(self, records: Sequence[InRecord], now: float) -> asyncio.Future[None]:
+        """Apply a batch (in memory at once) and start persisting it; resolves when durable."""
+        batch = apply_batch(self.batch_context, records, now)
+        self.count(batch)
+        writes = {saga_id.encode(): w.raw for saga_id, w in batch.writes.items()}
         self.table.store(writes)
-        for saga_id, raw in batch.writes.items():
-            state = batch.decoded.get(saga_id)
-            if state is None or raw is None:
-                self.live.forget(saga_id)
+        for saga_id, w in batch.writes.items():
+            if isinstance(w.value, SagaState):
+                self.live.put(w.value)
             else:
-                self.live.put(state)
+                self.live.forget(saga_id)
         for due, saga_id, token in batch.timers:
             self.timers.push(due, saga_id, token)
         # Batches are persisted concurrently, but each enqueues its records only after
@@ -283,9 +298,19 @@ class Coordinator:
         previous, self._last_turn = self._last_turn, turn
         return asyncio.ensure_future(self._persist(batch.outgoing, writes, previous, turn))
 
+    def count(self, batch: BatchResult) -> None:
+        """The metric signals of a batch: records in, decisions, dead letters."""
+        metrics = self.metrics
+        for topic, n in batch.consumed.items():
+            metrics.child(metrics.messages, topic, "in").inc(n)
+        for signal in batch.decisions:
+            metrics.observe(signal.saga, signal.decision, signal.started, signal.reopened)
+        for reason, n in batch.dead_letters.items():
+            metrics.child(metrics.dead_letters, reason).inc(n)
+
     async def _persist(
         self,
-        outgoing: Sequence[tuple[Any, ...]],
+        outgoing: Sequence[OutRecord],
         writes: dict[bytes, bytes | None],
         previous: _Turn | None,
         turn: _Turn,
@@ -322,15 +347,15 @@ class Coordinator:
         topic, partitions = self.table.topic, self.kafka.partitions
         return await self._send_all(
             [
-                (topic, key, raw, headers, partition_for(key, partitions))
+                OutRecord(topic, key, raw, headers, partition_for(key, partitions))
                 for key, raw in writes.items()
             ]
         )
 
-    async def _send_all(self, records: Sequence[tuple[Any, ...]]) -> list[Any]:
+    async def _send_all(self, records: Sequence[OutRecord]) -> list[Any]:
         """Queue records grouped per partition (`events.producer_batches`); one future each batch."""
         assert self.producer is not None, "the coordinator is not started"
-        per_topic = Counter(record[0] for record in records)
+        per_topic = Counter(record.topic for record in records)
         for topic, n in per_topic.items():
             self.metrics.child(self.metrics.messages, topic, "out").inc(n)
         return await send_grouped(self.producer, records)
@@ -421,4 +446,4 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.c.on_assigned(set(assigned))
 
 
-__all__ = ["EARLY_MARKER", "Coordinator", "changelog_topic", "partition_for"]
+__all__ = ["Coordinator", "changelog_topic", "partition_for"]

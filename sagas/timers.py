@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import orjson
 
 from sagas.state import SagaState
-from sagas.table_values import EARLY_MARKER, EARLY_TOKEN, PURGE_TOKEN, TERMINAL_STATUSES
+from sagas.table_codec import EARLY_MARKER, EARLY_TOKEN, PURGE_TOKEN, TERMINAL_STATUSES
 
 
 class TimerQueue:

@@ -89,7 +89,7 @@ class Cluster:
     # -- this replica's table -----------------------------------------------------------
 
     def local_state(self, saga_id: str) -> SagaState | None:
-        from sagas.coordinator import EARLY_MARKER
+        from sagas.table_codec import EARLY_MARKER
 
         raw = self.c.table.data.get(saga_id.encode())
         if raw is None or raw[:1] == EARLY_MARKER:
@@ -98,7 +98,7 @@ class Cluster:
 
     def local_docs(self) -> Iterator[tuple[bytes, dict[str, Any]]]:
         """(raw, parsed JSON) of every saga in the partitions this replica owns now."""
-        from sagas.coordinator import EARLY_MARKER
+        from sagas.table_codec import EARLY_MARKER
 
         owned = self.owned_partitions()
         partitions = self.c.kafka.partitions

@@ -50,7 +50,7 @@ class TableCensus:
         self.scanned_at: float | None = None
 
     async def scan(self, owned: set[int]) -> None:
-        from sagas.coordinator import EARLY_MARKER
+        from sagas.table_codec import EARLY_MARKER
 
         data = self.c.table.data
         partitions = self.c.kafka.partitions

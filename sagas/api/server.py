@@ -163,7 +163,7 @@ class SagaApi:
         }
 
     def local_rows(self, query: Any) -> list[dict[str, Any]]:
-        from sagas.coordinator import EARLY_MARKER
+        from sagas.table_codec import EARLY_MARKER
 
         owned = self.cluster.owned_partitions()
         data = self.c.table.data

@@ -10,10 +10,11 @@ from typing import Any
 from aiokafka import TopicPartition as TP
 from prometheus_client import CollectorRegistry, generate_latest
 
+from events.partitioning import partition_for
 from sagas.api.collectors import CoordinatorCollector, TableCensus
-from sagas.coordinator import EARLY_MARKER, partition_for
 from sagas.state import SagaState, SagaStatus, StepState
 from sagas.state_codec import dump_state
+from sagas.table_codec import EARLY_MARKER
 from tests.unit.saga_fixtures import three_step
 
 PARTITIONS = 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from sagas.state_codec import dump_state, load_state
-from sagas.table_values import EARLY_MARKER, EARLY_TOKEN, PURGE_TOKEN
+from sagas.table_codec import EARLY_MARKER, EARLY_TOKEN, PURGE_TOKEN
 from sagas.timers import deadlines_in_table, still_armed
 from tests.unit.saga_fixtures import ok_except, scripted, three_step
 
