@@ -8,15 +8,13 @@ id (`events.partitioning.partition_for`), as for every record of the saga.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
 from yarl import URL
 
 from events.partitioning import partition_for
+from sagas import table_codec
 from sagas.state import SagaState
-from sagas.state_codec import load_state
 
 if TYPE_CHECKING:
     from sagas.coordinator import Coordinator
@@ -89,23 +87,4 @@ class Cluster:
     # -- this replica's table -----------------------------------------------------------
 
     def local_state(self, saga_id: str) -> SagaState | None:
-        from sagas.table_codec import EARLY_MARKER
-
-        raw = self.c.table.data.get(saga_id.encode())
-        if raw is None or raw[:1] == EARLY_MARKER:
-            return None
-        return load_state(raw)
-
-    def local_docs(self) -> Iterator[tuple[bytes, dict[str, Any]]]:
-        """(raw, parsed JSON) of every saga in the partitions this replica owns now."""
-        from sagas.table_codec import EARLY_MARKER
-
-        owned = self.owned_partitions()
-        partitions = self.c.kafka.partitions
-        for key, raw in list(self.c.table.data.items()):
-            if raw is None or raw[:1] == EARLY_MARKER:
-                continue
-            # A partition being handed over may still be in the table for a moment.
-            if partition_for(key, partitions) not in owned:
-                continue
-            yield raw, orjson.loads(raw)
+        return table_codec.saga_state(self.c.table.data.get(saga_id.encode()))

@@ -28,8 +28,8 @@ from prometheus_client.registry import Collector
 
 from events.consumer_lag import LagRow, lag_family, partition_lag
 from events.partitioning import partition_for
-from sagas.api.render import peek_status
 from sagas.state import SagaStatus
+from sagas.table_codec import name_and_status
 
 if TYPE_CHECKING:
     from sagas.coordinator import Coordinator
@@ -50,8 +50,6 @@ class TableCensus:
         self.scanned_at: float | None = None
 
     async def scan(self, owned: set[int]) -> None:
-        from sagas.table_codec import EARLY_MARKER
-
         data = self.c.table.data
         partitions = self.c.kafka.partitions
         # murmur2 is pure Python: skip it when every partition is ours (one replica)
@@ -62,14 +60,14 @@ class TableCensus:
             if n % SLICE == 0:
                 await asyncio.sleep(0)
             raw = data.get(key)
-            if raw is None or raw[:1] == EARLY_MARKER:
-                continue
-            if check and partition_for(key, partitions) not in owned:
+            if raw is None or (check and partition_for(key, partitions) not in owned):
                 continue
             try:
-                counts[peek_status(raw)] += 1
+                seen = name_and_status(raw)
             except Exception:  # noqa: BLE001 - a value we cannot read is not a saga to count
                 continue
+            if seen is not None:  # held events are not a saga yet
+                counts[seen] += 1
         self.counts = counts
         self.names |= {name for name, _ in counts}
         self.scanned_at = time.time()

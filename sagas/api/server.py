@@ -17,7 +17,7 @@ from aiohttp import ClientTimeout
 from prometheus_client import generate_latest
 
 from events.codec import encode
-from sagas import control
+from sagas import control, table_codec
 from sagas.api import render
 from sagas.api.cluster import FORWARDED, Cluster
 from sagas.api.requests import (
@@ -163,16 +163,12 @@ class SagaApi:
         }
 
     def local_rows(self, query: Any) -> list[dict[str, Any]]:
-        from sagas.table_codec import EARLY_MARKER
-
         owned = self.cluster.owned_partitions()
         data = self.c.table.data
         picked: list[tuple[float, bytes]] = []
         for key, raw in list(data.items()):
-            if raw is None or raw[:1] == EARLY_MARKER:
-                continue
-            seen = render.peek(raw)
-            if not wanted(query, seen.status, seen.name):
+            seen = table_codec.summary(raw) if raw is not None else None
+            if seen is None or not wanted(query, seen.status, seen.name):
                 continue
             if self.cluster.partition_of(key.decode()) not in owned:
                 continue  # a revoked partition's leftovers in a memory store
@@ -180,7 +176,8 @@ class SagaApi:
         picked.sort(key=lambda p: -p[0])
         rows = []
         for _, raw in picked[: query.limit]:
-            doc = orjson.loads(raw)
+            doc = table_codec.saga_document(raw)
+            assert doc is not None  # summarised above: a saga state
             rows.append(render.saga_row(doc, self.definition(doc["name"], doc["version"])))
         return rows
 

@@ -13,15 +13,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from events.partitioning import partition_for
 from sagas.api.collectors import CoordinatorCollector, TableCensus
 from sagas.state import SagaState, SagaStatus, StepState
-from sagas.state_codec import dump_state
-from sagas.table_codec import EARLY_MARKER
+from sagas.table_codec import EarlyEvents, encode_value
 from tests.unit.saga_fixtures import three_step
 
 PARTITIONS = 8
 
 
 def state(saga_id: str, status: SagaStatus) -> bytes:
-    return dump_state(
+    return encode_value(
         SagaState(
             saga_id=saga_id,
             name="order",
@@ -50,7 +49,7 @@ def test_census_counts_only_owned_partitions_and_reports_zeros() -> None:
     for n in range(40):
         sid = f"s-{n}"
         data[sid.encode()] = state(sid, SagaStatus.FAILED if n % 4 == 0 else SagaStatus.RUNNING)
-    data[b"early"] = EARLY_MARKER + b'{"expires": 1, "records": []}'
+    data[b"early"] = encode_value(EarlyEvents(expires=1.0))
     owned = {0, 1, 2, 3}
     mine = [k for k in data if k != b"early" and partition_for(k, PARTITIONS) in owned]
     census = TableCensus(coordinator(data))
