@@ -6,11 +6,12 @@ it implements.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from aiokafka import TopicPartition
@@ -29,12 +30,48 @@ from events.records import OutRecord
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from events.participant import Participant
-
 log = logging.getLogger("events.participant")
 
 #: A record to publish.
 Record = OutRecord
+
+class Participant(Protocol):
+    """What this module uses of `events.participant.Participant` (named here, so that
+    the runner, which calls these, is not imported back)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kafka(self) -> KafkaSettings: ...
+
+    @property
+    def input_topics(self) -> Collection[str]: ...
+
+    @property
+    def output_topics(self) -> Collection[str]: ...
+
+    @property
+    def deadletter_topic(self) -> str: ...
+
+    @property
+    def changelog_topic(self) -> str: ...
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+    @property
+    def ready(self) -> asyncio.Event: ...
+
+    @property
+    def core(self) -> ParticipantCore[Any]: ...
+
+    @property
+    def views(self) -> Mapping[str, Callable[[Any, dict[str, str]], Any]]: ...
+
+    @property
+    def state(self) -> Any: ...
+
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -90,7 +127,7 @@ _METRICS: weakref.WeakKeyDictionary[CollectorRegistry, ParticipantMetrics] = (
 )
 
 
-async def prepare_topics(participant: Participant[Any], *, create: bool) -> dict[str, int]:
+async def prepare_topics(participant: Participant, *, create: bool) -> dict[str, int]:
     """Make sure every topic exists; return the partition counts of the input topics."""
     kafka = participant.kafka
     names = [*participant.input_topics, *participant.output_topics, participant.deadletter_topic]
@@ -119,7 +156,7 @@ async def replay_changelog(kafka: KafkaSettings, topic: str, core: ParticipantCo
     return read
 
 
-async def serve_http(participant: Participant[Any], host: str, port: int) -> web.AppRunner:
+async def serve_http(participant: Participant, host: str, port: int) -> web.AppRunner:
     """``/metrics``, ``/health`` and the participant's views, on ``host:port``."""
     from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

@@ -33,11 +33,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from events.codec import encode
+from events.consumer_lag import LagRow, partition_lag
+from events.envelope import CloudEvent
 from events.gc_policy import freeze_long_lived, relax_young_collections
 from events.kafka_settings import KafkaSettings
 from events.offset_commits import OffsetCommits
@@ -124,7 +125,6 @@ class Coordinator:
         self.recovering = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.http: aiohttp.ClientSession | None = None
         self._generation = -1
         self._epoch = 0
         self._lock = asyncio.Lock()
@@ -132,10 +132,6 @@ class Coordinator:
         self._last_turn: _Turn | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._web: Any = None
-        from sagas.api import install_api  # HTTP API, /metrics (imports this module)
-
-        self.api = install_api(self)
 
     @property
     def committed(self) -> dict[TopicPartition, int]:
@@ -145,11 +141,9 @@ class Coordinator:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, join the group, serve HTTP; returns while the loops run in the background."""
+        """Connect and join the group; returns while the loops run in the background."""
         s, k = self.settings, self.kafka
         relax_young_collections()
-        self.http = aiohttp.ClientSession()
-        self._web = await self.api.serve(s.web_host, s.web_port)
         self.producer = batching_producer(
             k,
             record_limit=s.max_record_bytes,
@@ -177,7 +171,6 @@ class Coordinator:
         self._tasks = [
             asyncio.create_task(self._guard(self._consume()), name="sagas.consume"),
             asyncio.create_task(self._guard(self._timer_loop()), name="sagas.timers"),
-            *self.api.background_tasks(),
         ]
         log.info("coordinator %s started; reading %s", self.url, ", ".join(self.input_topics))
 
@@ -194,10 +187,6 @@ class Coordinator:
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
-        if self._web is not None:
-            await self._web.cleanup()
-        if self.http is not None:
-            await self.http.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, run until ``stop`` is set (or a loop fails), then stop."""
@@ -223,6 +212,39 @@ class Coordinator:
             )
             logging.shutdown()
             os._exit(EXIT_BATCH_FAILED)
+
+    # -- what the HTTP API sees (`sagas.api.replica.Replica`) ------------------------------
+
+    @property
+    def partitions(self) -> int:
+        return self.kafka.partitions
+
+    def owners(self) -> dict[int, str]:
+        return self.assignor.owners
+
+    def owned_partitions(self) -> frozenset[int]:
+        return self.owned
+
+    def not_ready(self) -> str | None:
+        if not self.started:
+            return "the worker is starting"
+        if self.recovering:
+            return "table recovery is in progress"
+        if self.rebalancing:
+            return "the consumer group is rebalancing"
+        if not self.assignor.owners:
+            return "no partitions assigned yet (joining the consumer group)"
+        return None
+
+    def stored_values(self) -> dict[bytes, bytes]:
+        return self.table.data
+
+    async def publish_control(self, event: CloudEvent) -> None:
+        value, headers = encode(event)
+        await (await self.send(self.topics.control, event.sagaid.encode(), value, headers))
+
+    def input_lag(self) -> list[LagRow]:
+        return partition_lag(self.consumer, set(self.input_topics), self.committed)
 
     # -- the batch loop -------------------------------------------------------------------
 

@@ -26,19 +26,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from aiohttp import ClientSession, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from events.dead_letters import error_digest
+from sagas.api.collectors import CoordinatorCollector, TableCensus
+from sagas.api.replica import Replica
 from sagas.api.requests import ApiError
+from sagas.api.server import SagaApi
 
-if TYPE_CHECKING:
-    from sagas.coordinator import Coordinator
-
-__all__ = ["ApiError", "HttpApi", "install_api"]
+__all__ = ["ApiError", "HttpApi", "Replica", "install_api"]
 
 log = logging.getLogger("sagas.api")
 
@@ -47,22 +47,28 @@ log = logging.getLogger("sagas.api")
 CENSUS_INTERVAL = 15.0
 
 
-def install_api(coordinator: Coordinator) -> HttpApi:
-    """The API, ``/metrics`` and the scrape-time collectors of ``coordinator``."""
-    from sagas.api.collectors import CoordinatorCollector, TableCensus
-
-    census = TableCensus(coordinator)
-    coordinator.metrics_registry.register(CoordinatorCollector(coordinator, census))
-    return HttpApi(coordinator, census)
+def install_api(
+    replica: Replica, metrics_registry: CollectorRegistry, token: str | None = None
+) -> HttpApi:
+    """The API of ``replica``, its ``/metrics`` (``metrics_registry``) with the scrape-time
+    collectors registered there; ``token``: what mutations need (None: nothing)."""
+    census = TableCensus(replica)
+    metrics_registry.register(CoordinatorCollector(replica, census))
+    return HttpApi(replica, metrics_registry, census, token)
 
 
 class HttpApi:
     """Routes of the coordinator's HTTP server onto `SagaApi`, and the census refresh."""
 
-    def __init__(self, coordinator: Coordinator, census: Any) -> None:
-        from sagas.api.server import SagaApi
-
-        self.saga_api = SagaApi(coordinator)
+    def __init__(
+        self,
+        replica: Replica,
+        metrics_registry: CollectorRegistry,
+        census: TableCensus,
+        token: str | None = None,
+    ) -> None:
+        self.http: ClientSession | None = None
+        self.saga_api = SagaApi(replica, metrics_registry, token, lambda: self.http)
         self.cluster = self.saga_api.cluster
         self.census = census
 
@@ -103,19 +109,27 @@ class HttpApi:
         return app
 
     async def serve(self, host: str, port: int) -> web.AppRunner:
-        """Listen on ``host:port``; the caller cleans the runner up."""
+        """Listen on ``host:port``; the caller cleans the runner up, then calls `close`."""
+        self.http = ClientSession()
         runner = web.AppRunner(self.application(), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
             await runner.cleanup()
+            await self.close()
             raise OSError(
                 exc.errno,
                 f"cannot serve the coordinator's HTTP API on {host}:{port} ({exc.strerror}); "
                 f"is another replica using the port? Set SAGAS_WEB_PORT or --web-port",
             ) from None
         return runner
+
+    async def close(self) -> None:
+        """Close the session for requests to other replicas."""
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
 
     def background_tasks(self) -> list[asyncio.Task[None]]:
         return [asyncio.create_task(self._refresh_census(), name="sagas.api.census")]

@@ -21,18 +21,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from events.consumer_lag import LagRow, lag_family, partition_lag
+from events.consumer_lag import LagRow, lag_family
 from events.partitioning import partition_for
+from sagas.api.replica import Replica
 from sagas.state import SagaStatus
 from sagas.table_codec import name_and_status
-
-if TYPE_CHECKING:
-    from sagas.coordinator import Coordinator
 
 log = logging.getLogger("sagas.api")
 
@@ -43,15 +41,15 @@ SLICE = 2000
 class TableCensus:
     """Counts of sagas by (name, status) in the partitions this replica owns."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
-        self.c = coordinator
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
         self.counts: Counter[tuple[str, str]] = Counter()
-        self.names: set[str] = {d.name for d in coordinator.registry}
+        self.names: set[str] = {d.name for d in replica.registry}
         self.scanned_at: float | None = None
 
     async def scan(self, owned: set[int]) -> None:
-        data = self.c.table.data
-        partitions = self.c.kafka.partitions
+        data = self.replica.stored_values()
+        partitions = self.replica.partitions
         # murmur2 is pure Python: skip it when every partition is ours (one replica)
         check = not owned.issuperset(range(partitions))
         keys = list(data.keys())
@@ -83,8 +81,8 @@ class TableCensus:
 class CoordinatorCollector(Collector):
     """The scrape-time metrics of one replica (see the module docstring)."""
 
-    def __init__(self, coordinator: Coordinator, census: TableCensus) -> None:
-        self.c = coordinator
+    def __init__(self, replica: Replica, census: TableCensus) -> None:
+        self.replica = replica
         self.census = census
 
     def describe(self) -> Iterable[Any]:
@@ -108,4 +106,4 @@ class CoordinatorCollector(Collector):
         yield states
 
     def lag(self) -> list[LagRow]:
-        return partition_lag(self.c.consumer, set(self.c.input_topics), self.c.committed)
+        return self.replica.input_lag()

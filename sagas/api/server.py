@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import orjson
-from aiohttp import ClientTimeout
-from prometheus_client import generate_latest
+from aiohttp import ClientSession, ClientTimeout
+from prometheus_client import CollectorRegistry, generate_latest
 
-from events.codec import encode
 from sagas import control, table_codec
 from sagas.api import render
 from sagas.api.cluster import FORWARDED, Cluster
+from sagas.api.replica import Replica
 from sagas.api.requests import (
     ApiError,
     OperatorRequest,
@@ -35,9 +36,6 @@ from sagas.api.requests import (
 from sagas.errors import SagaError
 from sagas.logs import saga_fields
 
-if TYPE_CHECKING:
-    from sagas.coordinator import Coordinator
-
 log = logging.getLogger("sagas.api")
 
 PEER_TIMEOUT = 5.0
@@ -47,20 +45,28 @@ JSON = "application/json"
 class SagaApi:
     """What each endpoint does; views call these with the aiohttp request."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
-        self.c = coordinator
-        self.cluster = Cluster(coordinator)
-        token = coordinator.settings.api_token
-        self.token = token.get_secret_value() if token is not None else None
+    def __init__(
+        self,
+        replica: Replica,
+        metrics_registry: CollectorRegistry,
+        token: str | None,
+        http: Callable[[], ClientSession | None],
+    ) -> None:
+        self.replica = replica
+        self.metrics_registry = metrics_registry
+        self.cluster = Cluster(replica)
+        self.token = token
+        #: the session for requests to other replicas (open while the API serves)
+        self.http = http
         self.versions: dict[str, list[int]] = {}
-        for definition in coordinator.registry:
+        for definition in replica.registry:
             self.versions.setdefault(definition.name, []).append(definition.version)
 
     # -- plumbing -----------------------------------------------------------------------
 
     def definition(self, name: str, version: int | None) -> Any:
         try:
-            return self.c.registry.get(name, version)
+            return self.replica.registry.get(name, version)
         except SagaError:
             return None
 
@@ -72,8 +78,9 @@ class SagaApi:
             headers["Authorization"] = auth
         target = url.rstrip("/") + path_qs
         try:
-            assert self.c.http is not None, "the coordinator is not started"
-            async with self.c.http.request(
+            session = self.http()
+            assert session is not None, "the API is not serving"
+            async with session.request(
                 method,
                 target,
                 data=body or None,
@@ -164,7 +171,7 @@ class SagaApi:
 
     def local_rows(self, query: Any) -> list[dict[str, Any]]:
         owned = self.cluster.owned_partitions()
-        data = self.c.table.data
+        data = self.replica.stored_values()
         picked: list[tuple[float, bytes]] = []
         for key, raw in list(data.items()):
             seen = table_codec.summary(raw) if raw is not None else None
@@ -278,8 +285,7 @@ class SagaApi:
         return None
 
     async def publish(self, event: Any) -> None:
-        value, headers = encode(event)
-        await (await self.c.send(self.c.topics.control, event.sagaid.encode(), value, headers))
+        await self.replica.publish_control(event)
 
     # -- health and metrics ---------------------------------------------------------------
 
@@ -298,4 +304,4 @@ class SagaApi:
         return (200 if why is None else 503), body
 
     def metrics(self) -> bytes:
-        return generate_latest(self.c.metrics_registry)
+        return generate_latest(self.metrics_registry)

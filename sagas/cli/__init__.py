@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 app = typer.Typer(
@@ -12,22 +14,28 @@ app = typer.Typer(
 )
 
 
+#: The command modules: each adds its commands to `app` (and imports it, so they are
+#: named here rather than imported, which would make an import circle).
+COMMANDS = (
+    "bench_cmd",
+    "bridge_cmd",
+    "broker_cmd",
+    "demo_cmd",
+    "load_cmd",
+    "ops_cmd",
+    "schema_cmd",
+    "service_cmd",
+    "start_cmd",
+    "topics_cmd",
+    "worker_cmd",
+)
+
+
 def _register() -> None:
-    # Each command module adds its commands to `app`; imported here so that
-    # `sagas --help` lists them all. Keep heavy imports inside the commands.
-    from sagas.cli import (  # noqa: F401
-        bench_cmd,
-        bridge_cmd,
-        broker_cmd,
-        demo_cmd,
-        load_cmd,
-        ops_cmd,
-        schema_cmd,
-        service_cmd,
-        start_cmd,
-        topics_cmd,
-        worker_cmd,
-    )
+    # Imported here so that `sagas --help` lists them all. Keep heavy imports inside the
+    # commands.
+    for name in COMMANDS:
+        importlib.import_module(f"sagas.cli.{name}")
 
 
 def main() -> None:

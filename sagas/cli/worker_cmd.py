@@ -11,6 +11,7 @@ import typer
 from sagas.cli import app
 
 if TYPE_CHECKING:
+    from sagas.api import HttpApi
     from sagas.coordinator import Coordinator
 
 
@@ -68,13 +69,41 @@ def worker(
 
 
 def run_coordinator(coordinator: Coordinator, log_level: str, log_format: str = "text") -> None:
-    """Run a coordinator in the foreground until SIGTERM/SIGINT, logging in ``log_format``.
+    """Run a coordinator and its HTTP API in the foreground until SIGTERM/SIGINT, logging
+    in ``log_format``.
 
     On the signal it finishes and commits the batches in hand and leaves the group,
     so its partitions move to the other replicas at once.
     """
+    from sagas.api import install_api
     from sagas.cli.foreground import run_until_signal
     from sagas.logs import configure
 
     configure(log_level, log_format)
-    run_until_signal(coordinator.run, "coordinator")
+    token = coordinator.settings.api_token
+    api = install_api(
+        coordinator,
+        coordinator.metrics_registry,
+        token.get_secret_value() if token is not None else None,
+    )
+
+    async def serve(stop: asyncio.Event) -> None:
+        await serve_with_api(coordinator, api, stop)
+
+    run_until_signal(serve, "coordinator")
+
+
+async def serve_with_api(coordinator: Coordinator, api: HttpApi, stop: asyncio.Event) -> None:
+    """The API first (``/healthz`` answers while the replica joins its group), then the
+    coordinator until ``stop``; the API closes after the coordinator has stopped."""
+    settings = coordinator.settings
+    web = await api.serve(settings.web_host, settings.web_port)
+    tasks = api.background_tasks()
+    try:
+        await coordinator.run(stop)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await web.cleanup()
+        await api.close()

@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import TopicPartition as TP
 from prometheus_client import CollectorRegistry, generate_latest
 
+from events.consumer_lag import partition_lag
 from events.partitioning import partition_for
 from sagas.api.collectors import CoordinatorCollector, TableCensus
 from sagas.state import SagaState, SagaStatus, StepState
@@ -34,13 +35,13 @@ def state(saga_id: str, status: SagaStatus) -> bytes:
 
 
 def coordinator(data: dict[bytes, bytes], consumer: Any = None, committed: Any = None) -> Any:
+    """A stand-in `sagas.api.replica.Replica` reading ``consumer`` like the coordinator."""
+    topics = {"orders", "saga.control"}
     return SimpleNamespace(
-        table=SimpleNamespace(data=data),
-        kafka=SimpleNamespace(partitions=PARTITIONS),
+        stored_values=lambda: data,
+        partitions=PARTITIONS,
         registry=[three_step()],
-        input_topics=["orders", "saga.control"],
-        consumer=consumer,
-        committed=committed or {},
+        input_lag=lambda: partition_lag(consumer, topics, committed or {}),
     )
 
 
