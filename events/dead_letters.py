@@ -77,13 +77,6 @@ def error_digest(exc: BaseException) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def processing_error_headers(
-    topic: str, partition: int, offset: int, exc: BaseException
-) -> list[tuple[str, bytes]]:
-    """The ``x-dlq-*`` headers of a record whose processing raised ``exc``."""
-    return [*location_headers(PROCESSING_ERROR, topic, partition, offset), *error_details(exc)]
-
-
 def error_details(exc: BaseException) -> Headers:
     """What a processing-error dead letter says of ``exc``: its type, digest and message."""
     return [

@@ -54,7 +54,13 @@ from events import participant_io as io
 from events.catalog import EventCatalog
 from events.codec import decode
 from events.consumer_lag import partition_lag
-from events.dead_letters import PROCESSING_ERROR, describe
+from events.dead_letters import (
+    PROCESSING_ERROR,
+    dead_letter,
+    describe,
+    error_details,
+    without_value,
+)
 from events.errors import DecodeError
 from events.gc_policy import freeze_long_lived, relax_young_collections
 from events.kafka_settings import KafkaSettings
@@ -70,6 +76,7 @@ from events.participant_store import (
     unit_interval,
 )
 from events.producer_batches import batching_producer, send_grouped
+from events.records import InRecord
 
 __all__ = [
     "ChangelogEntry",
@@ -292,7 +299,9 @@ class Participant(Generic[S]):
                 applied = self.core.apply(record.topic, event)
             except DecodeError as exc:
                 log.warning("%s: dead-lettering a record: %s", self.name, exc)
-                dead.append(io.dead_letter(self.deadletter_topic, record, exc.dlq_headers()))
+                dead.append(
+                    dead_letter(InRecord.of(record), self.deadletter_topic, exc.reason, str(exc))
+                )
                 self._count(None, "deadletter")
                 continue
             except Exception as exc:  # a bug (decoder, catalog, handler): park it, keep going
@@ -302,7 +311,13 @@ class Participant(Generic[S]):
                     exc_info=exc,
                 )  # fmt: skip
                 dead.append(
-                    io.dead_letter(self.deadletter_topic, record, io.error_headers(record, exc))
+                    dead_letter(
+                        InRecord.of(record),
+                        self.deadletter_topic,
+                        PROCESSING_ERROR,
+                        describe(exc),
+                        extra=error_details(exc),
+                    )  # fmt: skip
                 )
                 self._count(event.type if event is not None else None, PROCESSING_ERROR)
                 continue
@@ -355,7 +370,7 @@ class Participant(Generic[S]):
                     self.name,
                     len(record.value or b""),
                 )
-                await self._send_all([io.without_value(record)])
+                await self._send_all([without_value(record)])
 
     def _label(self, type_: str | None) -> str:
         if type_ is None or (self.handles is not None and type_ not in self.handles):

@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from events.admin import ensure_compacted_topic, ensure_topics, partition_counts
 from events.codec import encode
 from events.consumer_lag import ConsumerLagCollector
-from events.dead_letters import processing_error_headers
 from events.kafka_settings import KafkaSettings
 from events.log_reader import read_to_end
 from events.metric_children import MetricChildren
@@ -213,26 +212,3 @@ def output_records(outputs: Iterable[Outgoing]) -> list[Record]:
         value, headers = encode(o.event)
         records.append(OutRecord(o.topic, o.event.sagaid.encode(), value, headers))
     return records
-
-
-def dead_letter(topic: str, record: Any, dlq_headers: list[tuple[str, bytes]]) -> Record:
-    """The consumed ``record`` unchanged, bound for ``topic`` with the ``x-dlq-*`` headers."""
-    headers = [(k, bytes(v)) for k, v in (record.headers or ())]
-    return OutRecord(topic, record.key, record.value, headers + dlq_headers)
-
-
-def without_value(record: Record) -> Record:
-    """A dead letter too large to publish: the same with an empty value (the original stays
-    on the source topic at the ``x-dlq-*`` coordinates); ``x-dlq-value-dropped`` is its size.
-    Empty rather than None: a record needs a key or a value, and None would be a tombstone."""
-    return OutRecord(
-        record.topic,
-        record.key,
-        b"",
-        [*record.headers, ("x-dlq-value-dropped", str(len(record.value or b"")).encode())],
-    )
-
-
-def error_headers(record: Any, exc: Exception) -> list[tuple[str, bytes]]:
-    """Dead-letter headers for an input our code raised on (a bug, not bad data)."""
-    return processing_error_headers(record.topic, record.partition, record.offset, exc)
