@@ -33,8 +33,9 @@ instead of joining a group rebalance; offsets are committed under the group
 ``<prefix><name>``. Run one process per name. A restart needs no session to
 expire first.
 
-Optional: ``late`` delays the outputs of a deterministic fraction of inputs
-(failure injection). A delayed answer is durable but, if the process dies
+Optional: ``answer_delay(event_id)`` holds back the outputs of an input for that
+many seconds (the reference services inject late answers with it:
+`services.late_answers`). A delayed answer is durable but, if the process dies
 during the delay, never sent: the coordinator's deadline covers that.
 """
 
@@ -70,7 +71,6 @@ from events.participant_store import (
     Applied,
     ChangelogEntry,
     Handler,
-    LateAnswers,
     Outgoing,
     ParticipantCore,
     unit_interval,
@@ -81,7 +81,6 @@ from events.records import InRecord
 __all__ = [
     "ChangelogEntry",
     "Handler",
-    "LateAnswers",
     "Outgoing",
     "Participant",
     "ParticipantMetrics",
@@ -114,7 +113,7 @@ class Participant(Generic[S]):
         output_topics: Sequence[str] = (),
         catalog: EventCatalog | None = None,
         registry: CollectorRegistry | None = None,
-        late: LateAnswers | None = None,
+        answer_delay: Callable[[str], float] | None = None,
         http_port: int | None = None,
         http_host: str = "127.0.0.1",
         views: Mapping[str, View[S]] | None = None,
@@ -131,7 +130,7 @@ class Participant(Generic[S]):
         self.catalog = catalog
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ParticipantMetrics.create(self.registry)
-        self.late = late or LateAnswers()
+        self.answer_delay = answer_delay
         self.http_host, self.http_port = http_host, http_port
         self.views = dict(views or {})
         self.create_topics = create_topics
@@ -325,7 +324,7 @@ class Participant(Generic[S]):
                 logged.append(
                     Record(self.changelog_topic, event.id.encode(), applied.entry.encode(), [], 0)
                 )
-            delay = self.late.delay_for(event.id)
+            delay = self.answer_delay(event.id) if self.answer_delay is not None else 0.0
             if delay > 0:
                 delayed.append((delay, applied.outputs))
             else:
