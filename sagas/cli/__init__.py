@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 
 import typer
 
@@ -14,10 +15,11 @@ app = typer.Typer(
 )
 
 
+#: entry-point group of commands that packages above the engine add to `sagas`
+PLUGIN_GROUP = "sagas.commands"
 #: The command modules: each adds its commands to `app` (and imports it, so they are
 #: named here rather than imported, which would make an import circle).
 COMMANDS = (
-    "bench_cmd",
     "bridge_cmd",
     "broker_cmd",
     "demo_cmd",
@@ -36,6 +38,15 @@ def _register() -> None:
     # commands.
     for name in COMMANDS:
         importlib.import_module(f"sagas.cli.{name}")
+    # Commands of the packages above the engine (`bench`), declared in their
+    # distribution's entry points: the engine does not import them.
+    for entry in entry_points(group=PLUGIN_GROUP):
+        if entry.name not in _plugins:
+            _plugins.add(entry.name)
+            app.command(name=entry.name)(entry.load())
+
+
+_plugins: set[str] = set()
 
 
 def main() -> None:

@@ -93,3 +93,24 @@ def test_no_module_imports_back_into_a_module_that_imports_it() -> None:
 
 def test_the_check_finds_a_circle() -> None:
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def importers_of(package: str, among: tuple[str, ...]) -> dict[str, set[str]]:
+    known = modules()
+    found = {}
+    for name, path in known.items():
+        if name.split(".")[0] in among:
+            hits = {t for t in imports(name, path, known) if t.split(".")[0] == package}
+            if hits:
+                found[name] = hits
+    return found
+
+
+def test_the_wire_contract_and_runtime_do_not_import_the_layers_above() -> None:
+    for above in ("sagas", "services", "bench"):
+        assert not importers_of(above, ("events",)), above
+
+
+def test_the_engine_finds_the_benchmark_without_importing_it() -> None:
+    """``sagas bench`` comes from an entry point (pyproject.toml, ``sagas.commands``)."""
+    assert not importers_of("bench", ("events", "sagas", "services"))
