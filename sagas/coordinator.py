@@ -28,9 +28,7 @@ import asyncio
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -43,8 +41,8 @@ from events.gc_policy import freeze_long_lived, relax_young_collections
 from events.kafka_settings import KafkaSettings
 from events.offset_commits import OffsetCommits
 from events.partitioning import partition_for
-from events.producer_batches import batching_producer, send_grouped
-from events.records import InRecord, OutRecord
+from events.producer_batches import batching_producer
+from events.records import InRecord
 from sagas import control
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
@@ -53,7 +51,8 @@ from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.membership import CoPartitionedAssignor
 from sagas.metrics import CoordinatorMetrics
-from sagas.saga_table import GENERATION_HEADER, SagaTable
+from sagas.persist import Persister
+from sagas.saga_table import SagaTable
 from sagas.settings import CoordinatorSettings
 from sagas.state import SagaState
 from sagas.table_codec import TableValue, decode_value
@@ -70,14 +69,6 @@ HEAP_TRIM_INTERVAL = 5.0
 def changelog_topic(app_id: str) -> str:
     """The table's changelog: ``<app id>-sagas-changelog``, compacted, co-partitioned."""
     return f"{app_id}-sagas-changelog"
-
-
-@dataclass
-class _Turn:
-    """Set once a batch has enqueued its outgoing records, and then its states."""
-
-    sent: asyncio.Future[None]
-    logged: asyncio.Future[None]
 
 
 class Coordinator:
@@ -120,6 +111,10 @@ class Coordinator:
         self.owned: frozenset[int] = frozenset()
         #: batches being persisted, and committing their offsets once they are
         self.commits = OffsetCommits(depth=settings.pipeline, interval=settings.commit_interval)
+        #: sends what each batch decided, then its states (`sagas.persist`)
+        self.persister = Persister(
+            self.metrics, self.table.topic, kafka.partitions, lambda: self._generation
+        )
         self.started = False
         self.rebalancing = False
         self.recovering = False
@@ -129,7 +124,6 @@ class Coordinator:
         self._epoch = 0
         self._lock = asyncio.Lock()
         self._trimmed_at = 0.0
-        self._last_turn: _Turn | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -151,6 +145,7 @@ class Coordinator:
             max_request_size=max(s.max_record_bytes * 2, 1_048_576),
         )
         await self.producer.start()
+        self.persister.producer = self.producer
         self.consumer = AIOKafkaConsumer(
             **k.consumer_kwargs(),
             group_id=s.app_id,
@@ -241,7 +236,8 @@ class Coordinator:
 
     async def publish_control(self, event: CloudEvent) -> None:
         value, headers = encode(event)
-        await (await self.send(self.topics.control, event.sagaid.encode(), value, headers))
+        key = event.sagaid.encode()
+        await (await self.persister.send(self.topics.control, key, value, headers))
 
     def input_lag(self) -> list[LagRow]:
         return partition_lag(self.consumer, set(self.input_topics), self.committed)
@@ -313,12 +309,7 @@ class Coordinator:
                 self.live.forget(saga_id)
         for due, saga_id, token in batch.timers:
             self.timers.push(due, saga_id, token)
-        # Batches are persisted concurrently, but each enqueues its records only after
-        # the batch before it did: the changelog keeps every saga's states in order.
-        loop = asyncio.get_running_loop()
-        turn = _Turn(loop.create_future(), loop.create_future())
-        previous, self._last_turn = self._last_turn, turn
-        return asyncio.ensure_future(self._persist(batch.outgoing, writes, previous, turn))
+        return self.persister.persist(batch.outgoing, writes)
 
     def count(self, batch: BatchResult) -> None:
         """The metric signals of a batch: records in, decisions, dead letters."""
@@ -329,58 +320,6 @@ class Coordinator:
             metrics.observe(signal.saga, signal.decision, signal.started, signal.reopened)
         for reason, n in batch.dead_letters.items():
             metrics.child(metrics.dead_letters, reason).inc(n)
-
-    async def _persist(
-        self,
-        outgoing: Sequence[OutRecord],
-        writes: dict[bytes, bytes | None],
-        previous: _Turn | None,
-        turn: _Turn,
-    ) -> None:
-        if previous is not None:
-            await previous.sent
-        acks = await self._send_all(outgoing)
-        turn.sent.set_result(None)
-        await asyncio.gather(*acks)
-        # Commands before states: a state that says a command went out must not be
-        # durable before the command is (a replay would then not send it again).
-        if previous is not None:
-            await previous.logged
-        acks = await self._enqueue_states(writes)
-        turn.logged.set_result(None)
-        await asyncio.gather(*acks)
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes]],
-        partition: int | None = None,
-    ) -> asyncio.Future[Any]:
-        """Queue one record on the producer; the returned future resolves when Kafka has it."""
-        assert self.producer is not None, "the coordinator is not started"
-        self.metrics.child(self.metrics.messages, topic, "out").inc()
-        return await self.producer.send(topic, value, key=key, partition=partition, headers=headers)
-
-    async def _enqueue_states(self, writes: dict[bytes, bytes | None]) -> list[Any]:
-        """Queue saga states on the table's changelog, each in its saga's partition."""
-        headers = [(GENERATION_HEADER, str(self._generation).encode())]
-        topic, partitions = self.table.topic, self.kafka.partitions
-        return await self._send_all(
-            [
-                OutRecord(topic, key, raw, headers, partition_for(key, partitions))
-                for key, raw in writes.items()
-            ]
-        )
-
-    async def _send_all(self, records: Sequence[OutRecord]) -> list[Any]:
-        """Queue records grouped per partition (`events.producer_batches`); one future each batch."""
-        assert self.producer is not None, "the coordinator is not started"
-        per_topic = Counter(record.topic for record in records)
-        for topic, n in per_topic.items():
-            self.metrics.child(self.metrics.messages, topic, "out").inc(n)
-        return await send_grouped(self.producer, records)
 
     # -- rebalancing ----------------------------------------------------------------------
 
@@ -412,7 +351,7 @@ class Coordinator:
             self.owned = wanted
             if found.relog:
                 relog = {key: self.table.get(key) for key in found.relog}
-                await asyncio.gather(*await self._enqueue_states(relog))
+                await asyncio.gather(*await self.persister.enqueue_states(relog))
             self.timers.replace(
                 deadlines_in_table(self.table.data.items(), self.settings.retention)
             )
@@ -452,7 +391,7 @@ class Coordinator:
             ):
                 continue
             value, headers = encode(control.timer_fired(saga_id, token))
-            futures.append(await self.send(self.topics.control, key, value, headers))
+            futures.append(await self.persister.send(self.topics.control, key, value, headers))
         if futures:
             await asyncio.gather(*futures)
 
