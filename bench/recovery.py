@@ -19,16 +19,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from bench import procstat
+from bench.loadgen_run import plan_for, run_loadgen
+from bench.options import Options
+from bench.procstat import ProcSampler
+from bench.workload import Workload
+from events.kafka_settings import KafkaSettings
 
-if TYPE_CHECKING:
-    from bench.run import SystemRun
+
+class SystemRun(Protocol):
+    """What these phases use of `bench.run.SystemRun` (named here, so that `bench.run`,
+    which calls them, is not imported back)."""
+
+    parent: Any
+    o: Options
+    say: Callable[..., Any]
+    system: Any
+    kafka: KafkaSettings
+    lifecycle: str
+    workload: Workload
+    sampler: ProcSampler
 
 
 async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]]:
-    from bench.run import plan_for, run_loadgen
     from bench.system import PARTICIPANT, pause, resume
 
     n = run.o.park

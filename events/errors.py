@@ -28,6 +28,8 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from events.dead_letters import location_headers
+
 CONTRACT_HINT = "see DESIGN.md, 'Wire contract v1'"
 
 
@@ -87,12 +89,7 @@ class DecodeError(EventsError):
 
     def dlq_headers(self) -> list[tuple[str, bytes]]:
         """The headers a dead-lettered record carries (wire contract v1)."""
-        return [
-            ("x-dlq-reason", self.reason.encode()),
-            ("x-dlq-topic", (self.topic or "").encode()),
-            ("x-dlq-partition", b"" if self.partition is None else str(self.partition).encode()),
-            ("x-dlq-offset", b"" if self.offset is None else str(self.offset).encode()),
-        ]
+        return location_headers(self.reason, self.topic, self.partition, self.offset)
 
 
 class NotJSONError(DecodeError):

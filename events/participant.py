@@ -33,8 +33,9 @@ instead of joining a group rebalance; offsets are committed under the group
 ``<prefix><name>``. Run one process per name. A restart needs no session to
 expire first.
 
-Optional: ``late`` delays the outputs of a deterministic fraction of inputs
-(failure injection). A delayed answer is durable but, if the process dies
+Optional: ``answer_delay(event_id)`` holds back the outputs of an input for that
+many seconds (the reference services inject late answers with it:
+`services.late_answers`). A delayed answer is durable but, if the process dies
 during the delay, never sent: the coordinator's deadline covers that.
 """
 
@@ -54,7 +55,13 @@ from events import participant_io as io
 from events.catalog import EventCatalog
 from events.codec import decode
 from events.consumer_lag import partition_lag
-from events.dead_letters import PROCESSING_ERROR, describe
+from events.dead_letters import (
+    PROCESSING_ERROR,
+    dead_letter,
+    describe,
+    error_details,
+    without_value,
+)
 from events.errors import DecodeError
 from events.gc_policy import freeze_long_lived, relax_young_collections
 from events.kafka_settings import KafkaSettings
@@ -64,17 +71,16 @@ from events.participant_store import (
     Applied,
     ChangelogEntry,
     Handler,
-    LateAnswers,
     Outgoing,
     ParticipantCore,
     unit_interval,
 )
 from events.producer_batches import batching_producer, send_grouped
+from events.records import InRecord
 
 __all__ = [
     "ChangelogEntry",
     "Handler",
-    "LateAnswers",
     "Outgoing",
     "Participant",
     "ParticipantMetrics",
@@ -107,7 +113,7 @@ class Participant(Generic[S]):
         output_topics: Sequence[str] = (),
         catalog: EventCatalog | None = None,
         registry: CollectorRegistry | None = None,
-        late: LateAnswers | None = None,
+        answer_delay: Callable[[str], float] | None = None,
         http_port: int | None = None,
         http_host: str = "127.0.0.1",
         views: Mapping[str, View[S]] | None = None,
@@ -124,7 +130,7 @@ class Participant(Generic[S]):
         self.catalog = catalog
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ParticipantMetrics.create(self.registry)
-        self.late = late or LateAnswers()
+        self.answer_delay = answer_delay
         self.http_host, self.http_port = http_host, http_port
         self.views = dict(views or {})
         self.create_topics = create_topics
@@ -271,7 +277,7 @@ class Participant(Generic[S]):
         ``failures``: records (by position) that a subclass's preparation raised on; they
         are dead-lettered as ``processing-error`` like one the handler raised on."""
         assert self._producer is not None
-        logged: list[tuple[Any, ...]] = []  # (topic, key, value, headers, partition)
+        logged: list[Record] = []
         out: list[Record] = []
         dead: list[Record] = []
         delayed: list[tuple[float, tuple[Outgoing, ...]]] = []
@@ -292,7 +298,9 @@ class Participant(Generic[S]):
                 applied = self.core.apply(record.topic, event)
             except DecodeError as exc:
                 log.warning("%s: dead-lettering a record: %s", self.name, exc)
-                dead.append(io.dead_letter(self.deadletter_topic, record, exc.dlq_headers()))
+                dead.append(
+                    dead_letter(InRecord.of(record), self.deadletter_topic, exc.reason, str(exc))
+                )
                 self._count(None, "deadletter")
                 continue
             except Exception as exc:  # a bug (decoder, catalog, handler): park it, keep going
@@ -302,15 +310,21 @@ class Participant(Generic[S]):
                     exc_info=exc,
                 )  # fmt: skip
                 dead.append(
-                    io.dead_letter(self.deadletter_topic, record, io.error_headers(record, exc))
+                    dead_letter(
+                        InRecord.of(record),
+                        self.deadletter_topic,
+                        PROCESSING_ERROR,
+                        describe(exc),
+                        extra=error_details(exc),
+                    )  # fmt: skip
                 )
                 self._count(event.type if event is not None else None, PROCESSING_ERROR)
                 continue
             if applied.entry is not None:
                 logged.append(
-                    (self.changelog_topic, event.id.encode(), applied.entry.encode(), [], 0)
+                    Record(self.changelog_topic, event.id.encode(), applied.entry.encode(), [], 0)
                 )
-            delay = self.late.delay_for(event.id)
+            delay = self.answer_delay(event.id) if self.answer_delay is not None else 0.0
             if delay > 0:
                 delayed.append((delay, applied.outputs))
             else:
@@ -335,7 +349,7 @@ class Participant(Generic[S]):
             log.exception("%s: a late answer could not be sent", self.name)
         self._late_pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
-    async def _send_all(self, records: Sequence[tuple[Any, ...]]) -> None:
+    async def _send_all(self, records: Sequence[Record]) -> None:
         assert self._producer is not None
         futures = await send_grouped(self._producer, records)
         if futures:
@@ -353,9 +367,9 @@ class Participant(Generic[S]):
                     "%s: a dead letter of %d bytes is too large to publish; "
                     "publishing it without its value",
                     self.name,
-                    len(record[2] or b""),
+                    len(record.value or b""),
                 )
-                await self._send_all([io.without_value(record)])
+                await self._send_all([without_value(record)])
 
     def _label(self, type_: str | None) -> str:
         if type_ is None or (self.handles is not None and type_ not in self.handles):

@@ -6,11 +6,12 @@ it implements.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from aiokafka import TopicPartition
@@ -19,21 +20,58 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from events.admin import ensure_compacted_topic, ensure_topics, partition_counts
 from events.codec import encode
 from events.consumer_lag import ConsumerLagCollector
-from events.dead_letters import processing_error_headers
 from events.kafka_settings import KafkaSettings
 from events.log_reader import read_to_end
 from events.metric_children import MetricChildren
 from events.participant_store import ChangelogEntry, Outgoing, ParticipantCore
+from events.records import OutRecord
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from events.participant import Participant
-
 log = logging.getLogger("events.participant")
 
-#: A record to publish: (topic, key, value, headers).
-Record = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
+#: A record to publish.
+Record = OutRecord
+
+
+class Participant(Protocol):
+    """What this module uses of `events.participant.Participant` (named here, so that
+    the runner, which calls these, is not imported back)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kafka(self) -> KafkaSettings: ...
+
+    @property
+    def input_topics(self) -> Collection[str]: ...
+
+    @property
+    def output_topics(self) -> Collection[str]: ...
+
+    @property
+    def deadletter_topic(self) -> str: ...
+
+    @property
+    def changelog_topic(self) -> str: ...
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+    @property
+    def ready(self) -> asyncio.Event: ...
+
+    @property
+    def core(self) -> ParticipantCore[Any]: ...
+
+    @property
+    def views(self) -> Mapping[str, Callable[[Any, dict[str, str]], Any]]: ...
+
+    @property
+    def state(self) -> Any: ...
+
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -89,7 +127,7 @@ _METRICS: weakref.WeakKeyDictionary[CollectorRegistry, ParticipantMetrics] = (
 )
 
 
-async def prepare_topics(participant: Participant[Any], *, create: bool) -> dict[str, int]:
+async def prepare_topics(participant: Participant, *, create: bool) -> dict[str, int]:
     """Make sure every topic exists; return the partition counts of the input topics."""
     kafka = participant.kafka
     names = [*participant.input_topics, *participant.output_topics, participant.deadletter_topic]
@@ -118,7 +156,7 @@ async def replay_changelog(kafka: KafkaSettings, topic: str, core: ParticipantCo
     return read
 
 
-async def serve_http(participant: Participant[Any], host: str, port: int) -> web.AppRunner:
+async def serve_http(participant: Participant, host: str, port: int) -> web.AppRunner:
     """``/metrics``, ``/health`` and the participant's views, on ``host:port``."""
     from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -173,24 +211,5 @@ def output_records(outputs: Iterable[Outgoing]) -> list[Record]:
     records: list[Record] = []
     for o in outputs:
         value, headers = encode(o.event)
-        records.append((o.topic, o.event.sagaid.encode(), value, headers))
+        records.append(OutRecord(o.topic, o.event.sagaid.encode(), value, headers))
     return records
-
-
-def dead_letter(topic: str, record: Any, dlq_headers: list[tuple[str, bytes]]) -> Record:
-    """The consumed ``record`` unchanged, bound for ``topic`` with the ``x-dlq-*`` headers."""
-    headers = [(k, bytes(v)) for k, v in (record.headers or ())]
-    return (topic, record.key, record.value, headers + dlq_headers)
-
-
-def without_value(record: Record) -> Record:
-    """A dead letter too large to publish: the same with an empty value (the original stays
-    on the source topic at the ``x-dlq-*`` coordinates); ``x-dlq-value-dropped`` is its size.
-    Empty rather than None: a record needs a key or a value, and None would be a tombstone."""
-    topic, key, value, headers = record
-    return (topic, key, b"", [*headers, ("x-dlq-value-dropped", str(len(value or b"")).encode())])
-
-
-def error_headers(record: Any, exc: Exception) -> list[tuple[str, bytes]]:
-    """Dead-letter headers for an input our code raised on (a bug, not bad data)."""
-    return processing_error_headers(record.topic, record.partition, record.offset, exc)

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 
 from events.codec import encode
 from events.envelope import CloudEvent
@@ -36,7 +35,6 @@ __all__ = [
     "Applied",
     "ChangelogEntry",
     "Handler",
-    "LateAnswers",
     "Outgoing",
     "ParticipantCore",
     "unit_interval",
@@ -63,21 +61,6 @@ def unit_interval(*parts: object) -> float:
     """A number in [0, 1) fixed by ``parts``: randomness that replays identically."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
-
-
-class LateAnswers(BaseModel):
-    """Failure injection: answer ``probability`` of the inputs ``delay`` seconds late."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    probability: float = Field(default=0.0, ge=0.0, le=1.0)
-    delay: float = Field(default=0.0, ge=0.0, description="Seconds.")
-
-    def delay_for(self, event_id: str) -> float:
-        """The delay for this input, decided by its id so a redelivery agrees."""
-        if self.delay <= 0 or unit_interval(event_id, "late") >= self.probability:
-            return 0.0
-        return self.delay
 
 
 @dataclass(frozen=True, slots=True)

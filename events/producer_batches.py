@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
+from events.records import OutRecord
 
 __all__ = ["BATCH_BYTES", "LINGER_MS", "SINGLE_SEND_BYTES", "batching_producer", "send_grouped"]
 
@@ -57,10 +58,6 @@ def batching_producer(
     return AIOKafkaProducer(**kafka.aiokafka_kwargs(), max_batch_size=size, **options)
 
 
-#: (topic, key, value, headers) or (topic, key, value, headers, partition)
-OutRecord = tuple[Any, ...]
-
-
 async def send_grouped(producer: Any, records: Iterable[OutRecord]) -> list[asyncio.Future[Any]]:
     """Queue ``records`` in order; the futures resolve when Kafka has every record."""
     futures: list[asyncio.Future[Any]] = []
@@ -73,8 +70,8 @@ async def send_grouped(producer: Any, records: Iterable[OutRecord]) -> list[asyn
             futures.append(await producer.send_batch(builder, tp[0], partition=tp[1]))
 
     for record in records:
-        topic, key, value, headers = record[:4]
-        partition = record[4] if len(record) > 4 else None
+        topic, key, value = record.topic, record.key, record.value
+        headers, partition = record.headers, record.partition
         if key is None or (value is not None and len(value) > SINGLE_SEND_BYTES):
             if partition is not None:
                 await flush((topic, partition))

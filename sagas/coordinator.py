@@ -5,10 +5,10 @@ it owns (partition *n* of every input topic and of the saga table, see
 `sagas.membership`):
 
 1. fetch a batch of records (aiokafka, no auto-commit);
-2. decide (`sagas.batch.Batch`): decode each record (what cannot be decoded
-   or routed goes to the dead-letter topic with the reason headers), run the
-   state machine against the saga's state, which the batch then holds in
-   memory so the next batch sees it;
+2. apply the pure batch step (`sagas.batch.apply_batch`): decode each record
+   (what cannot be decoded or routed goes to the dead-letter topic with the
+   reason headers) and run the state machine against the saga's state; the
+   new states go into the in-memory table at once, so the next batch sees them;
 3. persist: send every command and lifecycle event, then log the new states
    to the table's changelog, and wait until Kafka has all of them;
 4. only then commit the batch's offsets.
@@ -28,31 +28,34 @@ import asyncio
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from events.codec import encode
+from events.consumer_lag import LagRow, partition_lag
+from events.envelope import CloudEvent
 from events.gc_policy import freeze_long_lived, relax_young_collections
 from events.kafka_settings import KafkaSettings
 from events.offset_commits import OffsetCommits
 from events.partitioning import partition_for
-from events.producer_batches import batching_producer, send_grouped
+from events.producer_batches import batching_producer
+from events.records import InRecord
 from sagas import control
-from sagas.batch import Batch, known_types
+from sagas.batch import apply_batch
+from sagas.batch_values import BatchContext, BatchLimits, BatchResult
 from sagas.heap_trim import trim_heap
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.membership import CoPartitionedAssignor
 from sagas.metrics import CoordinatorMetrics
-from sagas.saga_table import GENERATION_HEADER, SagaTable
+from sagas.persist import Persister
+from sagas.saga_table import SagaTable
 from sagas.settings import CoordinatorSettings
-from sagas.table_values import EARLY_MARKER
+from sagas.state import SagaState
+from sagas.table_codec import TableValue, decode_value
 from sagas.timers import TimerQueue, deadlines_in_table, still_armed
 
 log = logging.getLogger("sagas.coordinator")
@@ -66,14 +69,6 @@ HEAP_TRIM_INTERVAL = 5.0
 def changelog_topic(app_id: str) -> str:
     """The table's changelog: ``<app id>-sagas-changelog``, compacted, co-partitioned."""
     return f"{app_id}-sagas-changelog"
-
-
-@dataclass
-class _Turn:
-    """Set once a batch has enqueued its outgoing records, and then its states."""
-
-    sent: asyncio.Future[None]
-    logged: asyncio.Future[None]
 
 
 class Coordinator:
@@ -96,37 +91,41 @@ class Coordinator:
         self.topics = topics or Topics.from_settings(kafka)
         self.metrics_registry = metrics_registry or CollectorRegistry()
         self.metrics = CoordinatorMetrics.create(self.metrics_registry)
-        self.triggers = registry.triggers()
-        self.known_types = known_types(registry)
         self.timers = TimerQueue()
         #: decoded states of the running sagas this replica owns, so that a reply does not
         #: pay for parsing its saga's state; the table stays the truth (cleared on rebalance)
         self.live = LiveStates(settings.live_cache)
         self.input_topics = sorted(registry.topics_read() | {self.topics.control})
         self.table = SagaTable(kafka, changelog_topic(settings.app_id), kafka.partitions)
+        #: what the batch step may know of this replica
+        self.batch_context = BatchContext(
+            registry,
+            self.topics,
+            kafka.partitions,
+            BatchLimits(settings.max_record_bytes, settings.retention, settings.early_event_grace),
+            self.read_value,
+        )
         self.url = settings.advertised_url()
         self.assignor = CoPartitionedAssignor(self.url, settings.instance_id)
         #: table partitions recovered and being processed here
         self.owned: frozenset[int] = frozenset()
         #: batches being persisted, and committing their offsets once they are
         self.commits = OffsetCommits(depth=settings.pipeline, interval=settings.commit_interval)
+        #: sends what each batch decided, then its states (`sagas.persist`)
+        self.persister = Persister(
+            self.metrics, self.table.topic, kafka.partitions, lambda: self._generation
+        )
         self.started = False
         self.rebalancing = False
         self.recovering = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.http: aiohttp.ClientSession | None = None
         self._generation = -1
         self._epoch = 0
         self._lock = asyncio.Lock()
         self._trimmed_at = 0.0
-        self._last_turn: _Turn | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._web: Any = None
-        from sagas.api import install_api  # HTTP API, /metrics (imports this module)
-
-        self.api = install_api(self)
 
     @property
     def committed(self) -> dict[TopicPartition, int]:
@@ -136,11 +135,9 @@ class Coordinator:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, join the group, serve HTTP; returns while the loops run in the background."""
+        """Connect and join the group; returns while the loops run in the background."""
         s, k = self.settings, self.kafka
         relax_young_collections()
-        self.http = aiohttp.ClientSession()
-        self._web = await self.api.serve(s.web_host, s.web_port)
         self.producer = batching_producer(
             k,
             record_limit=s.max_record_bytes,
@@ -148,6 +145,7 @@ class Coordinator:
             max_request_size=max(s.max_record_bytes * 2, 1_048_576),
         )
         await self.producer.start()
+        self.persister.producer = self.producer
         self.consumer = AIOKafkaConsumer(
             **k.consumer_kwargs(),
             group_id=s.app_id,
@@ -168,7 +166,6 @@ class Coordinator:
         self._tasks = [
             asyncio.create_task(self._guard(self._consume()), name="sagas.consume"),
             asyncio.create_task(self._guard(self._timer_loop()), name="sagas.timers"),
-            *self.api.background_tasks(),
         ]
         log.info("coordinator %s started; reading %s", self.url, ", ".join(self.input_topics))
 
@@ -185,10 +182,6 @@ class Coordinator:
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
-        if self._web is not None:
-            await self._web.cleanup()
-        if self.http is not None:
-            await self.http.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, run until ``stop`` is set (or a loop fails), then stop."""
@@ -215,6 +208,40 @@ class Coordinator:
             logging.shutdown()
             os._exit(EXIT_BATCH_FAILED)
 
+    # -- what the HTTP API sees (`sagas.api.replica.Replica`) ------------------------------
+
+    @property
+    def partitions(self) -> int:
+        return self.kafka.partitions
+
+    def owners(self) -> dict[int, str]:
+        return self.assignor.owners
+
+    def owned_partitions(self) -> frozenset[int]:
+        return self.owned
+
+    def not_ready(self) -> str | None:
+        if not self.started:
+            return "the worker is starting"
+        if self.recovering:
+            return "table recovery is in progress"
+        if self.rebalancing:
+            return "the consumer group is rebalancing"
+        if not self.assignor.owners:
+            return "no partitions assigned yet (joining the consumer group)"
+        return None
+
+    def stored_values(self) -> dict[bytes, bytes]:
+        return self.table.data
+
+    async def publish_control(self, event: CloudEvent) -> None:
+        value, headers = encode(event)
+        key = event.sagaid.encode()
+        await (await self.persister.send(self.topics.control, key, value, headers))
+
+    def input_lag(self) -> list[LagRow]:
+        return partition_lag(self.consumer, set(self.input_topics), self.committed)
+
     # -- the batch loop -------------------------------------------------------------------
 
     async def _consume(self) -> None:
@@ -232,9 +259,9 @@ class Coordinator:
                 if not self._may_decide(epoch, fetched):
                     self._rewind(fetched)
                     continue
-                records = [record for tp in fetched for record in fetched[tp]]
+                records = [InRecord.of(record) for tp in fetched for record in fetched[tp]]
                 offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if rs}
-                persisted = self.decide(records, time.time())
+                persisted = self.process(records, time.time())
                 await self.commits.add(persisted, offsets)
 
     def _trim_when_idle(self) -> None:
@@ -261,79 +288,38 @@ class Coordinator:
         coordinator = getattr(self.consumer, "_coordinator", None)
         return int(getattr(coordinator, "generation", -1))
 
-    def decide(self, records: Sequence[Any], now: float) -> asyncio.Future[None]:
-        """Decide a batch (in memory at once) and start persisting it; resolves when durable."""
-        batch = Batch(self, now)
-        for r in records:
-            batch.handle(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
-        writes = {saga_id.encode(): raw for saga_id, raw in batch.writes.items()}
+    def read_value(self, saga_id: str) -> TableValue | None:
+        """A saga's value in the table (the batch step's reader): decoded once per run."""
+        state = self.live.get(saga_id)
+        if state is not None:
+            return state
+        raw = self.table.get(saga_id.encode())
+        return None if raw is None else decode_value(raw)
+
+    def process(self, records: Sequence[InRecord], now: float) -> asyncio.Future[None]:
+        """Apply a batch (in memory at once) and start persisting it; resolves when durable."""
+        batch = apply_batch(self.batch_context, records, now)
+        self.count(batch)
+        writes = {saga_id.encode(): w.raw for saga_id, w in batch.writes.items()}
         self.table.store(writes)
-        for saga_id, raw in batch.writes.items():
-            state = batch.decoded.get(saga_id)
-            if state is None or raw is None:
-                self.live.forget(saga_id)
+        for saga_id, w in batch.writes.items():
+            if isinstance(w.value, SagaState):
+                self.live.put(w.value)
             else:
-                self.live.put(state)
+                self.live.forget(saga_id)
         for due, saga_id, token in batch.timers:
             self.timers.push(due, saga_id, token)
-        # Batches are persisted concurrently, but each enqueues its records only after
-        # the batch before it did: the changelog keeps every saga's states in order.
-        loop = asyncio.get_running_loop()
-        turn = _Turn(loop.create_future(), loop.create_future())
-        previous, self._last_turn = self._last_turn, turn
-        return asyncio.ensure_future(self._persist(batch.outgoing, writes, previous, turn))
+        return self.persister.persist(batch.outgoing, writes)
 
-    async def _persist(
-        self,
-        outgoing: Sequence[tuple[Any, ...]],
-        writes: dict[bytes, bytes | None],
-        previous: _Turn | None,
-        turn: _Turn,
-    ) -> None:
-        if previous is not None:
-            await previous.sent
-        acks = await self._send_all(outgoing)
-        turn.sent.set_result(None)
-        await asyncio.gather(*acks)
-        # Commands before states: a state that says a command went out must not be
-        # durable before the command is (a replay would then not send it again).
-        if previous is not None:
-            await previous.logged
-        acks = await self._enqueue_states(writes)
-        turn.logged.set_result(None)
-        await asyncio.gather(*acks)
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes]],
-        partition: int | None = None,
-    ) -> asyncio.Future[Any]:
-        """Queue one record on the producer; the returned future resolves when Kafka has it."""
-        assert self.producer is not None, "the coordinator is not started"
-        self.metrics.child(self.metrics.messages, topic, "out").inc()
-        return await self.producer.send(topic, value, key=key, partition=partition, headers=headers)
-
-    async def _enqueue_states(self, writes: dict[bytes, bytes | None]) -> list[Any]:
-        """Queue saga states on the table's changelog, each in its saga's partition."""
-        headers = [(GENERATION_HEADER, str(self._generation).encode())]
-        topic, partitions = self.table.topic, self.kafka.partitions
-        return await self._send_all(
-            [
-                (topic, key, raw, headers, partition_for(key, partitions))
-                for key, raw in writes.items()
-            ]
-        )
-
-    async def _send_all(self, records: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Queue records grouped per partition (`events.producer_batches`); one future each batch."""
-        assert self.producer is not None, "the coordinator is not started"
-        per_topic = Counter(record[0] for record in records)
-        for topic, n in per_topic.items():
-            self.metrics.child(self.metrics.messages, topic, "out").inc(n)
-        return await send_grouped(self.producer, records)
+    def count(self, batch: BatchResult) -> None:
+        """The metric signals of a batch: records in, decisions, dead letters."""
+        metrics = self.metrics
+        for topic, n in batch.consumed.items():
+            metrics.child(metrics.messages, topic, "in").inc(n)
+        for signal in batch.decisions:
+            metrics.observe(signal.saga, signal.decision, signal.started, signal.reopened)
+        for reason, n in batch.dead_letters.items():
+            metrics.child(metrics.dead_letters, reason).inc(n)
 
     # -- rebalancing ----------------------------------------------------------------------
 
@@ -365,7 +351,7 @@ class Coordinator:
             self.owned = wanted
             if found.relog:
                 relog = {key: self.table.get(key) for key in found.relog}
-                await asyncio.gather(*await self._enqueue_states(relog))
+                await asyncio.gather(*await self.persister.enqueue_states(relog))
             self.timers.replace(
                 deadlines_in_table(self.table.data.items(), self.settings.retention)
             )
@@ -405,7 +391,7 @@ class Coordinator:
             ):
                 continue
             value, headers = encode(control.timer_fired(saga_id, token))
-            futures.append(await self.send(self.topics.control, key, value, headers))
+            futures.append(await self.persister.send(self.topics.control, key, value, headers))
         if futures:
             await asyncio.gather(*futures)
 
@@ -421,4 +407,4 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.c.on_assigned(set(assigned))
 
 
-__all__ = ["EARLY_MARKER", "Coordinator", "changelog_topic", "partition_for"]
+__all__ = ["Coordinator", "changelog_topic", "partition_for"]

@@ -12,10 +12,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 
-import orjson
-
+from sagas import table_codec
 from sagas.state import SagaState
-from sagas.table_values import EARLY_MARKER, EARLY_TOKEN, PURGE_TOKEN, TERMINAL_STATUSES
+from sagas.table_codec import EARLY_TOKEN, PURGE_TOKEN
 
 
 class TimerQueue:
@@ -50,19 +49,7 @@ def deadlines_in_table(
 ) -> list[tuple[float, str, str]]:
     """(due, saga id, token) of every deadline in stored states: steps' timers,
     early-event expiries, and the retention purge of finished sagas."""
-    entries: list[tuple[float, str, str]] = []
-    for key, raw in items:
-        saga_id = key.decode()
-        if raw[:1] == EARLY_MARKER:
-            early = orjson.loads(raw[1:])
-            entries.append((early["expires"], saga_id, EARLY_TOKEN + saga_id))
-            continue
-        # Plain JSON, not the model: recovery reads every saga the replica owns.
-        doc = orjson.loads(raw)
-        entries.extend((t["due"], saga_id, token) for token, t in doc["timers"].items())
-        if doc["status"] in TERMINAL_STATUSES and doc.get("finished_at") is not None:
-            entries.append((doc["finished_at"] + retention, saga_id, PURGE_TOKEN + saga_id))
-    return entries
+    return table_codec.deadlines(items, retention)
 
 
 def still_armed(token: str, raw: bytes | None, decoded: SagaState | None) -> bool:
@@ -77,6 +64,4 @@ def still_armed(token: str, raw: bytes | None, decoded: SagaState | None) -> boo
         return raw is not None
     if decoded is not None:
         return token in decoded.timers
-    if raw is None or raw[:1] == EARLY_MARKER:
-        return False
-    return token in orjson.loads(raw).get("timers", ())
+    return table_codec.holds_timer(raw, token)

@@ -8,7 +8,8 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from events.envelope import CloudEvent
-from events.participant import Handler, LateAnswers, Outgoing
+from events.participant import Handler, Outgoing
+from services.late_answers import LateAnswers
 
 S = TypeVar("S")
 

@@ -16,8 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from events.participant import LateAnswers
 from services.common import Mode
+from services.late_answers import LateAnswers
 
 
 class _Section(BaseModel):

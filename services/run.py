@@ -66,7 +66,7 @@ def participant_for(
         output_topics=spec.output_topics,
         catalog=catalog,
         registry=registry,
-        late=spec.late,
+        answer_delay=spec.late.delay_for,
         http_port=http_port,
         http_host=http_host,
         views=spec.views,

@@ -27,19 +27,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from aiohttp import ClientSession, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from events.broker_watch import BrokerWatch
 from events.dead_letters import error_digest
+from events.kafka_settings import KafkaSettings
+from sagas.api.collectors import CoordinatorCollector, TableCensus
+from sagas.api.replica import Replica
 from sagas.api.requests import ApiError
+from sagas.api.server import SagaApi
 
-if TYPE_CHECKING:
-    from sagas.coordinator import Coordinator
-
-__all__ = ["ApiError", "HttpApi", "install_api"]
+__all__ = ["ApiError", "HttpApi", "Replica", "install_api"]
 
 log = logging.getLogger("sagas.api")
 
@@ -48,22 +50,34 @@ log = logging.getLogger("sagas.api")
 CENSUS_INTERVAL = 15.0
 
 
-def install_api(coordinator: Coordinator) -> HttpApi:
-    """The API, ``/metrics`` and the scrape-time collectors of ``coordinator``."""
-    from sagas.api.collectors import CoordinatorCollector, TableCensus
-
-    census = TableCensus(coordinator)
-    coordinator.metrics_registry.register(CoordinatorCollector(coordinator, census))
-    return HttpApi(coordinator, census)
+def install_api(
+    replica: Replica,
+    metrics_registry: CollectorRegistry,
+    token: str | None = None,
+    kafka: KafkaSettings | None = None,
+) -> HttpApi:
+    """The API of ``replica``, its ``/metrics`` (``metrics_registry``) with the scrape-time
+    collectors registered there; ``token``: what mutations need (None: nothing); ``kafka``:
+    the cluster whose reachability ``/readyz`` and ``/healthz`` report (None: not watched)."""
+    census = TableCensus(replica)
+    metrics_registry.register(CoordinatorCollector(replica, census))
+    broker = BrokerWatch(kafka) if kafka is not None else None
+    return HttpApi(replica, metrics_registry, census, token, broker)
 
 
 class HttpApi:
     """Routes of the coordinator's HTTP server onto `SagaApi`, and the census refresh."""
 
-    def __init__(self, coordinator: Coordinator, census: Any) -> None:
-        from sagas.api.server import SagaApi
-
-        self.saga_api = SagaApi(coordinator)
+    def __init__(
+        self,
+        replica: Replica,
+        metrics_registry: CollectorRegistry,
+        census: TableCensus,
+        token: str | None = None,
+        broker: BrokerWatch | None = None,
+    ) -> None:
+        self.http: ClientSession | None = None
+        self.saga_api = SagaApi(replica, metrics_registry, token, lambda: self.http, broker)
         self.cluster = self.saga_api.cluster
         self.census = census
 
@@ -104,13 +118,15 @@ class HttpApi:
         return app
 
     async def serve(self, host: str, port: int) -> web.AppRunner:
-        """Listen on ``host:port``; the caller cleans the runner up."""
+        """Listen on ``host:port``; the caller cleans the runner up, then calls `close`."""
+        self.http = ClientSession()
         runner = web.AppRunner(self.application(), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
             await runner.cleanup()
+            await self.close()
             raise OSError(
                 exc.errno,
                 f"cannot serve the coordinator's HTTP API on {host}:{port} ({exc.strerror}); "
@@ -118,11 +134,17 @@ class HttpApi:
             ) from None
         return runner
 
+    async def close(self) -> None:
+        """Close the session for requests to other replicas."""
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
     def background_tasks(self) -> list[asyncio.Task[None]]:
-        return [
-            asyncio.create_task(self._refresh_census(), name="sagas.api.census"),
-            asyncio.create_task(self.saga_api.broker.run(), name="sagas.api.broker"),
-        ]
+        tasks = [asyncio.create_task(self._refresh_census(), name="sagas.api.census")]
+        if self.saga_api.broker is not None:
+            tasks.append(asyncio.create_task(self.saga_api.broker.run(), name="sagas.api.broker"))
+        return tasks
 
     async def _refresh_census(self) -> None:
         while True:

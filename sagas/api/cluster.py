@@ -8,18 +8,12 @@ id (`events.partitioning.partition_for`), as for every record of the saga.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
-
-import orjson
 from yarl import URL
 
 from events.partitioning import partition_for
+from sagas import table_codec
+from sagas.api.replica import Replica
 from sagas.state import SagaState
-from sagas.state_codec import load_state
-
-if TYPE_CHECKING:
-    from sagas.coordinator import Coordinator
 
 #: Set on a request one replica sends another, so it is never passed on again.
 FORWARDED = "X-Sagas-Forwarded"
@@ -33,17 +27,17 @@ def _ident(url: str | URL) -> tuple[str, int]:
 class Cluster:
     """This replica's view of the coordinator group and of its own table partitions."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
-        self.c = coordinator
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
 
     @property
     def self_url(self) -> str:
-        return self.c.url
+        return self.replica.url
 
     def _distribution(self) -> dict[str, set[int]]:
         """member URL -> the table partitions it owns (as of the last rebalance)."""
         dist: dict[str, set[int]] = {}
-        for partition, url in self.c.assignor.owners.items():
+        for partition, url in self.replica.owners().items():
             dist.setdefault(url, set()).add(partition)
         return dist
 
@@ -59,53 +53,25 @@ class Cluster:
         return [u for u in self.members() if _ident(u) != me]
 
     def partition_of(self, saga_id: str) -> int:
-        return partition_for(saga_id.encode(), self.c.kafka.partitions)
+        return partition_for(saga_id.encode(), self.replica.partitions)
 
     def owner_of(self, saga_id: str) -> str | None:
         """URL of the replica that holds ``saga_id``; None if nobody does (rebalancing)."""
-        return self.c.assignor.owners.get(self.partition_of(saga_id))
+        return self.replica.owners().get(self.partition_of(saga_id))
 
     def is_self(self, url: str | None) -> bool:
         return url is not None and _ident(url) == _ident(self.self_url)
 
     def owned_partitions(self) -> set[int]:
-        return set(self.c.owned)
+        return set(self.replica.owned_partitions())
 
     # -- readiness ---------------------------------------------------------------------
 
     def not_ready(self) -> str | None:
         """Why this replica cannot answer for its sagas right now, or None."""
-        c = self.c
-        if not c.started:
-            return "the worker is starting"
-        if c.recovering:
-            return "table recovery is in progress"
-        if c.rebalancing:
-            return "the consumer group is rebalancing"
-        if not c.assignor.owners:
-            return "no partitions assigned yet (joining the consumer group)"
-        return None
+        return self.replica.not_ready()
 
     # -- this replica's table -----------------------------------------------------------
 
     def local_state(self, saga_id: str) -> SagaState | None:
-        from sagas.coordinator import EARLY_MARKER
-
-        raw = self.c.table.data.get(saga_id.encode())
-        if raw is None or raw[:1] == EARLY_MARKER:
-            return None
-        return load_state(raw)
-
-    def local_docs(self) -> Iterator[tuple[bytes, dict[str, Any]]]:
-        """(raw, parsed JSON) of every saga in the partitions this replica owns now."""
-        from sagas.coordinator import EARLY_MARKER
-
-        owned = self.owned_partitions()
-        partitions = self.c.kafka.partitions
-        for key, raw in list(self.c.table.data.items()):
-            if raw is None or raw[:1] == EARLY_MARKER:
-                continue
-            # A partition being handed over may still be in the table for a moment.
-            if partition_for(key, partitions) not in owned:
-                continue
-            yield raw, orjson.loads(raw)
+        return table_codec.saga_state(self.replica.stored_values().get(saga_id.encode()))

@@ -21,18 +21,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from events.consumer_lag import LagRow, lag_family, partition_lag
+from events.consumer_lag import LagRow, lag_family
 from events.partitioning import partition_for
-from sagas.api.render import peek_status
+from sagas.api.replica import Replica
 from sagas.state import SagaStatus
-
-if TYPE_CHECKING:
-    from sagas.coordinator import Coordinator
+from sagas.table_codec import name_and_status
 
 log = logging.getLogger("sagas.api")
 
@@ -43,17 +41,15 @@ SLICE = 2000
 class TableCensus:
     """Counts of sagas by (name, status) in the partitions this replica owns."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
-        self.c = coordinator
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
         self.counts: Counter[tuple[str, str]] = Counter()
-        self.names: set[str] = {d.name for d in coordinator.registry}
+        self.names: set[str] = {d.name for d in replica.registry}
         self.scanned_at: float | None = None
 
     async def scan(self, owned: set[int]) -> None:
-        from sagas.coordinator import EARLY_MARKER
-
-        data = self.c.table.data
-        partitions = self.c.kafka.partitions
+        data = self.replica.stored_values()
+        partitions = self.replica.partitions
         # murmur2 is pure Python: skip it when every partition is ours (one replica)
         check = not owned.issuperset(range(partitions))
         keys = list(data.keys())
@@ -62,14 +58,14 @@ class TableCensus:
             if n % SLICE == 0:
                 await asyncio.sleep(0)
             raw = data.get(key)
-            if raw is None or raw[:1] == EARLY_MARKER:
-                continue
-            if check and partition_for(key, partitions) not in owned:
+            if raw is None or (check and partition_for(key, partitions) not in owned):
                 continue
             try:
-                counts[peek_status(raw)] += 1
+                seen = name_and_status(raw)
             except Exception:  # noqa: BLE001 - a value we cannot read is not a saga to count
                 continue
+            if seen is not None:  # held events are not a saga yet
+                counts[seen] += 1
         self.counts = counts
         self.names |= {name for name, _ in counts}
         self.scanned_at = time.time()
@@ -85,8 +81,8 @@ class TableCensus:
 class CoordinatorCollector(Collector):
     """The scrape-time metrics of one replica (see the module docstring)."""
 
-    def __init__(self, coordinator: Coordinator, census: TableCensus) -> None:
-        self.c = coordinator
+    def __init__(self, replica: Replica, census: TableCensus) -> None:
+        self.replica = replica
         self.census = census
 
     def describe(self) -> Iterable[Any]:
@@ -110,4 +106,4 @@ class CoordinatorCollector(Collector):
         yield states
 
     def lag(self) -> list[LagRow]:
-        return partition_lag(self.c.consumer, set(self.c.input_topics), self.c.committed)
+        return self.replica.input_lag()

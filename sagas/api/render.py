@@ -1,18 +1,15 @@
 """What the HTTP API answers about sagas, computed from their recorded state.
 
-Pure functions: a `SagaState` (or the raw JSON of one, for listings) and its
+Pure functions: a `SagaState` (or the plain JSON of one, for listings) and its
 definition in, a JSON-ready dict out. No I/O, no clock, so they are tested with
 plain values. Times are RFC 3339 strings in UTC; durations are seconds.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
-
-import orjson
+from typing import Any
 
 from sagas.definition import SagaDefinition, Step
 from sagas.state import SagaState, StepState, StepStatus
@@ -182,54 +179,3 @@ def from_wire(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("started_ts", "updated_ts")}
     out["_started"], out["_updated"] = row.get("started_ts", 0.0), row.get("updated_ts", 0.0)
     return out
-
-
-class Peek(NamedTuple):
-    """The fields a listing filters and sorts on, read without parsing the whole state."""
-
-    name: str
-    status: str
-    started_at: float
-    updated_at: float
-
-
-_HEAD = re.compile(
-    rb'^\{"saga_id":"(?:[^"\\]|\\.)*","name":"([^"\\]*)","version":\d+,"status":"(\w+)"'
-)
-_TIMES = re.compile(rb',"stage":\d+,"started_at":([0-9.eE+-]+),"updated_at":([0-9.eE+-]+)')
-
-
-def peek_status(raw: bytes) -> tuple[str, str]:
-    """(saga name, status) of a stored state: the cheapest read, for counting a whole table."""
-    head = _HEAD.match(raw)
-    if head is not None:
-        return head.group(1).decode(), head.group(2).decode()
-    seen = peek(raw)
-    return seen.name, seen.status
-
-
-def peek(raw: bytes) -> Peek:
-    """Name, status and times of a stored state (`sagas.state_codec.dump_state` bytes).
-
-    A listing of a large table must not parse every saga's context and history:
-    the fields are matched where `dump_state` writes them (the top-level
-    ``stage`` is the last one: nothing after it holds such a key), falling
-    back to a full parse if the layout ever changes.
-    """
-    head = _HEAD.match(raw)
-    at = raw.rfind(b',"stage":')
-    times = _TIMES.match(raw, at) if head is not None and at >= 0 else None
-    if head is not None and times is not None:
-        return Peek(
-            head.group(1).decode(),
-            head.group(2).decode(),
-            float(times.group(1)),
-            float(times.group(2)),
-        )
-    doc = orjson.loads(raw)
-    return Peek(
-        str(doc.get("name")),
-        str(doc.get("status")),
-        float(doc.get("started_at") or 0.0),
-        float(doc.get("updated_at") or 0.0),
-    )

@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import orjson
-from aiohttp import ClientTimeout
-from prometheus_client import generate_latest
+from aiohttp import ClientSession, ClientTimeout
+from prometheus_client import CollectorRegistry, generate_latest
 
 from events.broker_watch import BrokerWatch
-from events.codec import encode
-from sagas import control
+from sagas import control, table_codec
 from sagas.api import render
 from sagas.api.cluster import FORWARDED, Cluster
+from sagas.api.replica import Replica
 from sagas.api.requests import (
     ApiError,
     OperatorRequest,
@@ -37,9 +38,6 @@ from sagas.api.requests import (
 from sagas.errors import SagaError
 from sagas.logs import saga_fields
 
-if TYPE_CHECKING:
-    from sagas.coordinator import Coordinator
-
 log = logging.getLogger("sagas.api")
 
 PEER_TIMEOUT = 5.0
@@ -49,22 +47,31 @@ JSON = "application/json"
 class SagaApi:
     """What each endpoint does; views call these with the aiohttp request."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
-        self.c = coordinator
-        self.cluster = Cluster(coordinator)
+    def __init__(
+        self,
+        replica: Replica,
+        metrics_registry: CollectorRegistry,
+        token: str | None,
+        http: Callable[[], ClientSession | None],
+        broker: BrokerWatch | None = None,
+    ) -> None:
+        self.replica = replica
+        self.metrics_registry = metrics_registry
+        self.cluster = Cluster(replica)
+        self.token = token
+        #: the session for requests to other replicas (open while the API serves)
+        self.http = http
         #: whether Kafka answers: the consumer and producer only log a lost broker
-        self.broker = BrokerWatch(coordinator.kafka)
-        token = coordinator.settings.api_token
-        self.token = token.get_secret_value() if token is not None else None
+        self.broker = broker
         self.versions: dict[str, list[int]] = {}
-        for definition in coordinator.registry:
+        for definition in replica.registry:
             self.versions.setdefault(definition.name, []).append(definition.version)
 
     # -- plumbing -----------------------------------------------------------------------
 
     def definition(self, name: str, version: int | None) -> Any:
         try:
-            return self.c.registry.get(name, version)
+            return self.replica.registry.get(name, version)
         except SagaError:
             return None
 
@@ -76,8 +83,9 @@ class SagaApi:
             headers["Authorization"] = auth
         target = url.rstrip("/") + path_qs
         try:
-            assert self.c.http is not None, "the coordinator is not started"
-            async with self.c.http.request(
+            session = self.http()
+            assert session is not None, "the API is not serving"
+            async with session.request(
                 method,
                 target,
                 data=body or None,
@@ -167,16 +175,12 @@ class SagaApi:
         }
 
     def local_rows(self, query: Any) -> list[dict[str, Any]]:
-        from sagas.coordinator import EARLY_MARKER
-
         owned = self.cluster.owned_partitions()
-        data = self.c.table.data
+        data = self.replica.stored_values()
         picked: list[tuple[float, bytes]] = []
         for key, raw in list(data.items()):
-            if raw is None or raw[:1] == EARLY_MARKER:
-                continue
-            seen = render.peek(raw)
-            if not wanted(query, seen.status, seen.name):
+            seen = table_codec.summary(raw) if raw is not None else None
+            if seen is None or not wanted(query, seen.status, seen.name):
                 continue
             if self.cluster.partition_of(key.decode()) not in owned:
                 continue  # a revoked partition's leftovers in a memory store
@@ -184,7 +188,8 @@ class SagaApi:
         picked.sort(key=lambda p: -p[0])
         rows = []
         for _, raw in picked[: query.limit]:
-            doc = orjson.loads(raw)
+            doc = table_codec.saga_document(raw)
+            assert doc is not None  # summarised above: a saga state
             rows.append(render.saga_row(doc, self.definition(doc["name"], doc["version"])))
         return rows
 
@@ -308,12 +313,13 @@ class SagaApi:
         return None
 
     async def publish(self, event: Any) -> None:
-        value, headers = encode(event)
-        await (await self.c.send(self.c.topics.control, event.sagaid.encode(), value, headers))
+        await self.replica.publish_control(event)
 
     # -- health and metrics ---------------------------------------------------------------
 
     def kafka_problem(self) -> str | None:
+        if self.broker is None:
+            return None
         problem = self.broker.problem
         return None if problem is None else f"Kafka does not answer: {problem}"
 
@@ -336,4 +342,4 @@ class SagaApi:
         return (200 if why is None else 503), body
 
     def metrics(self) -> bytes:
-        return generate_latest(self.c.metrics_registry)
+        return generate_latest(self.metrics_registry)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from importlib.metadata import entry_points
+
 import typer
 
 app = typer.Typer(
@@ -12,22 +15,38 @@ app = typer.Typer(
 )
 
 
+#: entry-point group of commands that packages above the engine add to `sagas`
+PLUGIN_GROUP = "sagas.commands"
+#: The command modules: each adds its commands to `app` (and imports it, so they are
+#: named here rather than imported, which would make an import circle).
+COMMANDS = (
+    "bridge_cmd",
+    "broker_cmd",
+    "demo_cmd",
+    "load_cmd",
+    "ops_cmd",
+    "schema_cmd",
+    "service_cmd",
+    "start_cmd",
+    "topics_cmd",
+    "worker_cmd",
+)
+
+
 def _register() -> None:
-    # Each command module adds its commands to `app`; imported here so that
-    # `sagas --help` lists them all. Keep heavy imports inside the commands.
-    from sagas.cli import (  # noqa: F401
-        bench_cmd,
-        bridge_cmd,
-        broker_cmd,
-        demo_cmd,
-        load_cmd,
-        ops_cmd,
-        schema_cmd,
-        service_cmd,
-        start_cmd,
-        topics_cmd,
-        worker_cmd,
-    )
+    # Imported here so that `sagas --help` lists them all. Keep heavy imports inside the
+    # commands.
+    for name in COMMANDS:
+        importlib.import_module(f"sagas.cli.{name}")
+    # Commands of the packages above the engine (`bench`), declared in their
+    # distribution's entry points: the engine does not import them.
+    for entry in entry_points(group=PLUGIN_GROUP):
+        if entry.name not in _plugins:
+            _plugins.add(entry.name)
+            app.command(name=entry.name)(entry.load())
+
+
+_plugins: set[str] = set()
 
 
 def main() -> None:

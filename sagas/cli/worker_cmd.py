@@ -11,6 +11,7 @@ import typer
 from sagas.cli import app
 
 if TYPE_CHECKING:
+    from sagas.api import HttpApi
     from sagas.coordinator import Coordinator
 
 
@@ -68,19 +69,28 @@ def worker(
 
 
 def run_coordinator(coordinator: Coordinator, log_level: str, log_format: str = "text") -> None:
-    """Run a coordinator in the foreground until SIGTERM/SIGINT, logging in ``log_format``.
+    """Run a coordinator and its HTTP API in the foreground until SIGTERM/SIGINT, logging
+    in ``log_format``.
 
     On the signal it finishes and commits the batches in hand and leaves the group,
     so its partitions move to the other replicas at once.
     """
+    from sagas.api import install_api
     from sagas.cli.foreground import run_until_signal
     from sagas.logs import configure
 
     configure(log_level, log_format)
+    token = coordinator.settings.api_token
+    api = install_api(
+        coordinator,
+        coordinator.metrics_registry,
+        token.get_secret_value() if token is not None else None,
+        kafka=coordinator.kafka,
+    )
 
     async def serve(stop: asyncio.Event) -> None:
-        announce = asyncio.create_task(_announce_ready(coordinator, log_level))
-        running = asyncio.create_task(coordinator.run(stop))
+        announce = asyncio.create_task(_announce_ready(coordinator, api, log_level))
+        running = asyncio.create_task(serve_with_api(coordinator, api, stop))
         asked = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait([running, asked], return_when=asyncio.FIRST_COMPLETED)
@@ -129,7 +139,7 @@ def _stop_log() -> Any:
     return logging.getLogger("sagas.worker")
 
 
-async def _announce_ready(coordinator: Coordinator, log_level: str) -> None:
+async def _announce_ready(coordinator: Coordinator, http_api: HttpApi, log_level: str) -> None:
     """Once the replica first serves its sagas, say so in one line, also at the default
     level (warning): where its API is and which partitions it owns."""
     import logging
@@ -137,7 +147,7 @@ async def _announce_ready(coordinator: Coordinator, log_level: str) -> None:
     ready = logging.getLogger("sagas.worker")
     if logging.getLevelName(log_level.upper()) <= logging.WARNING:
         ready.setLevel(logging.INFO)
-    api = coordinator.api.saga_api
+    api = http_api.saga_api
     while api.readiness()[0] != 200:
         await asyncio.sleep(0.1)
     partitions = sorted(coordinator.owned)
@@ -148,3 +158,19 @@ async def _announce_ready(coordinator: Coordinator, log_level: str) -> None:
         coordinator.kafka.partitions,
         coordinator.settings.app_id,
     )
+
+
+async def serve_with_api(coordinator: Coordinator, api: HttpApi, stop: asyncio.Event) -> None:
+    """The API first (``/healthz`` answers while the replica joins its group), then the
+    coordinator until ``stop``; the API closes after the coordinator has stopped."""
+    settings = coordinator.settings
+    web = await api.serve(settings.web_host, settings.web_port)
+    tasks = api.background_tasks()
+    try:
+        await coordinator.run(stop)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await web.cleanup()
+        await api.close()

@@ -240,4 +240,3 @@ class StateAudit:
                     + ", ".join(f"{w} seq {q} {st} at {t:.3f}" for w, q, st, t in self.trail[sid])
                 )
             self.last[sid] = (max(seq, previous[0]) if previous else seq, terminal)
-

@@ -102,7 +102,9 @@ class BookingService:
         if self.reacts_to is not None:
             topics.append(f"{self.p}{self.upstream[self.reacts_to]}")
         self.consumer = AIOKafkaConsumer(
-            *topics, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
+            *topics,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
             fetch_max_wait_ms=10,
         )
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=1)
@@ -137,14 +139,20 @@ class BookingService:
         if command_id not in self.answered:
             undone = self.bookings.pop(saga_id, None)
             self.answered[command_id] = cloudevent(
-                f"{self.name}.cancelled", self.name, saga_id, {"undone": undone},
-                id=f"{command_id}-reply", causationid=command_id,
+                f"{self.name}.cancelled",
+                self.name,
+                saga_id,
+                {"undone": undone},
+                id=f"{command_id}-reply",
+                causationid=command_id,
             )
         await self.send(saga_id, self.answered[command_id])
 
     async def send(self, saga_id: str, value: bytes) -> None:
         await self.producer.send_and_wait(
-            f"{self.p}{self.name}.events", value, key=saga_id.encode(),
+            f"{self.p}{self.name}.events",
+            value,
+            key=saga_id.encode(),
             headers=[("content-type", b"application/cloudevents+json")],
         )
 
@@ -233,12 +241,14 @@ async def test_late_booking_and_the_booking_it_set_off_are_undone(system: Any) -
     )
     await eventually(lambda: len(lifecycle_late(seen, saga_id)) == 4, 10, "late lifecycle")
     late = lifecycle_late(seen, saga_id)
-    assert sorted(late) == sorted([
-        ("saga.step.late_succeeded", "hotel"),
-        ("saga.step.late_compensated", "hotel"),
-        ("saga.step.late_succeeded", "car"),
-        ("saga.step.late_compensated", "car"),
-    ])
+    assert sorted(late) == sorted(
+        [
+            ("saga.step.late_succeeded", "hotel"),
+            ("saga.step.late_compensated", "hotel"),
+            ("saga.step.late_succeeded", "car"),
+            ("saga.step.late_compensated", "car"),
+        ]
+    )
     terminal = [t for t, _ in lifecycle(seen, saga_id) if t in TERMINAL]
     assert terminal == ["saga.compensated"]
     hotel_cancels = [

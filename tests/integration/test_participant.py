@@ -14,7 +14,8 @@ from events.admin import ensure_topics
 from events.codec import encode
 from events.envelope import CloudEvent, new_event
 from events.kafka_settings import KafkaSettings
-from events.participant import Handler, LateAnswers, Outgoing, Participant
+from events.participant import Handler, Outgoing, Participant
+from services.late_answers import LateAnswers
 from tests.kafka_fixtures import eventually
 from tests.support.kafka_peers import TopicRecorder
 
@@ -174,7 +175,7 @@ async def test_late_answers_come_late_and_are_flushed_on_stop(
     late = LateAnswers(probability=1.0, delay=30.0)
     command = new_event("thing.do", source="test", sagaid="saga-1")
     async with TopicRecorder(kafka.bootstrap_servers or "", p + "things.replies") as rec:
-        part = participant(kafka, Counter(p + "things.replies"), late=late)
+        part = participant(kafka, Counter(p + "things.replies"), answer_delay=late.delay_for)
         async with part:
             await send(producer, p + "things.commands", command)
             await eventually(lambda: part.state == {"saga-1": 1}, what="the effect")

@@ -11,6 +11,7 @@ from events.admin import ensure_topics
 from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
 from events.producer_batches import SINGLE_SEND_BYTES, batching_producer, send_grouped
+from events.records import OutRecord
 
 PARTITIONS = 4
 
@@ -21,14 +22,14 @@ async def test_grouped_records_keep_partition_and_order(
     other = unique_topic + ".other"
     await ensure_topics(kafka_settings, [unique_topic, other], partitions=PARTITIONS)
     big = b"B" * (SINGLE_SEND_BYTES + 10)
-    records: list[tuple[object, ...]] = []
+    records: list[OutRecord] = []
     for n in range(600):
         key = f"saga-{n % 7}".encode()
         value = big if n == 300 else f"{n}".encode()
-        records.append((unique_topic, key, value, [("n", str(n).encode())]))
+        records.append(OutRecord(unique_topic, key, value, [("n", str(n).encode())]))
         if n % 50 == 0:
-            records.append((other, None, f"unkeyed-{n}".encode(), []))
-    records.append((other, b"pinned", b"to-3", [], 3))
+            records.append(OutRecord(other, None, f"unkeyed-{n}".encode(), []))
+    records.append(OutRecord(other, b"pinned", b"to-3", [], 3))
 
     producer = AIOKafkaProducer(**kafka_settings.aiokafka_kwargs(), max_request_size=2**21)
     await producer.start()
@@ -72,7 +73,7 @@ async def produce_requests_for(
 ) -> int:
     """How many produce requests 1,000 records of 400 bytes for one partition take."""
     await ensure_topics(kafka_settings, [topic], partitions=1)
-    records = [(topic, f"saga-{n}".encode(), b"v" * 400, []) for n in range(1000)]
+    records = [OutRecord(topic, f"saga-{n}".encode(), b"v" * 400, []) for n in range(1000)]
     producer = batching_producer(kafka_settings, record_limit=record_limit, linger_ms=1)
     await producer.start()
     requests = 0

@@ -40,8 +40,9 @@ def definition(choreographed: bool) -> SagaDefinition:
                 f"{name}.replies", success=f"{name}.done", failure=f"{name}.no"
             )
         # no compensation deadline: every cancel is one round, answered in the end
-        step.compensate(f"{name}.undo", topic=f"{name}.commands", success=f"{name}.undone",
-                        timeout=None)
+        step.compensate(
+            f"{name}.undo", topic=f"{name}.commands", success=f"{name}.undone", timeout=None
+        )
         step.timeout(5)
         if name == "a" and not choreographed:
             step.retry(2, initial=0.5)
@@ -98,9 +99,16 @@ class SagaWorld(RuleBasedStateMachine):
             i = self.step_of(cmd.type)
             if cmd.type.endswith(".undo"):
                 prior = None if before is None else before.steps[i].status
-                justified = self.success_seen[i] is not None or self.in_doubt[i] or prior in (
-                    StepStatus.RUNNING, StepStatus.WAITING_RETRY, StepStatus.TIMED_OUT,
-                    StepStatus.CANCELLED,
+                justified = (
+                    self.success_seen[i] is not None
+                    or self.in_doubt[i]
+                    or prior
+                    in (
+                        StepStatus.RUNNING,
+                        StepStatus.WAITING_RETRY,
+                        StepStatus.TIMED_OUT,
+                        StepStatus.CANCELLED,
+                    )
                 )
                 assert justified, f"cancel of {STEPS[i]!r}, which never succeeded nor was in doubt"
                 self.undos[i].append(self.seq)
@@ -117,8 +125,12 @@ class SagaWorld(RuleBasedStateMachine):
         self.seq += 1
         self.to_engine.append(
             CloudEvent(
-                id=f"e-{self.seq}", source=STEPS[i], type=type_, sagaid=SAGA,
-                causationid=None if cause is None else cause.id, data={STEPS[i]: self.seq},
+                id=f"e-{self.seq}",
+                source=STEPS[i],
+                type=type_,
+                sagaid=SAGA,
+                causationid=None if cause is None else cause.id,
+                data={STEPS[i]: self.seq},
             )
         )
 

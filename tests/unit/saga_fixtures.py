@@ -11,23 +11,38 @@ from sagas.testing import SagaTestKit
 
 # Commands the coordinator sends.
 RESERVE, CHARGE, SHIP, INVOICE = (
-    "inventory.reserve", "payment.charge", "shipping.schedule", "billing.invoice",
+    "inventory.reserve",
+    "payment.charge",
+    "shipping.schedule",
+    "billing.invoice",
 )
 RELEASE, REFUND = "inventory.release", "payment.refund"
 # Replies and events participants publish.
 RESERVED, REJECTED, RELEASED, RELEASE_FAILED = (
-    "inventory.reserved", "inventory.rejected", "inventory.released", "inventory.release_failed",
+    "inventory.reserved",
+    "inventory.rejected",
+    "inventory.released",
+    "inventory.release_failed",
 )
 CHARGED, DECLINED, REFUNDED, REFUND_FAILED = (
-    "payment.charged", "payment.declined", "payment.refunded", "payment.refund_failed",
+    "payment.charged",
+    "payment.declined",
+    "payment.refunded",
+    "payment.refund_failed",
 )
 SCHEDULED, SHIP_FAILED = "shipping.scheduled", "shipping.failed"
 INVOICED, INVOICE_FAILED = "billing.invoiced", "billing.invoice_failed"
 
 
-def three_step(*, pivot_last: bool = False, timeout: float = 5.0, retries: int = 1,
-               comp_retries: int = 3, parallel_comp: bool = False,
-               charge_in_doubt: bool = True) -> SagaDefinition:
+def three_step(
+    *,
+    pivot_last: bool = False,
+    timeout: float = 5.0,
+    retries: int = 1,
+    comp_retries: int = 3,
+    parallel_comp: bool = False,
+    charge_in_doubt: bool = True,
+) -> SagaDefinition:
     """reserve -> charge -> ship; reserve and charge compensable, ship optionally the pivot."""
     b = saga("order").triggered_by("order.placed", topic="orders")
     if parallel_comp:
@@ -36,17 +51,29 @@ def three_step(*, pivot_last: bool = False, timeout: float = 5.0, retries: int =
         b.step("reserve")
         .command(RESERVE, topic="inventory.commands")
         .replies("inventory.replies", success=RESERVED, failure=REJECTED)
-        .compensate(RELEASE, topic="inventory.commands", success=RELEASED,
-                    failure=RELEASE_FAILED, timeout=2.0,
-                    retry=RetryPolicy(attempts=comp_retries, initial=0.5))
-        .timeout(timeout).retry(retries, initial=0.1)
+        .compensate(
+            RELEASE,
+            topic="inventory.commands",
+            success=RELEASED,
+            failure=RELEASE_FAILED,
+            timeout=2.0,
+            retry=RetryPolicy(attempts=comp_retries, initial=0.5),
+        )
+        .timeout(timeout)
+        .retry(retries, initial=0.1)
         .step("charge")
         .command(CHARGE, topic="payment.commands")
         .replies("payment.replies", success=CHARGED, failure=DECLINED)
-        .compensate(REFUND, topic="payment.commands", success=REFUNDED,
-                    failure=REFUND_FAILED, timeout=2.0,
-                    retry=RetryPolicy(attempts=comp_retries, initial=0.5))
-        .timeout(timeout).retry(retries, initial=0.1)
+        .compensate(
+            REFUND,
+            topic="payment.commands",
+            success=REFUNDED,
+            failure=REFUND_FAILED,
+            timeout=2.0,
+            retry=RetryPolicy(attempts=comp_retries, initial=0.5),
+        )
+        .timeout(timeout)
+        .retry(retries, initial=0.1)
     )
     if not charge_in_doubt:
         charge.in_doubt_needs_no_compensation()
@@ -75,14 +102,16 @@ def with_pivot(*, invoice_retries: int = 3) -> SagaDefinition:
         .replies("payment.replies", success=CHARGED, failure=DECLINED)
         .compensate(REFUND, topic="payment.commands", success=REFUNDED)
         .timeout(5)
-        .step("ship").pivot()
+        .step("ship")
+        .pivot()
         .command(SHIP, topic="shipping.commands")
         .replies("shipping.replies", success=SCHEDULED, failure=SHIP_FAILED)
         .timeout(5)
         .step("invoice")
         .command(INVOICE, topic="billing.commands")
         .replies("billing.replies", success=INVOICED, failure=INVOICE_FAILED)
-        .timeout(5).retry(invoice_retries, initial=0.5)
+        .timeout(5)
+        .retry(invoice_retries, initial=0.5)
         .build()
     )
 
@@ -91,12 +120,14 @@ def with_parallel_group() -> SagaDefinition:
     """reserve || charge (one group), then ship."""
     return (
         saga("order-par")
-        .step("reserve").in_group("prepare")
+        .step("reserve")
+        .in_group("prepare")
         .command(RESERVE, topic="inventory.commands")
         .replies("inventory.replies", success=RESERVED, failure=REJECTED)
         .compensate(RELEASE, topic="inventory.commands", success=RELEASED)
         .timeout(5)
-        .step("charge").in_group("prepare")
+        .step("charge")
+        .in_group("prepare")
         .command(CHARGE, topic="payment.commands")
         .replies("payment.replies", success=CHARGED, failure=DECLINED)
         .compensate(REFUND, topic="payment.commands", success=REFUNDED)
@@ -112,7 +143,8 @@ def with_parallel_group() -> SagaDefinition:
 def choreographed() -> SagaDefinition:
     """Services drive themselves; the saga watches their events and only sends undos."""
     return (
-        saga("order-chor").triggered_by("order.placed", topic="orders")
+        saga("order-chor")
+        .triggered_by("order.placed", topic="orders")
         .step("reserve")
         .observes("inventory.events", success=RESERVED, failure=REJECTED)
         .compensate(RELEASE, topic="inventory.commands", success=RELEASED)
@@ -140,18 +172,23 @@ def pivot_then_group(*, retries: int = 2) -> SagaDefinition:
         .replies("inventory.replies", success=RESERVED, failure=REJECTED)
         .compensate(RELEASE, topic="inventory.commands", success=RELEASED)
         .timeout(5)
-        .step("ship").pivot()
+        .step("ship")
+        .pivot()
         .command(SHIP, topic="shipping.commands")
         .replies("shipping.replies", success=SCHEDULED, failure=SHIP_FAILED)
         .timeout(5)
-        .step("invoice").in_group("after")
+        .step("invoice")
+        .in_group("after")
         .command(INVOICE, topic="billing.commands")
         .replies("billing.replies", success=INVOICED, failure=INVOICE_FAILED)
-        .timeout(5).retry(retries, initial=0.5)
-        .step("notify").in_group("after")
+        .timeout(5)
+        .retry(retries, initial=0.5)
+        .step("notify")
+        .in_group("after")
         .command(NOTIFY, topic="notify.commands")
         .replies("notify.replies", success=NOTIFIED, failure=NOTIFY_FAILED)
-        .timeout(5).retry(retries, initial=0.5)
+        .timeout(5)
+        .retry(retries, initial=0.5)
         .build()
     )
 
@@ -185,11 +222,23 @@ def scripted(definition: SagaDefinition, script: dict[str, Answer | list[Answer]
 
 #: Every participant says yes.
 ALL_OK: dict[str, Answer | list[Answer]] = {
-    RESERVE: RESERVED, CHARGE: CHARGED, SHIP: SCHEDULED, INVOICE: INVOICED, NOTIFY: NOTIFIED,
-    RELEASE: RELEASED, REFUND: REFUNDED,
+    RESERVE: RESERVED,
+    CHARGE: CHARGED,
+    SHIP: SCHEDULED,
+    INVOICE: INVOICED,
+    NOTIFY: NOTIFIED,
+    RELEASE: RELEASED,
+    REFUND: REFUNDED,
 }
-_BY_STEP = {"reserve": RESERVE, "charge": CHARGE, "ship": SHIP, "invoice": INVOICE,
-            "notify": NOTIFY, "release": RELEASE, "refund": REFUND}
+_BY_STEP = {
+    "reserve": RESERVE,
+    "charge": CHARGE,
+    "ship": SHIP,
+    "invoice": INVOICE,
+    "notify": NOTIFY,
+    "release": RELEASE,
+    "refund": REFUND,
+}
 
 
 def ok_except(**overrides: Answer | list[Answer]) -> dict[str, Answer | list[Answer]]:

@@ -10,17 +10,18 @@ from typing import Any
 from aiokafka import TopicPartition as TP
 from prometheus_client import CollectorRegistry, generate_latest
 
+from events.consumer_lag import partition_lag
+from events.partitioning import partition_for
 from sagas.api.collectors import CoordinatorCollector, TableCensus
-from sagas.coordinator import EARLY_MARKER, partition_for
 from sagas.state import SagaState, SagaStatus, StepState
-from sagas.state_codec import dump_state
+from sagas.table_codec import EarlyEvents, encode_value
 from tests.unit.saga_fixtures import three_step
 
 PARTITIONS = 8
 
 
 def state(saga_id: str, status: SagaStatus) -> bytes:
-    return dump_state(
+    return encode_value(
         SagaState(
             saga_id=saga_id,
             name="order",
@@ -34,13 +35,13 @@ def state(saga_id: str, status: SagaStatus) -> bytes:
 
 
 def coordinator(data: dict[bytes, bytes], consumer: Any = None, committed: Any = None) -> Any:
+    """A stand-in `sagas.api.replica.Replica` reading ``consumer`` like the coordinator."""
+    topics = {"orders", "saga.control"}
     return SimpleNamespace(
-        table=SimpleNamespace(data=data),
-        kafka=SimpleNamespace(partitions=PARTITIONS),
+        stored_values=lambda: data,
+        partitions=PARTITIONS,
         registry=[three_step()],
-        input_topics=["orders", "saga.control"],
-        consumer=consumer,
-        committed=committed or {},
+        input_lag=lambda: partition_lag(consumer, topics, committed or {}),
     )
 
 
@@ -49,7 +50,7 @@ def test_census_counts_only_owned_partitions_and_reports_zeros() -> None:
     for n in range(40):
         sid = f"s-{n}"
         data[sid.encode()] = state(sid, SagaStatus.FAILED if n % 4 == 0 else SagaStatus.RUNNING)
-    data[b"early"] = EARLY_MARKER + b'{"expires": 1, "records": []}'
+    data[b"early"] = encode_value(EarlyEvents(expires=1.0))
     owned = {0, 1, 2, 3}
     mine = [k for k in data if k != b"early" and partition_for(k, PARTITIONS) in owned]
     census = TableCensus(coordinator(data))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from sagas import table_codec
 from sagas.api import render
 from sagas.api.requests import (
     ApiError,
@@ -94,7 +95,8 @@ def test_list_rows_come_from_raw_states_without_the_model() -> None:
     raw = dump_state(state)
     row = render.saga_row(orjson.loads(raw), k.definition)
     assert row["id"] == "s-4" and row["status"] == "running" and row["current_steps"] == ["charge"]
-    seen = render.peek(raw)
+    seen = table_codec.summary(raw)
+    assert seen is not None
     assert (seen.name, seen.status, seen.started_at) == ("order", "running", T0)
 
 
@@ -103,13 +105,15 @@ def test_peek_is_not_fooled_by_context_that_looks_like_state() -> None:
     k.on(CHARGE).silence()
     tricky = {"name": "x", "status": "failed", "stage": 9, "started_at": 1.0, "updated_at": 2.0}
     state = k.start('id"with\\quotes', {"nested": tricky, "s": ',"stage":1,"started_at":5'}).state
-    seen = render.peek(dump_state(state))
-    assert seen == render.Peek("order", "running", T0, state.updated_at)
+    seen = table_codec.summary(dump_state(state))
+    assert seen == table_codec.Summary("order", "running", T0, state.updated_at)
+    assert table_codec.name_and_status(dump_state(state)) == ("order", "running")
     # A layout it does not know falls back to parsing.
-    assert (
-        render.peek(orjson.dumps({"status": "failed", "name": "n", "started_at": 3})).status
-        == "failed"
-    )
+    fallback = table_codec.summary(orjson.dumps({"status": "failed", "name": "n", "started_at": 3}))
+    assert fallback is not None and fallback.status == "failed"
+    # Events held for a saga that has not started are not one.
+    held = table_codec.encode_value(table_codec.EarlyEvents(expires=1.0))
+    assert table_codec.summary(held) is None and table_codec.name_and_status(held) is None
 
 
 def test_rows_of_two_replicas_merge_newest_first_one_per_saga() -> None:

@@ -57,18 +57,32 @@ def test_builder_produces_stages_pivot_and_topics() -> None:
     assert d.topics_read() == {"inventory.replies", "payment.replies", "shipping.replies"}
     assert d.topics_written() == {"inventory.commands", "payment.commands", "shipping.commands"}
     assert three_step().topics_read() == {
-        "orders", "inventory.replies", "payment.replies", "shipping.replies"
+        "orders",
+        "inventory.replies",
+        "payment.replies",
+        "shipping.replies",
     }
     assert choreographed().topics_read() == {
-        "orders", "inventory.events", "payment.events", "shipping.events"
+        "orders",
+        "inventory.events",
+        "payment.events",
+        "shipping.events",
     }
 
 
 def test_a_group_separated_by_another_group_is_two_stages_only_if_names_differ() -> None:
-    d = definition_from_dict({"name": "g", "steps": [
-        step("a", group="one"), step("b", group="one"), step("c", group="two"),
-        step("d", group="two"), step("e"),
-    ]})
+    d = definition_from_dict(
+        {
+            "name": "g",
+            "steps": [
+                step("a", group="one"),
+                step("b", group="one"),
+                step("c", group="two"),
+                step("d", group="two"),
+                step("e"),
+            ],
+        }
+    )
     assert d.stages == ((0, 1), (2, 3), (4,))
 
 
@@ -97,17 +111,30 @@ def test_duplicate_step_name() -> None:
 def test_compensation_at_and_after_the_pivot_is_accepted_for_late_effects() -> None:
     # Sent only for an effect that came after the saga gave up (issue 22), never to undo
     # a pivot that succeeded in its turn.
-    d = definition_from_dict({"name": "o", "steps": [
-        step("a", compensation=UNDO), step("b", pivot=True, compensation=UNDO),
-        step("c", compensation=UNDO),
-    ]})
+    d = definition_from_dict(
+        {
+            "name": "o",
+            "steps": [
+                step("a", compensation=UNDO),
+                step("b", pivot=True, compensation=UNDO),
+                step("c", compensation=UNDO),
+            ],
+        }
+    )
     assert d.pivot_index == 1
 
 
 def test_compensation_before_the_pivot_is_fine() -> None:
-    d = definition_from_dict({"name": "o", "steps": [
-        step("a", compensation=UNDO), step("b", pivot=True), step("c"),
-    ]})
+    d = definition_from_dict(
+        {
+            "name": "o",
+            "steps": [
+                step("a", compensation=UNDO),
+                step("b", pivot=True),
+                step("c"),
+            ],
+        }
+    )
     assert d.pivot_index == 1
 
 
@@ -117,9 +144,15 @@ def test_two_pivots() -> None:
 
 
 def test_pivot_in_a_group() -> None:
-    message = rejected({"name": "o", "steps": [
-        step("a", group="g"), step("b", group="g", pivot=True),
-    ]})
+    message = rejected(
+        {
+            "name": "o",
+            "steps": [
+                step("a", group="g"),
+                step("b", group="g", pivot=True),
+            ],
+        }
+    )
     assert "pivot step 'b' cannot be in a parallel group" in message
 
 
@@ -138,9 +171,14 @@ def test_step_with_both_command_and_observes() -> None:
 
 
 def test_step_with_neither_command_nor_observes() -> None:
-    message = rejected({"name": "o", "steps": [
-        {"name": "pay", "success": ["payment.done"]},
-    ]})
+    message = rejected(
+        {
+            "name": "o",
+            "steps": [
+                {"name": "pay", "success": ["payment.done"]},
+            ],
+        }
+    )
     assert "step 'pay'" in message and "exactly one of" in message
 
 
@@ -160,8 +198,14 @@ def test_builder_reports_the_same_errors() -> None:
     with pytest.raises(DefinitionError, match="step 'pay' field success: Field required"):
         saga("o").step("pay").command("payment.charge", topic="payment.commands").build()
     with pytest.raises(DefinitionError, match="duplicate step name 'pay'"):
-        (saga("o").step("pay").observes("p.events", success="p.done")
-         .step("pay").observes("p.events", success="p.done").build())
+        (
+            saga("o")
+            .step("pay")
+            .observes("p.events", success="p.done")
+            .step("pay")
+            .observes("p.events", success="p.done")
+            .build()
+        )
 
 
 def test_malformed_steps_are_reported_not_crashed_on() -> None:
@@ -249,8 +293,17 @@ def test_yaml_gives_the_same_model_as_the_builder(tmp_path: Path) -> None:
     assert load_definitions(file) == [three_step(pivot_last=True)]
 
 
-@pytest.mark.parametrize("make", [three_step, with_pivot, with_parallel_group, choreographed,
-                                  pivot_then_group, lambda: three_step(parallel_comp=True)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        three_step,
+        with_pivot,
+        with_parallel_group,
+        choreographed,
+        pivot_then_group,
+        lambda: three_step(parallel_comp=True),
+    ],
+)
 def test_every_definition_survives_a_yaml_and_json_round_trip(make: Any, tmp_path: Path) -> None:
     d: SagaDefinition = make()
     data = d.model_dump(mode="json")
@@ -275,10 +328,12 @@ def test_several_sagas_in_one_file(tmp_path: Path) -> None:
 
 def test_yaml_error_names_the_file_the_step_and_the_field(tmp_path: Path) -> None:
     file = tmp_path / "order.yaml"
-    file.write_text(ORDER_YAML.replace("    timeout: 5\n    retry: {attempts: 1, initial: 0.1}\n"
-                                       "  - name: ship",
-                                       "    timeout: soon\n    retry: {attempts: 1, initial: 0.1}\n"
-                                       "  - name: ship"))
+    file.write_text(
+        ORDER_YAML.replace(
+            "    timeout: 5\n    retry: {attempts: 1, initial: 0.1}\n  - name: ship",
+            "    timeout: soon\n    retry: {attempts: 1, initial: 0.1}\n  - name: ship",
+        )
+    )
 
     with pytest.raises(DefinitionError) as info:
         load_definitions(file)
@@ -289,8 +344,11 @@ def test_yaml_error_names_the_file_the_step_and_the_field(tmp_path: Path) -> Non
 
 def test_yaml_error_in_a_nested_field(tmp_path: Path) -> None:
     file = tmp_path / "order.yaml"
-    file.write_text(ORDER_YAML.replace("retry: {attempts: 3, initial: 0.5}",
-                                       "retry: {attempts: 0, initial: 0.5}", 1))
+    file.write_text(
+        ORDER_YAML.replace(
+            "retry: {attempts: 3, initial: 0.5}", "retry: {attempts: 0, initial: 0.5}", 1
+        )
+    )
 
     where = r"step 'reserve' field compensation\.retry\.attempts"
     with pytest.raises(DefinitionError, match=where):
@@ -308,11 +366,14 @@ def test_loader_checks_topics_when_asked(tmp_path: Path) -> None:
         load_definitions(file, known_topics=known - {"shipping.replies"})
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("steps: [oops", "not valid"),
-    ("- just\n- a list\n", "expected a saga mapping"),
-    ("", "expected a saga mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("steps: [oops", "not valid"),
+        ("- just\n- a list\n", "expected a saga mapping"),
+        ("", "expected a saga mapping"),
+    ],
+)
 def test_unreadable_files_are_reported(tmp_path: Path, text: str, expected: str) -> None:
     file = tmp_path / "bad.yaml"
     file.write_text(text)

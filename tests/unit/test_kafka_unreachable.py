@@ -42,5 +42,8 @@ def test_sagas_commands_say_in_one_line_that_nothing_listens_at_the_broker(comma
     assert code == 2, (out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1, err  # no aiokafka log lines, no "Unclosed AIOKafkaProducer"
-    assert lines[0] == f"error: nothing listens at {NOWHERE} (KAFKA_BOOTSTRAP_SERVERS): is the broker running?"  # noqa: E501
+    assert (
+        lines[0]
+        == f"error: nothing listens at {NOWHERE} (KAFKA_BOOTSTRAP_SERVERS): is the broker running?"
+    )  # noqa: E501
     assert took < 10, took

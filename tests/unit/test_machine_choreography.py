@@ -162,7 +162,9 @@ def test_late_success_of_a_step_without_undo_is_told_and_sends_nothing() -> None
     assert kit.publish("o-1", SCHEDULED) is Outcome.APPLIED
     told = [e for e in kit.lifecycle if e.sagaid == "o-1"][-1]
     assert (told.type, told.data["step"], told.data["action"]) == (
-        "saga.step.late_succeeded", "ship", "nothing_to_undo"
+        "saga.step.late_succeeded",
+        "ship",
+        "nothing_to_undo",
     )
     saga.reply(REFUNDED, to=REFUND)
     saga.expect_status("compensated").expect_commands(REFUND, RELEASE)

@@ -12,13 +12,22 @@ from sagas.retry import RetryPolicy
 from sagas.testing import SagaProbe, SagaTestKit
 
 FLIGHT_BOOKED, FLIGHT_CANCEL, FLIGHT_CANCELLED = (
-    "flight.booked", "flight.cancel", "flight.cancelled",
+    "flight.booked",
+    "flight.cancel",
+    "flight.cancelled",
 )
 HOTEL_BOOKED, HOTEL_FAILED, HOTEL_CANCEL, HOTEL_CANCELLED, HOTEL_CANCEL_FAILED = (
-    "hotel.booked", "hotel.failed", "hotel.cancel", "hotel.cancelled", "hotel.cancel_failed",
+    "hotel.booked",
+    "hotel.failed",
+    "hotel.cancel",
+    "hotel.cancelled",
+    "hotel.cancel_failed",
 )
 CAR_BOOKED, CAR_FAILED, CAR_CANCEL, CAR_CANCELLED = (
-    "car.booked", "car.failed", "car.cancel", "car.cancelled",
+    "car.booked",
+    "car.failed",
+    "car.cancel",
+    "car.cancelled",
 )
 LATE, LATE_UNDONE = "saga.step.late_succeeded", "saga.step.late_compensated"
 TERMINAL = {"saga.completed", COMPENSATED, FAILED, "saga.aborted"}
@@ -34,8 +43,13 @@ def trip(*, hotel_in_doubt: bool = True, car_undo: bool = True) -> SagaDefinitio
         .timeout(5)
         .step("hotel")
         .observes("hotel.events", success=HOTEL_BOOKED, failure=HOTEL_FAILED)
-        .compensate(HOTEL_CANCEL, topic="hotel.commands", success=HOTEL_CANCELLED,
-                    failure=HOTEL_CANCEL_FAILED, retry=RetryPolicy(attempts=2, initial=0.5))
+        .compensate(
+            HOTEL_CANCEL,
+            topic="hotel.commands",
+            success=HOTEL_CANCELLED,
+            failure=HOTEL_CANCEL_FAILED,
+            retry=RetryPolicy(attempts=2, initial=0.5),
+        )
         .timeout(5)
     )
     if not hotel_in_doubt:
@@ -84,12 +98,16 @@ def test_late_success_after_in_doubt_cancel_and_its_downstream_are_undone() -> N
         assert hotel_cancels[-1].data["hotel"] == "H-1"  # the cancel names what to undo
         late = [(t, s) for t, s in lifecycle(kit, "t-1") if t in (LATE, LATE_UNDONE)]
         assert late == [
-            (LATE, "hotel"), (LATE_UNDONE, "hotel"), (LATE, "car"), (LATE_UNDONE, "car"),
+            (LATE, "hotel"),
+            (LATE_UNDONE, "hotel"),
+            (LATE, "car"),
+            (LATE_UNDONE, "car"),
         ]
         assert [t for t, _ in lifecycle(kit, "t-1") if t in TERMINAL] == [COMPENSATED]
         steps = trip_saga.state.steps
         assert [(s.status.value, s.late, s.late_undone) for s in steps[1:]] == [
-            ("compensated", 1, 1), ("compensated", 1, 1),
+            ("compensated", 1, 1),
+            ("compensated", 1, 1),
         ]
         # Redelivered, the same successes change nothing.
         assert kit.publish("t-1", HOTEL_BOOKED, {"hotel": "H-1"}) is Outcome.DUPLICATE
@@ -156,7 +174,10 @@ def test_later_steps_events_wait_for_the_earlier_steps() -> None:
 
     trip_saga.expect_status("completed").expect_commands()
     assert lifecycle(kit, "t-1") == [
-        (STARTED, None), (SUCCEEDED, "flight"), (SUCCEEDED, "hotel"), (SUCCEEDED, "car"),
+        (STARTED, None),
+        (SUCCEEDED, "flight"),
+        (SUCCEEDED, "hotel"),
+        (SUCCEEDED, "car"),
         ("saga.completed", None),
     ]
 
@@ -170,5 +191,7 @@ def test_held_event_of_a_step_never_reached_is_a_late_effect() -> None:
 
     trip_saga.expect_status("compensated").expect_commands(CAR_CANCEL, FLIGHT_CANCEL)
     assert lifecycle(kit, "t-1")[:3] == [
-        (STARTED, None), (SUCCEEDED, "flight"), (STEP_FAILED, "hotel"),
+        (STARTED, None),
+        (SUCCEEDED, "flight"),
+        (STEP_FAILED, "hotel"),
     ]

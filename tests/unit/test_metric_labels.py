@@ -78,13 +78,12 @@ def scrape() -> dict[str, dict[str, Any]]:
         assignment=lambda: {TopicPartition("orders", 0), TopicPartition("orders", 1)},
         highwater=lambda tp: 5,
     )
-    coordinator = SimpleNamespace(
-        table=SimpleNamespace(data={}),
-        kafka=SimpleNamespace(partitions=8),
+    committed = {TopicPartition("orders", 0): 2}
+    coordinator = SimpleNamespace(  # a stand-in `sagas.api.replica.Replica`
+        stored_values=lambda: {},
+        partitions=8,
         registry=[three_step()],
-        input_topics=["orders"],
-        consumer=consumer,
-        committed={TopicPartition("orders", 0): 2},
+        input_lag=lambda: partition_lag(consumer, {"orders"}, committed),
     )
     census = TableCensus(coordinator)  # type: ignore[arg-type]
     asyncio.run(census.scan(set(range(8))))

@@ -1,7 +1,7 @@
 """One record never crashes the coordinator: what it cannot use is dead-lettered, the batch goes on.
 
-Drives `sagas.batch.Batch` (the coordinator's pure batch step) with records as
-Kafka hands them over; a dead letter is a record bound for ``saga.deadletter``
+Drives `sagas.batch.apply_batch` (the coordinator's pure batch step) with records
+as Kafka hands them over; a dead letter is a record bound for ``saga.deadletter``
 with its ``x-dlq-reason``, which is what an operator sees.
 """
 
@@ -14,42 +14,35 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
+from events.records import InRecord
+from events.topics import Topics
 from sagas import batch as batch_module
 from sagas import control
-from sagas.batch import Batch
-from sagas.coordinator import Coordinator
+from sagas.batch import apply_batch
+from sagas.batch_values import BatchContext, BatchLimits, BatchResult
 from sagas.loader import DefinitionRegistry
-from sagas.settings import CoordinatorSettings
-from sagas.state_codec import load_state
-from sagas.table_values import EARLY_MARKER
+from sagas.state import SagaState
+from sagas.table_codec import decode_value
 from tests.unit.json_strategies import json_values
 from tests.unit.saga_fixtures import CHARGED, RESERVED, SCHEDULED, three_step, with_pivot
 
 NOW = 1_700_000_000.0
 
 
-def coordinator() -> Coordinator:
-    """A replica that is built but never started: nothing here talks to Kafka."""
+def coordinator() -> BatchContext:
+    """What the batch step knows of a replica, over an empty table."""
     registry = DefinitionRegistry([three_step(), with_pivot()])
-    return Coordinator(
-        registry,
-        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"),
-        settings=CoordinatorSettings(),
+    return BatchContext(
+        registry, Topics(), 8, BatchLimits(1_000_000, 7 * 86400, 30.0), lambda sid: None
     )
 
 
-def record(c: Coordinator, topic: str, doc: Any, key: str = "s-1") -> dict[str, Any]:
+def record(c: BatchContext, topic: str, doc: Any, key: str = "s-1") -> InRecord:
     value = doc if isinstance(doc, bytes) else orjson.dumps(doc)
-    return {
-        "topic": topic,
-        "partition": partition_for(key.encode(), c.kafka.partitions),
-        "offset": 7,
-        "key": key.encode(),
-        "value": value,
-        "headers": [("content-type", b"application/cloudevents+json")],
-    }
+    partition = partition_for(key.encode(), c.partitions)
+    headers = [("content-type", b"application/cloudevents+json")]
+    return InRecord(topic, partition, 7, key.encode(), value, headers)
 
 
 def envelope(type_: str, sagaid: Any, data: Any, **extra: Any) -> dict[str, Any]:
@@ -65,35 +58,30 @@ def envelope(type_: str, sagaid: Any, data: Any, **extra: Any) -> dict[str, Any]
     }
 
 
-def dead_letters(c: Coordinator, b: Batch) -> list[dict[str, bytes]]:
-    return [dict(out[3]) for out in b.outgoing if out[0] == c.topics.deadletter]
+def dead_letters(c: BatchContext, b: BatchResult) -> list[dict[str, bytes]]:
+    return [dict(out.headers) for out in b.outgoing if out.topic == c.topics.deadletter]
 
 
-def dead_lettered(c: Coordinator, reason: str) -> float:
-    value = c.metrics_registry.get_sample_value("saga_dead_letters_total", {"reason": reason})
-    return value or 0.0
-
-
-def handle(b: Batch, rec: dict[str, Any]) -> None:
-    b.handle(rec["topic"], rec["partition"], rec["offset"], rec["key"], rec["value"],
-             rec["headers"])  # fmt: skip
-
-
-def start(c: Coordinator, sid: str, **data: Any) -> dict[str, Any]:
+def start(c: BatchContext, sid: str, **data: Any) -> InRecord:
     return record(c, c.topics.control, envelope(control.START, sid, data), key=sid)
 
 
 def test_a_start_whose_version_is_a_json_list_is_dead_lettered_not_a_crash_loop() -> None:
     """Issue 17: ``"version": [1]`` raised TypeError in the registry lookup; rc 70, for ever."""
     c = coordinator()
-    b = Batch(c, NOW)
-    handle(b, start(c, "s-bad", saga="order", version=[1], data={}))
-    handle(b, start(c, "s-good", saga="order", data={}))
+    b = apply_batch(
+        c,
+        [
+            start(c, "s-bad", saga="order", version=[1], data={}),
+            start(c, "s-good", saga="order", data={}),
+        ],
+        NOW,
+    )
     (dead,) = dead_letters(c, b)
     assert dead["x-dlq-reason"] == b"invalid-control"
     assert b"data.version" in dead["x-dlq-detail"]
     assert "s-good" in b.writes and "s-bad" not in b.writes
-    assert dead_lettered(c, "invalid-control") == 1
+    assert b.dead_letters == {"invalid-control": 1}
 
 
 def test_a_record_our_code_raises_on_is_dead_lettered_undone_and_the_batch_goes_on(
@@ -110,29 +98,31 @@ def test_a_record_our_code_raises_on_is_dead_lettered_undone_and_the_batch_goes_
         return real(definition, state, message, now)
 
     monkeypatch.setattr(batch_module, "decide", buggy)
-    b = Batch(c, NOW)
-    handle(b, start(c, "s-1", saga="order", data={"order_id": "o-1"}))
-    written = b.writes["s-1"]
-    commands = len(b.outgoing)
+    first = start(c, "s-1", saga="order", data={"order_id": "o-1"})
+    before = apply_batch(c, [first], NOW)
     reply = envelope(RESERVED, "s-1", {}, id="poison", causationid="whatever")
-    handle(b, record(c, "inventory.replies", reply))
-    handle(b, start(c, "s-2", saga="order", data={}))
+    b = apply_batch(
+        c,
+        [first, record(c, "inventory.replies", reply), start(c, "s-2", saga="order", data={})],
+        NOW,
+    )
     (dead,) = dead_letters(c, b)
     assert dead["x-dlq-reason"] == b"processing-error"
     assert dead["x-dlq-exception"] == b"KeyError"
     assert len(dead["x-dlq-digest"]) == 12
-    assert b.writes["s-1"] == written  # the saga is as the record found it
-    assert "s-2" in b.writes and len(b.outgoing) > commands + 1
-    assert dead_lettered(c, "processing-error") == 1
+    assert b.writes["s-1"] == before.writes["s-1"]  # the saga is as the record found it
+    assert "s-2" in b.writes and len(b.outgoing) > len(before.outgoing) + 1
+    assert b.dead_letters == {"processing-error": 1}
 
 
 def test_a_start_or_trigger_with_an_invalid_saga_id_is_dead_lettered_as_invalid_saga_id() -> None:
     c = coordinator()
-    b = Batch(c, NOW)
+    records = []
     for sid in ("has space", "line\nbreak", "x" * 201, "\x1b[31mred", "abc\n"):
         start_doc = envelope(control.START, sid, {"saga": "order"})
-        handle(b, record(c, c.topics.control, start_doc, key=sid))
-        handle(b, record(c, "orders", envelope("order.placed", sid, {}), key=sid))
+        records.append(record(c, c.topics.control, start_doc, key=sid))
+        records.append(record(c, "orders", envelope("order.placed", sid, {}), key=sid))
+    b = apply_batch(c, records, NOW)
     reasons = [d["x-dlq-reason"] for d in dead_letters(c, b)]
     assert reasons == [b"invalid-saga-id"] * 10
     assert not b.writes
@@ -181,20 +171,21 @@ def test_any_json_in_any_field_of_any_record_the_coordinator_reads_is_survived(
     fuzzed: list[tuple[str, dict[str, Any]]],
 ) -> None:
     c = coordinator()
-    b = Batch(c, NOW)
-    handle(b, start(c, "s-1", saga="order", data={"order_id": "o-1"}))
+    records = [start(c, "s-1", saga="order", data={"order_id": "o-1"})]
     for topic, doc in fuzzed:
         name = c.topics.control if topic == "control" else topic
         sid = doc.get("sagaid")
         key = sid if isinstance(sid, str) and sid else "s-1"
-        handle(b, record(c, name, doc, key=key))  # must not raise
-    handle(b, start(c, "s-after", saga="order", data={}))
+        records.append(record(c, name, doc, key=key))
+    records.append(start(c, "s-after", saga="order", data={}))
+    b = apply_batch(c, records, NOW)  # must not raise
     assert "s-after" in b.writes, "a record after the fuzzed ones was not decided"
     for dead in dead_letters(c, b):
         # every bad value is refused by a check that names it, not by the safety net
         assert dead["x-dlq-reason"] != b"processing-error", dead
     for out in b.outgoing:
-        assert isinstance(out[2], bytes) or out[2] is None
-    for raw in b.writes.values():
-        if raw is not None and raw[:1] != EARLY_MARKER:
-            load_state(raw)  # what would be logged to the changelog reads back
+        assert isinstance(out.value, bytes) or out.value is None
+    for write in b.writes.values():
+        if isinstance(write.value, SagaState):
+            assert write.raw is not None
+            assert decode_value(write.raw) == write.value  # the changelog's copy reads back

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from events.envelope import CloudEvent, new_event
-from events.participant import LateAnswers, Outgoing, unit_interval
+from events.participant import Outgoing, unit_interval
 from events.participant_store import ChangelogEntry, ParticipantCore
+from services.late_answers import LateAnswers
 
 
 def counter(state: dict[str, int], event: CloudEvent) -> tuple[dict[str, int], list[Outgoing]]:

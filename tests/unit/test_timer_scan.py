@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import orjson
-
-from sagas.state_codec import dump_state, load_state
-from sagas.table_values import EARLY_MARKER, EARLY_TOKEN, PURGE_TOKEN
+from sagas.state_codec import load_state
+from sagas.table_codec import EARLY_TOKEN, PURGE_TOKEN, EarlyEvents, encode_value
 from sagas.timers import deadlines_in_table, still_armed
 from tests.unit.saga_fixtures import ok_except, scripted, three_step
 
@@ -13,12 +11,12 @@ from tests.unit.saga_fixtures import ok_except, scripted, three_step
 def parked_and_done() -> tuple[bytes, bytes]:
     parked = scripted(three_step(), ok_except(charge=None)).start("s-parked", {}).state
     done = scripted(three_step(), ok_except()).start("s-done", {}).state
-    return dump_state(parked), dump_state(done)
+    return encode_value(parked), encode_value(done)
 
 
 def test_the_table_yields_armed_timers_early_expiries_and_purges() -> None:
     parked, done = parked_and_done()
-    early = EARLY_MARKER + orjson.dumps({"expires": 42.0, "records": []})
+    early = encode_value(EarlyEvents(expires=42.0))
     entries = deadlines_in_table(
         [(b"s-parked", parked), (b"s-done", done), (b"s-early", early)], retention=100.0
     )
@@ -43,3 +41,4 @@ def test_a_disarmed_deadline_is_not_sent_an_armed_one_is() -> None:
     assert not still_armed(token, None, None), "the saga is gone"
     assert still_armed(PURGE_TOKEN + "s-done", done, None)
     assert not still_armed(EARLY_TOKEN + "x", None, None)
+    assert not still_armed(token, encode_value(EarlyEvents(expires=42.0)), None)

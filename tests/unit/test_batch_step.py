@@ -1,0 +1,188 @@
+"""The coordinator's batch step (`sagas.batch.apply_batch`) with plain values, no broker.
+
+Records go in as Kafka hands them over; what comes out is what the shell would
+send (commands, lifecycle events, re-routed records, dead letters), the table
+values it would write and the timers it would arm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from events.codec import encode
+from events.partitioning import partition_for
+from events.records import InRecord
+from events.topics import Topics
+from sagas import control
+from sagas.batch import apply_batch
+from sagas.batch_values import BatchContext, BatchLimits, BatchResult
+from sagas.loader import DefinitionRegistry
+from sagas.run_output import command_id
+from sagas.state import SagaState, SagaStatus
+from sagas.table_codec import EARLY_TOKEN, PURGE_TOKEN, EarlyEvents, TableValue
+from tests.unit.saga_fixtures import CHARGED, RESERVE, RESERVED, SCHEDULED, three_step
+
+NOW = 1_700_000_000.0
+PARTITIONS = 8
+GRACE = 30.0
+RETENTION = 3600.0
+
+
+class Table:
+    """The table before each batch; `commit` keeps what a batch wrote, as the shell does."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, TableValue] = {}
+        self.ctx = BatchContext(
+            DefinitionRegistry([three_step()]),
+            Topics(),
+            PARTITIONS,
+            BatchLimits(max_record_bytes=100_000, retention=RETENTION, early_event_grace=GRACE),
+            self.values.get,
+        )
+
+    def run(self, records: list[InRecord], now: float = NOW) -> BatchResult:
+        result = apply_batch(self.ctx, records, now)
+        for sid, write in result.writes.items():
+            if write.value is None:
+                self.values.pop(sid, None)
+            else:
+                self.values[sid] = write.value
+        return result
+
+
+def rec(topic: str, doc: dict[str, Any], *, partition: int | None = None) -> InRecord:
+    key = doc["sagaid"].encode()
+    where = partition_for(key, PARTITIONS) if partition is None else partition
+    value = orjson.dumps(doc)
+    return InRecord(topic, where, 11, key, value, [("content-type", b"application/json")])
+
+
+def event(type_: str, sid: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": f"{type_}-{sid}", "source": "test", "type": type_,
+            "sagaid": sid, "time": "2026-01-01T00:00:00Z", "data": data, **extra}  # fmt: skip
+
+
+def start(sid: str) -> InRecord:
+    value, headers = encode(control.start_request("order", {"order_id": "o"}, saga_id=sid))
+    return InRecord(Topics().control, partition_for(sid.encode(), PARTITIONS), 1, sid.encode(),
+                    value, headers)  # fmt: skip
+
+
+def fired(sid: str, token: str) -> InRecord:
+    value, headers = encode(control.timer_fired(sid, token))
+    return InRecord(Topics().control, partition_for(sid.encode(), PARTITIONS), 2, sid.encode(),
+                    value, headers)  # fmt: skip
+
+
+def reply(sid: str, step: str, topic: str, type_: str) -> InRecord:
+    causation = command_id(sid, step, "do", 1)
+    return rec(topic, event(type_, sid, {}, causationid=causation))
+
+
+def reserved(sid: str) -> InRecord:
+    return reply(sid, "reserve", "inventory.replies", RESERVED)
+
+
+def sent(result: BatchResult, topic: str) -> list[dict[str, Any]]:
+    return [orjson.loads(out.value or b"null") for out in result.outgoing if out.topic == topic]
+
+
+def dead(result: BatchResult) -> list[dict[str, bytes]]:
+    return [dict(out.headers) for out in result.outgoing if out.topic == Topics().deadletter]
+
+
+def test_a_start_sends_the_first_command_writes_the_state_and_arms_its_deadline() -> None:
+    table = Table()
+    result = table.run([start("s-1")])
+    (command,) = sent(result, "inventory.commands")
+    assert command["type"] == RESERVE
+    state = table.values["s-1"]
+    assert isinstance(state, SagaState) and state.status is SagaStatus.RUNNING
+    assert [t.saga_id for t in result.timers] == ["s-1"]
+    assert result.consumed == {Topics().control: 1}
+    assert [s.started for s in result.decisions] == [True]
+
+
+def test_a_reply_before_its_saga_is_held_and_applied_when_the_saga_starts() -> None:
+    table = Table()
+    held = table.run([reserved("s-1")])
+    assert not dead(held) and not sent(held, "payment.commands")
+    value = table.values["s-1"]
+    assert isinstance(value, EarlyEvents) and len(value.records) == 1
+    assert [(t.due, t.token) for t in held.timers] == [(NOW + GRACE, EARLY_TOKEN + "s-1")]
+
+    started = table.run([start("s-1")])
+    # the held reply counts: the saga goes straight on to the second step
+    assert [c["type"] for c in sent(started, "payment.commands")] == ["payment.charge"]
+    state = table.values["s-1"]
+    assert isinstance(state, SagaState) and state.status is SagaStatus.RUNNING
+
+
+def test_held_replies_whose_saga_never_starts_are_dead_lettered_when_they_expire() -> None:
+    table = Table()
+    table.run([reserved("s-1")])
+    later = table.run([fired("s-1", EARLY_TOKEN + "s-1")], now=NOW + GRACE)
+    (letter,) = dead(later)
+    assert letter["x-dlq-reason"] == b"unknown-saga"
+    assert letter["x-dlq-topic"] == b"inventory.replies"
+    assert letter["x-dlq-offset"] == b"11"
+    assert "s-1" not in table.values and later.writes["s-1"].raw is None
+
+
+def test_a_record_in_the_wrong_partition_is_sent_to_its_sagas_partition_unchanged() -> None:
+    right = partition_for(b"s-1", PARTITIONS)
+    wrong = (right + 1) % PARTITIONS
+    record = rec("orders", event("order.placed", "s-1", {"order_id": "o"}), partition=wrong)
+    result = Table().run([record])
+    (moved,) = result.outgoing
+    assert (moved.topic, moved.partition, moved.value) == ("orders", right, record.value)
+    assert not result.writes and not result.decisions
+
+
+def test_a_finished_saga_is_purged_after_its_retention_not_before() -> None:
+    table = Table()
+    finished = table.run([
+        start("s-1"),
+        reserved("s-1"),
+        reply("s-1", "charge", "payment.replies", CHARGED),
+        reply("s-1", "ship", "shipping.replies", SCHEDULED),
+    ])  # fmt: skip
+    state = table.values["s-1"]
+    assert isinstance(state, SagaState)
+    assert state.status is SagaStatus.COMPLETED and state.finished_at is not None
+    purge = [t for t in finished.timers if t.token == PURGE_TOKEN + "s-1"]
+    assert [t.due for t in purge] == [state.finished_at + RETENTION]
+
+    early = table.run([fired("s-1", PURGE_TOKEN + "s-1")], now=NOW + RETENTION / 2)
+    assert not early.writes and "s-1" in table.values
+    on_time = table.run([fired("s-1", PURGE_TOKEN + "s-1")], now=NOW + RETENTION)
+    assert on_time.writes["s-1"].value is None and "s-1" not in table.values
+
+
+def test_what_cannot_be_used_is_dead_lettered_with_its_reason_and_the_batch_goes_on() -> None:
+    table = Table()
+    huge = rec("orders", event("order.placed", "s-2", {"blob": "x" * 200_000}))
+    result = table.run([
+        InRecord("orders", 0, 3, b"k", b"{not json", []),
+        rec("orders", event("order.shipped", "s-3", {})),
+        rec("inventory.replies", event("inventory.unheard-of", "s-4", {})),
+        huge,
+        start("s-1"),
+    ])  # fmt: skip
+    reasons = [d["x-dlq-reason"] for d in dead(result)]
+    assert reasons == [b"not-json", b"unknown-type", b"unknown-type", b"too-large"]
+    assert dict(result.dead_letters) == {"not-json": 1, "unknown-type": 2, "too-large": 1}
+    assert list(table.values) == ["s-1"]
+
+
+def test_a_dead_letter_too_large_to_publish_goes_without_its_value() -> None:
+    table = Table()
+    object.__setattr__(table.ctx, "limits", BatchLimits(2_000_000, RETENTION, GRACE))
+    big = rec("orders", event("order.shipped", "s-9", {"blob": "x" * 950_000}))
+    (letter,) = table.run([big]).outgoing
+    headers = dict(letter.headers)
+    assert letter.value == b"" and int(headers["x-dlq-value-dropped"]) == len(big.value or b"")
+    assert headers["x-dlq-reason"] == b"unknown-type"
