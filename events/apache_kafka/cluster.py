@@ -296,7 +296,7 @@ class ApacheKafka:
         )
         data_dirs = tuple(self._work_dir / f"node-{i + 1}" / "data" for i in range(self.nodes))
         self._layout = ClusterLayout(self.host, ports, data_dirs, self.listener)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         shared = None
         formats: list[subprocess.Popen[bytes]] = []
         for i in range(self.nodes):
@@ -422,6 +422,16 @@ class ApacheKafka:
             f"within {self.startup_timeout}s (last error: {self._last_probe_error!r}). "
             f"Node 1's log:\n" + _redact(self.log_tail(0), self.listener)
         )
+
+
+def _cluster_id() -> str:
+    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes). Like
+    Kafka's ``Uuid.randomUuid``, never one that starts with "-": the storage tool's
+    argument parser would take it for an option (seen: 1 start in 64 failed)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _signal(node: _Node, sig: int) -> None:
