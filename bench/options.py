@@ -48,6 +48,9 @@ class Options:
     #: coordinator replica needs one; DESIGN.md's default 8 is for scaling out to 8
     #: replicas. None: SAGAS_PARTITIONS if set, else 1.
     partitions: int | None = None
+    #: seconds of unmeasured load on a broker that lives for the whole section (Apache
+    #: Kafka) before its first measured point: its JVM compiles its hot paths meanwhile
+    broker_warmup: float = 20.0
     #: the brokers measured, in order, each in a section of its own (`bench.brokers`);
     #: KAFKA_BOOTSTRAP_SERVERS, when set, replaces them with that cluster ("external")
     brokers: tuple[str, ...] = ("embedded", "kafka")
@@ -97,4 +100,5 @@ SMOKE = replace(
     # the embedded half of `make test` needs no Java; the Apache Kafka half sets
     # KAFKA_BOOTSTRAP_SERVERS, which makes the smoke run use that cluster
     brokers=("embedded",),
+    broker_warmup=3.0,
 )
