@@ -25,13 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from events.embedded_broker import EMBEDDED_CLIENT_ENV
 from events.kafka_settings import KafkaSettings
 
 __all__ = ["BROKERS", "BrokerUnderTest", "broker_under_test"]
 
 BROKERS = ("embedded", "kafka", "external")
-#: fetch waits per broker (ms); see the module doc for why they differ
-FETCH_WAIT_MS = {"embedded": 10, "kafka": 100}
+#: fetch waits per broker (ms): the embedded broker's client settings, and the default
+#: (for Apache Kafka) of KafkaSettings; see the module doc for why they differ
+FETCH_WAIT_MS = {
+    "embedded": int(EMBEDDED_CLIENT_ENV["KAFKA_FETCH_MAX_WAIT_MS"]),
+    "kafka": int(KafkaSettings.model_fields["fetch_max_wait_ms"].default),
+}
 KAFKA_PARTITIONS = 8
 
 

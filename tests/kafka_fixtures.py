@@ -45,7 +45,7 @@ from typing import Any
 import pytest
 
 from events.apache_kafka import ApacheKafka, ApacheKafkaError
-from events.embedded_broker import EmbeddedBroker
+from events.embedded_broker import EMBEDDED_CLIENT_ENV, EmbeddedBroker
 from events.kafka_settings import KafkaSettings
 
 _TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]+")
@@ -79,6 +79,11 @@ def pytest_configure(config: pytest.Config) -> None:
             "(or set KAFKA_BOOTSTRAP_SERVERS to use a running cluster)"
         )
     if choice != "kafka" or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        if choice == "embedded" and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            # The embedded broker's client settings, for the tests' clients and every
+            # process they start (unless the environment sets them).
+            for name, value in EMBEDDED_CLIENT_ENV.items():
+                os.environ.setdefault(name, value)
         return
     try:
         kafka = ApacheKafka().start()

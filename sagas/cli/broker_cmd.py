@@ -79,12 +79,12 @@ def broker(
 def _run_embedded(
     *, port: int | None, host: str, cert: Path | None, key: Path | None, auth: bool
 ) -> None:
-    from events.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
+    from events.embedded_broker import EMBEDDED_CLIENT_ENV, EmbeddedBroker, EmbeddedBrokerError
 
     embedded = EmbeddedBroker(port=port, host=host, cert=cert, key=key, authentication=auth)
     try:
         with embedded:
-            _banner("embedded Tansu, in memory", embedded.bootstrap_servers)
+            _banner("embedded Tansu, in memory", embedded.bootstrap_servers, EMBEDDED_CLIENT_ENV)
             code = embedded.wait()
             tail = embedded.log_tail()
     except EmbeddedBrokerError as exc:
@@ -113,9 +113,11 @@ def _run_apache_kafka(*, nodes: int, port: int | None, host: str, data_dir: Path
         raise typer.Exit(2) from None
 
 
-def _banner(what: str, address: str) -> None:
+def _banner(what: str, address: str, client_env: dict[str, str] | None = None) -> None:
     print(f"Kafka broker ({what}) listening on {address}", flush=True)
     print(f"export KAFKA_BOOTSTRAP_SERVERS={address}", flush=True)
+    for name, value in (client_env or {}).items():
+        print(f"export {name}={value}", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
 
 

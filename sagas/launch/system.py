@@ -43,7 +43,7 @@ from typing import Any, Literal
 import yaml
 
 from events.admin import check_copartitioned, ensure_topics
-from events.embedded_broker import EmbeddedBroker, free_port
+from events.embedded_broker import EMBEDDED_CLIENT_ENV, EmbeddedBroker, free_port
 from events.kafka_settings import KafkaSettings
 from events.topics import Topics
 from sagas.definition import SagaDefinition
@@ -175,7 +175,7 @@ class Launcher:
         if self.embedded:
             self.broker = EmbeddedBroker(log_path=self.run_dir / "broker.log")
             await self.broker.astart()
-            self.kafka = self.kafka.with_bootstrap(self.broker.bootstrap_servers)
+            self.kafka = self.broker.settings(self.kafka)
         definition_files = self._write_definitions()
         await self._create_topics()
         services_file = self._write_services_config()
@@ -215,7 +215,10 @@ class Launcher:
         return path
 
     def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        # An embedded broker's client settings, unless the environment sets them.
+        client = {k: v for k, v in EMBEDDED_CLIENT_ENV.items() if k not in os.environ}
         return {
+            **(client if self.embedded else {}),
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "SAGAS_TOPIC_PREFIX": self.prefix,
