@@ -25,7 +25,10 @@ app.add_typer(topics_app, name="topics")
 @topics_app.command("init")
 def init(
     definitions: list[Path] = typer.Option(
-        ..., "--definitions", "-d", help="YAML/JSON file of saga definitions (repeatable)."
+        ...,
+        "--definitions",
+        "-d",
+        help="YAML/JSON file of saga definitions, or a folder of them (repeatable).",
     ),
     wait: float = typer.Option(
         60.0, help="Seconds to keep trying while the cluster does not answer yet."

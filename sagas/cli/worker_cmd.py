@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 @app.command()
 def worker(
     definitions: list[Path] = typer.Option(
-        ..., "--definitions", "-d", help="YAML/JSON file of saga definitions (repeatable)."
+        ...,
+        "--definitions",
+        "-d",
+        help="YAML/JSON file of saga definitions, or a folder of them (repeatable).",
     ),
     web_port: int | None = typer.Option(None, min=1, max=65535, help="HTTP API and /metrics port."),
     create_topics: bool = typer.Option(True, help="Create missing topics before starting."),
