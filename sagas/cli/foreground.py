@@ -65,6 +65,44 @@ def kafka_from_environment() -> KafkaSettings:
     return kafka
 
 
+def prepare_until_signal(work: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run ``work()`` (what a process does before it serves: topics, checks) with SIGTERM
+    and SIGINT already handled: either cancels it and exits 0 with one line, within
+    `PREPARE_STOP_GRACE` seconds even if a Kafka client holds on to the cancellation."""
+    import os
+
+    async def main() -> bool:
+        task = asyncio.ensure_future(work())
+        asked = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, asked.set)
+        waiting = asyncio.ensure_future(asked.wait())
+        try:
+            await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
+            if not asked.is_set():
+                task.result()  # its error, if it failed
+                return False
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=PREPARE_STOP_GRACE)
+            if not done:
+                typer.echo(f"{what} stopped before it started", err=True)
+                os._exit(0)  # a client swallowed the cancellation: nothing is in hand yet
+            return True
+        finally:
+            waiting.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    if asyncio.run(main()):
+        typer.echo(f"{what} stopped before it started", err=True)
+        raise typer.Exit(0)
+
+
+#: seconds a process may take to stop on SIGTERM before it serves (see `prepare_until_signal`)
+PREPARE_STOP_GRACE = 3.0
+
+
 def serve_until_signal(participant: Participant[Any], what: str) -> None:
     """Serve ``participant`` until SIGTERM or SIGINT (see `run_until_signal`)."""
     run_until_signal(participant.serve, what)
