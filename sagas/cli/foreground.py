@@ -8,9 +8,10 @@ code 2 rather than a traceback. Heavy imports stay inside the functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -44,6 +45,19 @@ def quiet_kafka_client_logs() -> None:
     """aiokafka logs each failed connection attempt; a one-shot command says it in one
     line (`kafka_failure`) instead."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL + 1)
+
+
+@contextlib.contextmanager
+def kafka_client_logs_held_back() -> Iterator[None]:
+    """`quiet_kafka_client_logs` for a while (a process's preparation, whose failure is
+    said in one line), then aiokafka logs as before."""
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    quiet_kafka_client_logs()
+    try:
+        yield
+    finally:
+        client_log.setLevel(level)
 
 
 def configure_logging(level: str) -> None:

@@ -39,7 +39,7 @@ def init(
     coordinator's inputs are co-partitioned."""
     from events.kafka_settings import KafkaSettings
     from events.topics import Topics
-    from sagas.cli.foreground import kafka_failure, quiet_kafka_client_logs
+    from sagas.cli.foreground import kafka_client_logs_held_back, kafka_failure
     from sagas.errors import SagaError
     from sagas.loader import DefinitionRegistry, load_definitions
     from sagas.topic_setup import coordinator_topics
@@ -52,11 +52,11 @@ def init(
     except (SagaError, OSError) as exc:
         _fail(str(exc))
     reads, writes = coordinator_topics(registry, Topics.from_settings(kafka))
-    quiet_kafka_client_logs()  # each failed attempt is said in one line below
-    try:
-        counts = asyncio.run(_create(kafka, [*reads, *writes], reads, wait))
-    except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
-        _fail(kafka_failure(exc) or f"{type(exc).__name__}: {exc}")
+    with kafka_client_logs_held_back():  # each failed attempt is said in one line below
+        try:
+            counts = asyncio.run(_create(kafka, [*reads, *writes], reads, wait))
+        except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
+            _fail(kafka_failure(exc) or f"{type(exc).__name__}: {exc}")
     width = max(len(name) for name in counts)
     for name in sorted(counts):
         role = "read by the coordinator" if name in reads else "written"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +36,10 @@ def worker(
     from events.topics import Topics
     from sagas.cli.foreground import (
         fail,
+        kafka_client_logs_held_back,
         kafka_failure,
         kafka_from_environment,
         prepare_until_signal,
-        quiet_kafka_client_logs,
     )
     from sagas.coordinator import Coordinator, changelog_topic
     from sagas.errors import SagaError
@@ -59,29 +58,27 @@ def worker(
             raise  # a variable's mistake: `sagas` names it (sagas.cli.exits)
         fail(f"{', '.join(sorted(given))}: {exc.errors()[0]['msg']}")
     kafka = kafka_from_environment()
-    client_log = logging.getLogger("aiokafka")
-    client_level = client_log.level
-    quiet_kafka_client_logs()  # until it serves: a failure here is said in one line below
-    try:
-        registry = DefinitionRegistry(d for path in definitions for d in load_definitions(path))
-        topics = Topics.from_settings(kafka)
-        changelog = changelog_topic(settings.app_id)
-        # SIGTERM must stop a worker that waits for Kafka here too (compose, Kubernetes)
-        prepare_until_signal(
-            lambda: prepare_topics(
-                kafka, registry, topics, create=create_topics, changelog=changelog
-            ),
-            "coordinator",
-        )
-    except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
-        if (reason := kafka_failure(exc)) is not None:
-            fail(reason)
-        if isinstance(exc, SagaError) or exc.__class__.__module__.startswith(
-            ("events", "aiokafka")
-        ):
-            fail(str(exc))
-        raise
-    client_log.setLevel(client_level)
+    # until it serves, a failure is said in one line below, not in aiokafka's log too
+    with kafka_client_logs_held_back():
+        try:
+            registry = DefinitionRegistry(d for path in definitions for d in load_definitions(path))
+            topics = Topics.from_settings(kafka)
+            changelog = changelog_topic(settings.app_id)
+            # SIGTERM must stop a worker that waits for Kafka here too (compose, Kubernetes)
+            prepare_until_signal(
+                lambda: prepare_topics(
+                    kafka, registry, topics, create=create_topics, changelog=changelog
+                ),
+                "coordinator",
+            )
+        except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
+            if (reason := kafka_failure(exc)) is not None:
+                fail(reason)
+            if isinstance(exc, SagaError) or exc.__class__.__module__.startswith(
+                ("events", "aiokafka")
+            ):
+                fail(str(exc))
+            raise
     coordinator = Coordinator(registry, kafka=kafka, settings=settings, topics=topics)
     run_coordinator(coordinator, settings.log_level, settings.log_format)
 
