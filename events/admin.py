@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from events.broker_watch import start_client
 from events.errors import TopicMissingError, TopicPartitionMismatchError
 from events.kafka_settings import KafkaSettings
 
@@ -31,14 +32,19 @@ __all__ = [
 ]
 
 DEFAULT_READY_TIMEOUT = 30.0
+#: seconds an admin client waits for the brokers' first answer: without it, a broker that
+#: accepts connections and says nothing holds `sagas worker`, `service` and `topics init`
+#: for aiokafka's request timeout (40 s) before they can say so
+CONNECT_TIMEOUT = 15.0
 
 
 @asynccontextmanager
 async def admin_client(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
-    """A started admin client for ``settings``; closed on exit, also when start fails."""
+    """A started admin client for ``settings``; closed on exit, also when start fails
+    (`KafkaConnectionError` when Kafka does not answer within `CONNECT_TIMEOUT`)."""
     admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
     try:
-        await admin.start()
+        await start_client(admin, CONNECT_TIMEOUT)
         yield admin
     finally:
         await admin.close()

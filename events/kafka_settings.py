@@ -52,7 +52,9 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str | None = Field(
         default=None,
         validation_alias="KAFKA_BOOTSTRAP_SERVERS",
-        description="host:port[,host:port...]; unset means: start the embedded broker.",
+        description="host:port[,host:port...]. Required by every command but `sagas demo` "
+        "and `sagas bench`, which start a broker of their own when it is unset (`sagas "
+        "broker` starts one for the others to use).",
     )
     security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT",
@@ -105,7 +107,11 @@ class KafkaSettings(BaseSettings):
     topic_prefix: str = Field(
         default="",
         validation_alias="SAGAS_TOPIC_PREFIX",
-        description="Prepended verbatim to every topic name (include your own separator).",
+        description="Prepended verbatim (include your own separator) to the engine's topics "
+        "(saga.lifecycle, saga.deadletter, saga.control) and to participants' changelog "
+        "topics and consumer groups. Not to the topics saga definitions name (write the "
+        "prefix into them; the reference services take SERVICES_TOPIC_PREFIX) nor to the "
+        "coordinator's group and table changelog (SAGAS_APP_ID).",
     )
     partitions: int = Field(
         default=8,

@@ -3,8 +3,9 @@
 `apply_batch` takes records one by one: decoded, re-routed to their saga's
 partition, routed to a definition and decided (`sagas.machine.decide`), held
 until their saga starts, or dead-lettered. Whatever a record makes raise, it is
-dead-lettered (``processing-error``) and what it half did is undone: no record
-can crash-loop a replica. The coordinator shell then persists the
+dead-lettered (``processing-error``), what it half did is undone and its saga is
+marked for an operator (`SagaState.attention`): no record can crash-loop a
+replica, nor leave a saga waiting for it unseen. The coordinator shell then persists the
 `BatchResult` (`sagas.coordinator`).
 """
 
@@ -24,15 +25,17 @@ from sagas import control
 from sagas.batch_values import BatchContext, BatchResult, DecisionSignal, StateWrite, Timer
 from sagas.logs import saga_fields
 from sagas.machine import decide
-from sagas.messages import Outcome, StartSaga
+from sagas.messages import Abort, Outcome, Resolve, RetryFailed, Skip, StartSaga
 from sagas.routing import Reject, Route, route
-from sagas.state import SagaState
+from sagas.state import HistoryEntry, SagaState
 from sagas.table_codec import EARLY_TOKEN, PURGE_TOKEN, EarlyEvents, TableValue, encode_value
 
 log = logging.getLogger("sagas.coordinator")
 
 #: "the batch held nothing for this saga" in a snapshot (None is a removed saga)
 _ABSENT: Any = object()
+#: what an operator does to a saga; applied, it clears the saga's mark (`SagaState.attention`)
+_OPERATOR = (Abort, RetryFailed, Skip, Resolve)
 
 
 def apply_batch(ctx: BatchContext, records: Iterable[InRecord], now: float) -> BatchResult:
@@ -160,6 +163,8 @@ class _Step:
                 )
             return
         new = decision.state
+        if new.attention is not None and isinstance(message, _OPERATOR):
+            new.attention = None  # the operator has looked, and acted
         self.write(new.saga_id, new)
         key = new.saga_id.encode()
         outgoing = result.outgoing
@@ -278,6 +283,29 @@ class _Step:
             f"digest; the record is kept here unchanged",
             extra=error_details(exc),
         )  # fmt: skip
+        if sid is not None:
+            self.mark(sid, record, exc)
+
+    def mark(self, sid: str, record: InRecord, exc: Exception) -> None:
+        """Mark the saga a record raised on for an operator, so that it does not stall
+        unseen: `SagaState.attention` and a history entry (``sagas status``, the API,
+        ``saga_needs_operator``). Held events or no saga yet: the dead letter says it all."""
+        why = (
+            f"{PROCESSING_ERROR}: {describe(exc)} on {record.topic}[{record.partition}]"
+            f"@{record.offset}; the record is on the dead-letter topic"
+        )
+        try:
+            state = self.value(sid)
+            if not isinstance(state, SagaState):
+                return
+            marked = state.working_copy()
+            marked.attention = why
+            marked.updated_at = max(state.updated_at, self.now)
+            marked.history.append(HistoryEntry(self.now, PROCESSING_ERROR, None, why))
+            encode_value(marked)  # a state that cannot be stored raises here, before a write
+        except Exception:  # noqa: BLE001 - the saga's own value is what raised: the log says it
+            return
+        self.write(sid, marked)
 
     def dead_letter(
         self,

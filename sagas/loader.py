@@ -1,7 +1,9 @@
-"""Load saga definitions from YAML or JSON files (`sagas worker --definitions FILE`).
+"""Load saga definitions from YAML or JSON files (`sagas worker --definitions FILE|DIR`).
 
 A file holds one saga (a mapping with ``name`` and ``steps``) or several under
-``sagas:``. The result is the same model the Python builder produces.
+``sagas:``. A folder stands for every ``*.yaml``, ``*.yml`` and ``*.json`` file
+directly in it (not in subfolders; hidden files skipped), read in name order.
+The result is the same model the Python builder produces.
 """
 
 from __future__ import annotations
@@ -17,12 +19,41 @@ from sagas.builder import definition_from_dict
 from sagas.definition import SagaDefinition
 from sagas.errors import DefinitionError
 
+#: files of a definitions folder that are read
+DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
+
 
 def load_definitions(
     path: str | Path, *, known_topics: Iterable[str] | None = None
 ) -> list[SagaDefinition]:
-    """Read every saga definition in ``path``; raise `DefinitionError` naming what is wrong."""
-    file = Path(path)
+    """Read every saga definition in ``path`` (a file, or a folder of them); raise
+    `DefinitionError` naming the file and what is wrong."""
+    where = Path(path)
+    topics = None if known_topics is None else frozenset(known_topics)
+    if not where.is_dir():
+        return _load_file(where, topics)
+    files = sorted(
+        f
+        for f in where.iterdir()
+        if f.suffix in DEFINITION_SUFFIXES and not f.name.startswith(".") and f.is_file()
+    )
+    if not files:
+        raise DefinitionError(f"{where} is a folder with no *.yaml, *.yml or *.json file in it")
+    found: dict[tuple[str, int], Path] = {}
+    definitions = []
+    for file in files:
+        for definition in _load_file(file, topics):
+            first = found.setdefault(definition.key, file)
+            if first != file:
+                name, version = definition.key
+                raise DefinitionError(
+                    f"saga {name!r} version {version} is defined in both {first} and {file}"
+                )
+            definitions.append(definition)
+    return definitions
+
+
+def _load_file(file: Path, known_topics: frozenset[str] | None) -> list[SagaDefinition]:
     try:
         text = file.read_text()
     except OSError as exc:

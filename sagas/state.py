@@ -127,6 +127,9 @@ class SagaState:
     name: str
     version: int
     status: SagaStatus = SagaStatus.RUNNING
+    #: why an operator should look (a record of this saga raised: ``processing-error``);
+    #: right after ``status`` so the census reads it without parsing (`sagas.table_codec`)
+    attention: str | None = None
     phase: Literal["forward", "backward"] = "forward"
     context: dict[str, Any] = field(default_factory=dict)
     steps: list[StepState]
@@ -162,6 +165,7 @@ class SagaState:
             name=self.name,
             version=self.version,
             status=self.status,
+            attention=self.attention,
             phase=self.phase,
             context=dict(self.context),
             steps=[step.copy() for step in self.steps],

@@ -144,6 +144,7 @@ class Summary(NamedTuple):
 
 _HEAD = re.compile(
     rb'^\{"saga_id":"(?:[^"\\]|\\.)*","name":"([^"\\]*)","version":\d+,"status":"(\w+)"'
+    rb'(,"attention":")?'
 )
 _TIMES = re.compile(rb',"stage":\d+,"started_at":([0-9.eE+-]+),"updated_at":([0-9.eE+-]+)')
 
@@ -151,13 +152,20 @@ _TIMES = re.compile(rb',"stage":\d+,"started_at":([0-9.eE+-]+),"updated_at":([0-
 def name_and_status(raw: bytes) -> tuple[str, str] | None:
     """(saga name, status) of a stored state, None for held events: the cheapest read, for
     counting a whole table."""
+    seen = census_entry(raw)
+    return None if seen is None else (seen[0], seen[1])
+
+
+def census_entry(raw: bytes) -> tuple[str, str, bool] | None:
+    """(saga name, status, marked for an operator) of a stored state, None for held
+    events; read from the head of the JSON, where `dump_state` writes them."""
     if raw[:1] == EARLY_MARKER:
         return None
     head = _HEAD.match(raw)
     if head is not None:
-        return head.group(1).decode(), head.group(2).decode()
-    seen = _summary(raw)
-    return seen.name, seen.status
+        return head.group(1).decode(), head.group(2).decode(), head.group(3) is not None
+    doc = orjson.loads(raw)
+    return str(doc.get("name")), str(doc.get("status")), doc.get("attention") is not None
 
 
 def summary(raw: bytes) -> Summary | None:

@@ -9,6 +9,10 @@
   table, by current status. Unlike counters it says how many are parked in
   ``failed`` right now, and it follows partitions when they move between
   replicas. Summed over replicas it is the whole picture.
+* ``saga_needs_operator{saga}``: sagas in this replica's partitions that a
+  record raised on (dead-lettered as ``processing-error``) and that an operator
+  can still act on (running, compensating or failed): the mark
+  (`SagaState.attention`) is cleared by an operator command that applies.
 
 The table is scanned in slices by a background timer (never in the scrape),
 so a large table does not stall the event loop.
@@ -30,12 +34,14 @@ from events.consumer_lag import LagRow, lag_family
 from events.partitioning import partition_for
 from sagas.api.replica import Replica
 from sagas.state import SagaStatus
-from sagas.table_codec import name_and_status
+from sagas.table_codec import census_entry
 
 log = logging.getLogger("sagas.api")
 
 #: Keys scanned between two yields to the event loop.
 SLICE = 2000
+#: a marked saga in these states can still be aborted, retried, skipped or resolved
+_ACTIONABLE = frozenset({SagaStatus.RUNNING, SagaStatus.COMPENSATING, SagaStatus.FAILED})
 
 
 class TableCensus:
@@ -44,6 +50,7 @@ class TableCensus:
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.marked: Counter[str] = Counter()
         self.names: set[str] = {d.name for d in replica.registry}
         self.scanned_at: float | None = None
 
@@ -54,6 +61,7 @@ class TableCensus:
         check = not owned.issuperset(range(partitions))
         keys = list(data.keys())
         counts: Counter[tuple[str, str]] = Counter()
+        marked: Counter[str] = Counter()
         for n, key in enumerate(keys, 1):
             if n % SLICE == 0:
                 await asyncio.sleep(0)
@@ -61,12 +69,15 @@ class TableCensus:
             if raw is None or (check and partition_for(key, partitions) not in owned):
                 continue
             try:
-                seen = name_and_status(raw)
+                seen = census_entry(raw)
             except Exception:  # noqa: BLE001 - a value we cannot read is not a saga to count
                 continue
             if seen is not None:  # held events are not a saga yet
-                counts[seen] += 1
-        self.counts = counts
+                name, status, attention = seen
+                counts[name, status] += 1
+                if attention and status in _ACTIONABLE:
+                    marked[name] += 1
+        self.counts, self.marked = counts, marked
         self.names |= {name for name, _ in counts}
         self.scanned_at = time.time()
 
@@ -88,6 +99,7 @@ class CoordinatorCollector(Collector):
     def describe(self) -> Iterable[Any]:
         yield GaugeMetricFamily("saga_consumer_lag", "", labels=["topic", "partition"])
         yield GaugeMetricFamily("saga_states", "", labels=["saga", "status"])
+        yield GaugeMetricFamily("saga_needs_operator", "", labels=["saga"])
 
     def collect(self) -> Iterable[Any]:
         yield lag_family(
@@ -104,6 +116,16 @@ class CoordinatorCollector(Collector):
             for name, status, count in self.census.samples():
                 states.add_metric([name, status], count)
         yield states
+        marked = GaugeMetricFamily(
+            "saga_needs_operator",
+            "Sagas in this replica's table partitions that a record raised on "
+            "(processing-error), not yet acted on by an operator.",
+            labels=["saga"],
+        )
+        if self.census.scanned_at is not None:
+            for name in sorted(self.census.names):
+                marked.add_metric([name], self.census.marked.get(name, 0))
+        yield marked
 
     def lag(self) -> list[LagRow]:
         return self.replica.input_lag()

@@ -8,9 +8,10 @@ code 2 rather than a traceback. Heavy imports stay inside the functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -46,6 +47,19 @@ def quiet_kafka_client_logs() -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL + 1)
 
 
+@contextlib.contextmanager
+def kafka_client_logs_held_back() -> Iterator[None]:
+    """`quiet_kafka_client_logs` for a while (a process's preparation, whose failure is
+    said in one line), then aiokafka logs as before."""
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    quiet_kafka_client_logs()
+    try:
+        yield
+    finally:
+        client_log.setLevel(level)
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -63,6 +77,44 @@ def kafka_from_environment() -> KafkaSettings:
             "KAFKA_BOOTSTRAP_SERVERS at it"
         )
     return kafka
+
+
+def prepare_until_signal(work: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run ``work()`` (what a process does before it serves: topics, checks) with SIGTERM
+    and SIGINT already handled: either cancels it and exits 0 with one line, within
+    `PREPARE_STOP_GRACE` seconds even if a Kafka client holds on to the cancellation."""
+    import os
+
+    async def main() -> bool:
+        task = asyncio.ensure_future(work())
+        asked = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, asked.set)
+        waiting = asyncio.ensure_future(asked.wait())
+        try:
+            await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
+            if not asked.is_set():
+                task.result()  # its error, if it failed
+                return False
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=PREPARE_STOP_GRACE)
+            if not done:
+                typer.echo(f"{what} stopped before it started", err=True)
+                os._exit(0)  # a client swallowed the cancellation: nothing is in hand yet
+            return True
+        finally:
+            waiting.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    if asyncio.run(main()):
+        typer.echo(f"{what} stopped before it started", err=True)
+        raise typer.Exit(0)
+
+
+#: seconds a process may take to stop on SIGTERM before it serves (see `prepare_until_signal`)
+PREPARE_STOP_GRACE = 3.0
 
 
 def serve_until_signal(participant: Participant[Any], what: str) -> None:

@@ -90,6 +90,9 @@ def saga_status(detail: Mapping[str, Any]) -> RenderableType:
     if detail.get("current_steps"):
         status.append(printable(f"  at {', '.join(detail['current_steps'])}"), style="")
     head.add_row("status", status)
+    if detail.get("needs_operator"):
+        why = Text(printable(str(detail["needs_operator"])), style="bold red")
+        head.add_row("needs operator", why)
     head.add_row("phase", str(detail.get("phase")))
     head.add_row("started", str(detail.get("started_at") or "-"))
     if detail.get("finished_at"):
@@ -165,10 +168,13 @@ def saga_list(rows: Sequence[Mapping[str, Any]]) -> Table:
     table.add_column("failure", overflow="ellipsis", no_wrap=True, max_width=40)
     for row in rows:
         started = (row.get("started_at") or "-").replace("T", " ")
+        status = styled(row["status"])
+        if row.get("needs_operator"):  # a record of it raised: `sagas status` says which
+            status.append(" !", style="bold red")
         table.add_row(
             escape(str(row["id"])),
             escape(f"{row['saga']} v{row['version']}"),
-            styled(row["status"]),
+            status,
             escape(", ".join(row.get("current_steps") or []) or "-"),
             started[5:19] if len(started) >= 19 else started,
             escape(row.get("failure") or ""),

@@ -35,7 +35,8 @@ def export(
         DEFAULT_CATALOG,
         "--catalog",
         metavar="MODULE:ATTR",
-        help="The EventCatalog to export. The default also loads the services' event types.",
+        help="The EventCatalog to export. The default also loads the lifecycle events "
+        "(saga.*) and the services' event types.",
     ),
 ) -> None:
     """Write one <type>.schema.json (JSON Schema 2020-12) per event type, plus index.json."""
@@ -63,6 +64,7 @@ def load_catalog(spec: str) -> EventCatalog:
     if not sep or not module_name or not attr:
         _fail(f"--catalog must look like 'module:attr' (e.g. {DEFAULT_CATALOG}), got {spec!r}")
     if spec == DEFAULT_CATALOG:
+        importlib.import_module("events.lifecycle")  # the coordinator's saga.* events
         _import_service_catalogs()
     try:
         module = importlib.import_module(module_name)

@@ -101,8 +101,8 @@ def start(
         [],
         "--definitions",
         "-d",
-        help="Start through Kafka, checking NAME against these definition files "
-        "(repeatable), instead of through the coordinator's API.",
+        help="Start through Kafka, checking NAME against these definition files or "
+        "folders (repeatable), instead of through the coordinator's API.",
     ),
     api: str = API,
     token: str | None = TOKEN,

@@ -25,7 +25,10 @@ app.add_typer(topics_app, name="topics")
 @topics_app.command("init")
 def init(
     definitions: list[Path] = typer.Option(
-        ..., "--definitions", "-d", help="YAML/JSON file of saga definitions (repeatable)."
+        ...,
+        "--definitions",
+        "-d",
+        help="YAML/JSON file of saga definitions, or a folder of them (repeatable).",
     ),
     wait: float = typer.Option(
         60.0, help="Seconds to keep trying while the cluster does not answer yet."
@@ -36,7 +39,7 @@ def init(
     coordinator's inputs are co-partitioned."""
     from events.kafka_settings import KafkaSettings
     from events.topics import Topics
-    from sagas.cli.foreground import kafka_failure
+    from sagas.cli.foreground import kafka_client_logs_held_back, kafka_failure
     from sagas.errors import SagaError
     from sagas.loader import DefinitionRegistry, load_definitions
     from sagas.topic_setup import coordinator_topics
@@ -49,10 +52,11 @@ def init(
     except (SagaError, OSError) as exc:
         _fail(str(exc))
     reads, writes = coordinator_topics(registry, Topics.from_settings(kafka))
-    try:
-        counts = asyncio.run(_create(kafka, [*reads, *writes], reads, wait))
-    except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
-        _fail(kafka_failure(exc) or f"{type(exc).__name__}: {exc}")
+    with kafka_client_logs_held_back():  # each failed attempt is said in one line below
+        try:
+            counts = asyncio.run(_create(kafka, [*reads, *writes], reads, wait))
+        except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
+            _fail(kafka_failure(exc) or f"{type(exc).__name__}: {exc}")
     width = max(len(name) for name in counts)
     for name in sorted(counts):
         role = "read by the coordinator" if name in reads else "written"

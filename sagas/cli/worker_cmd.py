@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 @app.command()
 def worker(
     definitions: list[Path] = typer.Option(
-        ..., "--definitions", "-d", help="YAML/JSON file of saga definitions (repeatable)."
+        ...,
+        "--definitions",
+        "-d",
+        help="YAML/JSON file of saga definitions, or a folder of them (repeatable).",
     ),
     web_port: int | None = typer.Option(None, min=1, max=65535, help="HTTP API and /metrics port."),
     create_topics: bool = typer.Option(True, help="Create missing topics before starting."),
@@ -31,7 +34,13 @@ def worker(
     from pydantic import ValidationError
 
     from events.topics import Topics
-    from sagas.cli.foreground import fail, kafka_failure, kafka_from_environment
+    from sagas.cli.foreground import (
+        fail,
+        kafka_client_logs_held_back,
+        kafka_failure,
+        kafka_from_environment,
+        prepare_until_signal,
+    )
     from sagas.coordinator import Coordinator, changelog_topic
     from sagas.errors import SagaError
     from sagas.loader import DefinitionRegistry, load_definitions
@@ -49,21 +58,27 @@ def worker(
             raise  # a variable's mistake: `sagas` names it (sagas.cli.exits)
         fail(f"{', '.join(sorted(given))}: {exc.errors()[0]['msg']}")
     kafka = kafka_from_environment()
-    try:
-        registry = DefinitionRegistry(d for path in definitions for d in load_definitions(path))
-        topics = Topics.from_settings(kafka)
-        changelog = changelog_topic(settings.app_id)
-        asyncio.run(
-            prepare_topics(kafka, registry, topics, create=create_topics, changelog=changelog)
-        )
-    except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
-        if (reason := kafka_failure(exc)) is not None:
-            fail(reason)
-        if isinstance(exc, SagaError) or exc.__class__.__module__.startswith(
-            ("events", "aiokafka")
-        ):
-            fail(str(exc))
-        raise
+    # until it serves, a failure is said in one line below, not in aiokafka's log too
+    with kafka_client_logs_held_back():
+        try:
+            registry = DefinitionRegistry(d for path in definitions for d in load_definitions(path))
+            topics = Topics.from_settings(kafka)
+            changelog = changelog_topic(settings.app_id)
+            # SIGTERM must stop a worker that waits for Kafka here too (compose, Kubernetes)
+            prepare_until_signal(
+                lambda: prepare_topics(
+                    kafka, registry, topics, create=create_topics, changelog=changelog
+                ),
+                "coordinator",
+            )
+        except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
+            if (reason := kafka_failure(exc)) is not None:
+                fail(reason)
+            if isinstance(exc, SagaError) or exc.__class__.__module__.startswith(
+                ("events", "aiokafka")
+            ):
+                fail(str(exc))
+            raise
     coordinator = Coordinator(registry, kafka=kafka, settings=settings, topics=topics)
     run_coordinator(coordinator, settings.log_level, settings.log_format)
 

@@ -1,6 +1,7 @@
 """Kafka unreachable or slow (issue 17): a broker that accepts connections but never
-answers gets one line from `sagas start`, `load` and `tail` within their timeouts, and
-SIGTERM stops a worker within seconds while it is joining its consumer group."""
+answers gets one line from `sagas start`, `load`, `tail`, `worker`, `service` and
+`topics init` within their timeouts, and SIGTERM stops a worker within seconds while it
+waits for Kafka to create its topics or while it is joining its consumer group."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -17,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from sagas.cli.foreground import CONNECT_TIMEOUT
+from events.admin import CONNECT_TIMEOUT as ADMIN_CONNECT_TIMEOUT
+from sagas.cli.foreground import CONNECT_TIMEOUT, PREPARE_STOP_GRACE
 from tests.integration.api_system import definitions_file, http
 from tests.kafka_fixtures import eventually
 from tests.support.processes import free_port, sagas_process
-from tests.unit.test_kafka_unreachable import COMMANDS, run_sagas
+from tests.unit.test_kafka_unreachable import COMMANDS, ORDER, run_sagas
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +33,14 @@ pytestmark = pytest.mark.integration
 EXPLAIN = 6.0
 
 
+class SilentBroker(str):
+    """host:port, and the connections it accepted (``held``)."""
+
+    held: list[socket.socket]
+
+
 @pytest.fixture
-def silent_broker() -> Iterator[str]:
+def silent_broker() -> Iterator[SilentBroker]:
     """host:port of a listener that accepts connections and never says a word."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -50,8 +60,10 @@ def silent_broker() -> Iterator[str]:
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
+    broker = SilentBroker(f"127.0.0.1:{server.getsockname()[1]}")
+    broker.held = held
     try:
-        yield f"127.0.0.1:{server.getsockname()[1]}"
+        yield broker
     finally:
         stop.set()
         thread.join(5)
@@ -74,6 +86,53 @@ def test_sagas_start_load_and_tail_give_up_on_a_silent_broker_in_one_line(
             assert len(lines) == 1 and silent_broker in lines[0], (name, err)
             assert "did not answer" in lines[0], (name, err)
             assert took < limits[name] + EXPLAIN + 5, (name, took)
+
+
+@pytest.mark.parametrize("command", ["worker", "service", "topics init"])
+def test_worker_service_and_topics_init_give_up_on_a_silent_broker_in_one_line(
+    silent_broker: str, command: str
+) -> None:
+    """They waited aiokafka's 40 s request timeout and printed its log line first."""
+    args = {
+        "worker": ["worker", "-d", ORDER, "--web-port", str(free_port())],
+        "service": ["service", "inventory"],
+        "topics init": ["topics", "init", "-d", ORDER, "--wait", "1"],
+    }[command]
+    code, out, err, took = run_sagas(args, silent_broker, timeout=120)
+    assert code == 2, (out, err)
+    # the service logs its own start at info level; nothing of aiokafka's, one error
+    lines = [x for x in err.strip().splitlines() if " INFO sagas.service: " not in x]
+    assert len(lines) == 1 and silent_broker in lines[0], err
+    assert lines[0].startswith("error: ") and "did not answer" in lines[0], err
+    assert took < ADMIN_CONNECT_TIMEOUT + 2 * EXPLAIN + 5, took
+
+
+def test_sigterm_stops_a_worker_that_waits_for_kafka_before_it_starts(
+    silent_broker: SilentBroker,
+) -> None:
+    """SIGTERM came before the worker had signal handlers (creating its topics)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGAS_", "KAFKA_"))}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "sagas", "worker", "-d", ORDER, "--web-port", str(free_port())],
+        env={**env, "KAFKA_BOOTSTRAP_SERVERS": silent_broker},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not silent_broker.held:  # it is asking Kafka about its topics
+            assert worker.poll() is None and time.monotonic() < deadline, worker.poll()
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        asked = time.monotonic()
+        out, err = worker.communicate(timeout=PREPARE_STOP_GRACE + 10)
+        took = time.monotonic() - asked
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, (out, err)
+    assert err.strip().splitlines() == ["coordinator stopped before it started"], err
+    assert took < PREPARE_STOP_GRACE + 2, took
 
 
 @pytest.mark.asyncio

@@ -20,13 +20,14 @@ from tests.unit.saga_fixtures import three_step
 PARTITIONS = 8
 
 
-def state(saga_id: str, status: SagaStatus) -> bytes:
+def state(saga_id: str, status: SagaStatus, attention: str | None = None) -> bytes:
     return encode_value(
         SagaState(
             saga_id=saga_id,
             name="order",
             version=1,
             status=status,
+            attention=attention,
             steps=[StepState()],
             started_at=1.0,
             updated_at=2.0,
@@ -79,6 +80,24 @@ def test_collector_exports_lag_per_input_partition_and_the_census() -> None:
     assert 'saga_consumer_lag{partition="1",topic="orders"} 4.0' in text
     assert "sagas-changelog" not in text, "only the coordinator's input topics"
     assert 'saga_states{saga="order",status="failed"} 1.0' in text
+
+
+def test_sagas_a_record_raised_on_are_counted_while_an_operator_can_act_on_them() -> None:
+    why = "processing-error: KeyError 'x' \"quoted\" (digest 0123456789ab)"
+    data = {
+        b"s-1": state("s-1", SagaStatus.RUNNING, why),
+        b"s-2": state("s-2", SagaStatus.FAILED, why),
+        b"s-3": state("s-3", SagaStatus.COMPLETED, why),  # finished: its view still says so
+        b"s-4": state("s-4", SagaStatus.RUNNING),
+    }
+    c = coordinator(data, SimpleNamespace(assignment=lambda: set()))
+    census = TableCensus(c)
+    asyncio.run(census.scan(set(range(PARTITIONS))))
+    registry = CollectorRegistry()
+    registry.register(CoordinatorCollector(c, census))
+    text = generate_latest(registry).decode()
+    assert 'saga_needs_operator{saga="order"} 2.0' in text
+    assert 'saga_states{saga="order",status="running"} 2.0' in text
 
 
 def test_collector_is_quiet_before_the_consumer_starts() -> None:

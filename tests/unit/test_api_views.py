@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import io
+
 import orjson
 import pytest
+from rich.console import Console
 
 from sagas import table_codec
 from sagas.api import render
@@ -19,6 +22,7 @@ from sagas.api.requests import (
     parse_wait,
     wanted,
 )
+from sagas.cli.ops_render import saga_list, saga_status
 from sagas.state_codec import dump_state
 from sagas.testing import SagaTestKit
 from tests.unit.saga_fixtures import (
@@ -34,6 +38,7 @@ from tests.unit.saga_fixtures import (
     SHIP,
     three_step,
 )
+from tests.unit.test_batch_step import Table, raising_on_replies, reserved, start
 
 T0 = 1_700_000_000.0
 
@@ -224,3 +229,35 @@ def test_wait_parameter() -> None:
     for bad in ("-1", "31", "soon"):
         with pytest.raises(ApiError):
             parse_wait({"wait": bad})
+
+
+def shown(renderable: object) -> str:
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(renderable)
+    return out.getvalue()
+
+
+def test_a_saga_a_record_raised_on_shows_it_in_the_api_and_the_cli(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 17: the saga is marked for an operator, not silently stalled: ``GET
+    /sagas/{id}`` and ``GET /sagas`` say why (read from the table as the API reads it),
+    and so do ``sagas status`` and ``sagas list``."""
+    table = Table()
+    table.run([start("s-1")])
+    raising_on_replies(monkeypatch)
+    raw = table.run([reserved("s-1")]).writes["s-1"].raw
+    assert raw is not None
+    state = table_codec.saga_state(raw)
+    assert state is not None
+    detail = render.saga_detail(state, three_step())
+    why = detail["needs_operator"]
+    assert why.startswith("processing-error: KeyError") and "inventory.replies[" in why
+    assert detail["status"] == "running" and detail["current_steps"] == ["reserve"]
+    assert detail["history"][-1]["event"] == "processing-error"
+    doc = table_codec.saga_document(raw)
+    assert doc is not None
+    assert render.saga_row(doc, three_step())["needs_operator"] == why
+    assert table_codec.census_entry(raw) == ("order", "running", True)
+    assert "needs operator" in shown(saga_status(detail))
+    assert "running !" in shown(saga_list([render.saga_row(doc, three_step())]))

@@ -10,15 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from events.codec import encode
 from events.partitioning import partition_for
 from events.records import InRecord
 from events.topics import Topics
+from sagas import batch as batch_module
 from sagas import control
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
 from sagas.loader import DefinitionRegistry
+from sagas.messages import Observed
 from sagas.run_output import command_id
 from sagas.state import SagaState, SagaStatus
 from sagas.table_codec import EARLY_TOKEN, PURGE_TOKEN, EarlyEvents, TableValue
@@ -74,6 +77,12 @@ def start(sid: str) -> InRecord:
 def fired(sid: str, token: str) -> InRecord:
     value, headers = encode(control.timer_fired(sid, token))
     return InRecord(Topics().control, partition_for(sid.encode(), PARTITIONS), 2, sid.encode(),
+                    value, headers)  # fmt: skip
+
+
+def abort(sid: str) -> InRecord:
+    value, headers = encode(control.operator_command(control.ABORT, sid, reason="seen it"))
+    return InRecord(Topics().control, partition_for(sid.encode(), PARTITIONS), 3, sid.encode(),
                     value, headers)  # fmt: skip
 
 
@@ -186,3 +195,70 @@ def test_a_dead_letter_too_large_to_publish_goes_without_its_value() -> None:
     headers = dict(letter.headers)
     assert letter.value == b"" and int(headers["x-dlq-value-dropped"]) == len(big.value or b"")
     assert headers["x-dlq-reason"] == b"unknown-type"
+
+
+def raising_on_replies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state machine with a bug: any reply makes it raise."""
+    real = batch_module.decide
+
+    def buggy(definition: Any, state: Any, message: Any, now: float) -> Any:
+        if isinstance(message, Observed):
+            raise KeyError("customer")
+        return real(definition, state, message, now)
+
+    monkeypatch.setattr(batch_module, "decide", buggy)
+
+
+def test_a_saga_a_record_raised_on_is_marked_for_an_operator_until_one_acts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 17: the reply is dead-lettered (processing-error) and its saga, which would
+    otherwise wait for it unseen, says so: ``attention`` and a history entry."""
+    table = Table()
+    table.run([start("s-1")])
+    before = table.values["s-1"]
+    assert isinstance(before, SagaState) and before.attention is None
+    raising_on_replies(monkeypatch)
+
+    result = table.run([reserved("s-1"), start("s-2")], now=NOW + 5)
+    (letter,) = dead(result)
+    assert letter["x-dlq-reason"] == b"processing-error"
+    assert not sent(result, "payment.commands")  # the reply did nothing ...
+    marked = table.values["s-1"]
+    assert isinstance(marked, SagaState)
+    assert marked.steps == before.steps and marked.status is SagaStatus.RUNNING
+    assert marked.attention is not None  # ... but the saga is marked, with what and where
+    assert marked.attention.startswith("processing-error: KeyError")
+    assert "inventory.replies[" in marked.attention and "digest" in marked.attention
+    assert (marked.history[-1].event, marked.history[-1].at) == ("processing-error", NOW + 5)
+    assert marked.updated_at == NOW + 5
+    assert result.writes["s-1"].raw is not None  # persisted like any other state
+    assert isinstance(table.values["s-2"], SagaState)  # and the batch went on
+    assert table.values["s-2"].attention is None  # type: ignore[union-attr]
+
+    monkeypatch.undo()
+    acted = table.run([abort("s-1")], now=NOW + 9)
+    state = table.values["s-1"]
+    assert isinstance(state, SagaState) and state.attention is None
+    assert state.status is SagaStatus.COMPENSATING
+    assert sent(acted, "inventory.commands")  # the abort undoes the reservation
+
+
+def test_the_mark_falls_on_the_saga_as_the_batch_left_it_and_never_on_an_unreadable_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raising_on_replies(monkeypatch)
+    result = Table().run([start("s-1"), reserved("s-1")])  # started in the batch that raised
+    assert [d["x-dlq-reason"] for d in dead(result)] == [b"processing-error"]
+    state = result.writes["s-1"].value
+    assert isinstance(state, SagaState) and state.attention is not None
+    assert [t.saga_id for t in result.timers] == ["s-1"]  # the start's deadline stays armed
+
+    def unreadable(sid: str) -> TableValue | None:
+        raise ValueError(f"stored value of {sid} is not a saga state")
+
+    table = Table()
+    object.__setattr__(table.ctx, "read", unreadable)
+    bad = table.run([reserved("s-3")])
+    assert [d["x-dlq-reason"] for d in dead(bad)] == [b"processing-error"]
+    assert not bad.writes

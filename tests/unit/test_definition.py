@@ -326,6 +326,36 @@ def test_several_sagas_in_one_file(tmp_path: Path) -> None:
         load_definitions(file)
 
 
+def test_a_folder_is_every_yaml_yml_and_json_file_in_it(tmp_path: Path) -> None:
+    """``--definitions DIR`` (issue 17): files in name order, other files and subfolders
+    and hidden files left alone."""
+    (tmp_path / "b.yml").write_text(yaml.safe_dump(with_pivot().model_dump(mode="json")))
+    (tmp_path / "a.json").write_bytes(orjson.dumps(three_step().model_dump(mode="json")))
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump({"sagas": [choreographed().model_dump(mode="json")]})
+    )
+    (tmp_path / "notes.txt").write_text("not a definition")
+    (tmp_path / ".#a.yaml").write_text("{broken")  # an editor's lock file
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "x.yaml").write_text("{broken")
+
+    loaded = load_definitions(tmp_path)
+    assert loaded == [three_step(), with_pivot(), choreographed()]
+
+
+def test_a_folder_without_definitions_or_defining_a_saga_twice_is_refused(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(DefinitionError, match=r"no \*\.yaml, \*\.yml or \*\.json"):
+        load_definitions(tmp_path)
+    spec = yaml.safe_dump(three_step().model_dump(mode="json"))
+    (tmp_path / "order.yaml").write_text(spec)
+    (tmp_path / "order-copy.yml").write_text(spec)
+    with pytest.raises(DefinitionError, match="defined in both") as refused:
+        load_definitions(tmp_path)
+    assert "order-copy.yml" in str(refused.value) and "order.yaml" in str(refused.value)
+
+
 def test_yaml_error_names_the_file_the_step_and_the_field(tmp_path: Path) -> None:
     file = tmp_path / "order.yaml"
     file.write_text(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -99,6 +100,38 @@ def test_default_catalog_exports_without_services(tmp_path: Path) -> None:
     code, output = export(str(tmp_path))
     assert code == 0, output
     assert (tmp_path / "index.json").exists()
+
+
+def test_the_export_lists_every_lifecycle_event_the_coordinator_publishes(tmp_path: Path) -> None:
+    """Issue 17: ``saga.step.late_succeeded`` and ``late_compensated`` were missing. The
+    types are read from the engine's source (every ``emit("saga...")``, and the terminal
+    ``saga.{status}``), so a new one fails here until it is in events/lifecycle.py."""
+    from events.lifecycle import LIFECYCLE_TYPES
+    from sagas.state import SagaStatus
+
+    root = Path(__file__).resolve().parents[2] / "sagas"
+    source = "\n".join(p.read_text() for p in root.glob("*.py"))
+    emitted = set(re.findall(r'emit\(\s*"(saga\.[a-z_.]+)"', source))
+    emitted |= {f"saga.{s.value}" for s in SagaStatus if s.terminal}
+    assert {"saga.step.late_succeeded", "saga.step.late_compensated"} <= emitted
+    assert emitted == set(LIFECYCLE_TYPES)
+
+    code, output = export(str(tmp_path))
+    assert code == 0, output
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert set(LIFECYCLE_TYPES) <= set(index["types"])
+    late = json.loads((tmp_path / "saga.step.late_succeeded.schema.json").read_text())
+    validator = Draft202012Validator(late)
+    event = new_event(
+        "saga.step.late_succeeded",
+        source="sagastream/coordinator",
+        sagaid="s1",
+        data={"saga": "order", "version": 1, "status": "completed", "step": "ship",
+              "type": "shipping.scheduled", "action": "compensate"},
+    )  # fmt: skip
+    record = orjson.loads(encode(event)[0])
+    assert list(validator.iter_errors(record)) == []
+    assert not validator.is_valid({**record, "data": {**record["data"], "action": "shrug"}})
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,20 @@ def test_sagas_start_of_an_unknown_saga_is_refused_not_dead_lettered() -> None:
     assert done.stdout == ""
 
 
+def test_definitions_may_be_a_folder_of_files(tmp_path: Path) -> None:
+    """``-d DIR`` reads every *.yaml, *.yml and *.json in DIR (worker and topics init too:
+    one loader); the shipped folder holds two sagas with one trigger, refused in one line."""
+    shipped = ROOT / "services" / "definitions"
+    for name in ("order_orchestrated.yaml", "bank_transfer.yaml"):
+        (tmp_path / name).write_text((shipped / name).read_text())
+    done = sagas("start", "nosuchsaga", "-d", str(tmp_path), KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
+    assert done.returncode == 1, done
+    assert "loaded: bank-transfer, order" in one_line(done.stderr)
+
+    both = sagas("start", "order", "-d", str(shipped), KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
+    assert both.returncode != 0 and "both triggered by 'order.placed'" in one_line(both.stderr)
+
+
 def test_sagas_start_without_definitions_asks_the_api_and_says_when_it_is_unreachable() -> None:
     api = f"http://127.0.0.1:{closed_port()}"
     done = sagas("start", "order", "--wait", "0", SAGAS_API_URL=api)

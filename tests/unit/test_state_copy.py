@@ -37,6 +37,7 @@ STATE_VALUES: dict[str, Any] = {
     "name": "order",
     "version": 3,
     "status": SagaStatus.COMPENSATING,
+    "attention": "processing-error: KeyError 'x' (digest 0123456789ab)",
     "phase": "backward",
     "context": {"order_id": "o-1"},
     "steps": [StepState(**STEP_VALUES), StepState()],
