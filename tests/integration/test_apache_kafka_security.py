@@ -10,7 +10,8 @@ client listener:
   wrong CA are refused; the order saga runs with every process holding its
   own certificate (the listener admits nobody else);
 - **SASL** (SCRAM-SHA-512 and PLAIN): `sagas topics init`, the coordinator,
-  the three reference services, `sagas load` and `sagas start` connect with
+  inventory and shipping, `sagas bridge` (serving payment from an HTTP API),
+  `sagas load` and `sagas start` connect with
   ``KAFKA_SECURITY_PROTOCOL``/``KAFKA_SASL_*`` and nothing else; the sagas
   end; no output of any process holds the password; a wrong password is one
   clear error and a non-zero exit, and the wrong password is not printed either.
@@ -25,11 +26,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 
 from events.apache_kafka import ApacheKafka, ClientListener, SaslUser
 from events.kafka_settings import KafkaSettings
 from services import definitions
+from tests.integration.test_bridge import EXAMPLE, load_payments_api
 from tests.support.kafka_peers import eventually
 from tests.support.order_saga import OrderSaga, Recorder, order
 from tests.support.pki import Pki, make_pki
@@ -170,9 +174,24 @@ async def test_every_process_authenticates_with_sasl_from_the_environment(
         await eventually(lambda: not init.alive(), 90, lambda: f"topics init:\n{system.logs()}")
         assert init.proc is not None and init.proc.returncode == 0, system.logs()
         system.start_coordinator()
-        for name in ("inventory", "payment", "shipping"):
+        for name in ("inventory", "shipping"):
             system.start_service(name)
-        await system.ready("inventory", "payment", "shipping", timeout=60)
+        # Payment through `sagas bridge` and an HTTP API that knows nothing of Kafka.
+        api = web.AppRunner(load_payments_api().make_app(), access_log=None)
+        await api.setup()
+        api_port = free_port()
+        await web.TCPSite(api, "127.0.0.1", api_port).start()
+        bridge = yaml.safe_load((EXAMPLE / "bridge.yaml").read_text())
+        bridge.update(topic_prefix=p, name=f"{p}payment-bridge")
+        (tmp_path / "bridge.yaml").write_text(yaml.safe_dump(bridge))
+        system.ports["bridge"] = free_port()
+        system.start(
+            "bridge",
+            [*system.sagas_command(), "bridge", "--config", str(tmp_path / "bridge.yaml"),
+             "--metrics-port", str(system.ports["bridge"])],
+            {"PAYMENTS_URL": f"http://127.0.0.1:{api_port}"},
+        )  # fmt: skip
+        await system.ready("inventory", "shipping", "bridge", timeout=60)
         async with Recorder(system.kafka, system.engine.lifecycle) as lifecycle:
             ids = await system.place([("sasl-0", order(0)), ("sasl-1", order(1, sku="EMPTY"))])
             load = system.start(
@@ -209,13 +228,15 @@ async def test_every_process_authenticates_with_sasl_from_the_environment(
             await system.wait_terminal(lifecycle, sorted(started), timeout=90)
     finally:
         await system.stop()
+        if "api" in locals():
+            await api.cleanup()
     leaks = [
         name for name, process in system.processes.items() if SECRET in process.log_path.read_text()
     ]
     assert leaks == [], f"the SASL password appears in the output of {leaks}"
 
 
-@pytest.mark.parametrize("command", ["worker", "service", "topics", "load"])
+@pytest.mark.parametrize("command", ["worker", "service", "bridge", "topics", "load"])
 async def test_a_wrong_password_is_a_clear_error_and_a_non_zero_exit(
     sasl_kafka: ApacheKafka, command: str, unique_prefix: str, tmp_path: Path
 ) -> None:
@@ -229,13 +250,19 @@ async def test_a_wrong_password_is_a_clear_error_and_a_non_zero_exit(
         embedded=False,
     )
     path = definitions.write("order_orchestrated", p, tmp_path)
+    bridge = yaml.safe_load((EXAMPLE / "bridge.yaml").read_text())
+    bridge.update(topic_prefix=p, name=f"{p}payment-bridge")
+    (tmp_path / "bridge.yaml").write_text(yaml.safe_dump(bridge))
     args = {
+        "bridge": ["bridge", "--config", str(tmp_path / "bridge.yaml")],
         "worker": ["worker", "-d", str(path), "--web-port", str(free_port())],
         "service": ["service", "inventory", "--config", str(system.config)],
         "topics": ["topics", "init", "-d", str(path), "--wait", "5"],
         "load": ["load", "--count", "1"],
     }[command]
-    process = system.start(command, [*system.sagas_command(), *args])
+    process = system.start(
+        command, [*system.sagas_command(), *args], {"PAYMENTS_URL": "http://127.0.0.1:9"}
+    )
     try:
         await eventually(
             lambda: not process.alive(), 60, lambda: f"sagas {command} to exit:\n{system.logs()}"
