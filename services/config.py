@@ -114,7 +114,8 @@ class ClaimsConfig(_Section):
             "mem-ann": Policy(allowance=500_000),
             "mem-ben": Policy(allowance=150_000),
             "mem-lapsed": Policy(allowance=500_000, active=False),
-        }
+        },
+        description="Members by id: yearly allowance in cents, and whether the policy is active.",
     )
     auto_confidence: float = Field(
         default=0.9,
