@@ -237,10 +237,23 @@ async def drive_domains(
             {i: reviewer.answers[i] for i in ids if i in reviewer.answers},
         )
         service = "claims" if saga == "insurance-claim" else "bank"
-        result.view = await system.get_json(service, "/invariants")
+        result.view = await _settled_view(system, service)
         result.checks = _checks(result)
         results.append(result)
     return results
+
+
+async def _settled_view(system: Launcher, service: str, timeout: float = 30.0) -> Any:
+    """The service's /invariants once two reads agree (a restarted service replays its
+    changelog first, and answers nothing while it is down)."""
+    deadline = time.monotonic() + timeout
+    previous = None
+    while True:
+        view = await system.get_json(service, "/invariants")
+        if (view is not None and view == previous) or time.monotonic() > deadline:
+            return view
+        previous = view
+        await asyncio.sleep(0.3)
 
 
 def _checks(r: DomainResult) -> list[Check]:
