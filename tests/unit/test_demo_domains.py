@@ -28,8 +28,9 @@ def test_a_rejected_claim_that_completed_breaks_the_demo() -> None:
         view=view,
     )
     failed = [c.name for c in _checks(result) if not c.ok]
-    assert failed == ["no rejected, late or unanswered review completed"]
-    result.answers = {"b": "approve"}
-    assert all(c.ok for c in _checks(result))
+    assert failed == ["no rejected or unanswered review completed"]
+    for answer in ("approve", "late"):  # a late approval may beat the deadline's record
+        result.answers = {"b": answer}
+        assert all(c.ok for c in _checks(result))
     result.terminal = {"a": "completed"}
     assert [c.name for c in _checks(result) if not c.ok] == ["every saga ended", "paid = completed"]

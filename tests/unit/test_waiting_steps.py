@@ -177,3 +177,13 @@ def test_a_fallback_never_jumps_over_the_pivot() -> None:
     ]
     with pytest.raises(DefinitionError, match=r"would skip the pivot 'pay'"):
         definition_from_dict({"name": "claim", "steps": steps})
+
+
+def test_a_signal_that_reaches_the_saga_before_its_deadline_record_is_in_time() -> None:
+    """The deadline is a message through Kafka, ordered with the signals: the clock having
+    passed it decides nothing until it is applied (a lagging or failing-over coordinator)."""
+    saga = started(claim_saga())
+    saga.kit.now += 48 * HOUR + 5  # past the deadline, its timer not yet delivered
+    assert signal(saga, "claim.approved", {"approved_by": "ann"}) is Outcome.APPLIED
+    saga.kit.advance(1)  # the deadline's record comes now: stale
+    saga.expect_status("completed")
