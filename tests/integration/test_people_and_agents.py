@@ -5,7 +5,9 @@ approved, every unpaid claim released, money conserved."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,8 @@ async def test_claims_and_transfers_with_a_reviewer_end_with_the_books_right(
     config.write_text(CONFIG.format(prefix=p))
     env = {"SAGAS_TOPIC_PREFIX": p, "SAGAS_APP_ID": p + "coordinator"}
     ports = {s: free_port() for s in SERVICES}
-    worker = ["worker", "--web-port", str(free_port())]
+    api_port = free_port()
+    worker = ["worker", "--web-port", str(api_port)]
     for name in ("insurance_claim", "bank_transfer"):
         worker += ["-d", str(definitions.write(name, p, tmp_path))]
     procs: dict[str, ManagedProcess] = {
@@ -117,7 +120,11 @@ async def test_claims_and_transfers_with_a_reviewer_end_with_the_books_right(
                     timeout=60,
                     what=f"{saga_id} waits for a person; logs:\n{logs()}",
                 )
-                await reviewer.signal(saga_id, answer, {"approved_by": "dr-ann", "reason": "test"})
+                data = {"approved_by": "dr-ann", "reason": "test"}
+                if saga_id == "tr-large":  # one through the CLI and the HTTP API
+                    await _cli_signal(api_port, saga_id, answer, data, logs)
+                else:
+                    await reviewer.signal(saga_id, answer, data)
             terminal = await eventually(
                 lambda: len(lifecycle.terminal()) == len(answers) and lifecycle.terminal(),
                 timeout=90,
@@ -144,6 +151,25 @@ async def test_claims_and_transfers_with_a_reviewer_end_with_the_books_right(
         await producer.stop()
         for proc in procs.values():
             proc.stop()
+
+
+async def _cli_signal(
+    api_port: int, saga_id: str, type_: str, data: dict[str, Any], logs: Any
+) -> None:
+    """`sagas signal` against the coordinator's API, as a person at a terminal would."""
+    args = ["signal", saga_id, type_, "--data", json.dumps(data)]
+    args += ["--api", f"http://127.0.0.1:{api_port}", "--wait", "10"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sagas",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, f"{out.decode()}\n{logs()}"
+    assert f"signal: saga {saga_id} is now" in out.decode(), out.decode()
 
 
 async def _publish(
