@@ -127,3 +127,13 @@ def test_bad_conditions_are_refused_at_load_naming_step_and_field(when: str, mes
 def test_the_pivot_cannot_be_conditional() -> None:
     with pytest.raises(DefinitionError, match=r"step 'pay' field when: the pivot"):
         review_saga(command_step("assess"), {**command_step("pay", when="a"), "pivot": True})
+
+
+def test_the_api_view_shows_the_skipped_step_with_its_condition() -> None:
+    from sagas.api import render
+
+    saga = kit_answering().start("c-api", {"amount": 50})
+    steps = render.saga_detail(saga.state, SAGA)["steps"]
+    review = next(s for s in steps if s["name"] == "review")
+    assert (review["status"], review["outcome"]) == ("skipped", "skipped")
+    assert review["when"] == "amount > `1000` || confidence < `0.8`"

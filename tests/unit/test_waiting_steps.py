@@ -187,3 +187,16 @@ def test_a_signal_that_reaches_the_saga_before_its_deadline_record_is_in_time() 
     assert signal(saga, "claim.approved", {"approved_by": "ann"}) is Outcome.APPLIED
     saga.kit.advance(1)  # the deadline's record comes now: stale
     saga.expect_status("completed")
+
+
+def test_the_api_view_shows_what_a_waiting_step_waits_for() -> None:
+    from sagas.api import render
+
+    saga = started(claim_saga())
+    approve = render.saga_detail(saga.state, saga.kit.definition)["steps"][1]
+    assert (approve["kind"], approve["action"], approve["status"]) == (
+        "awaits",
+        "claim.approved",
+        "running",
+    )
+    assert approve["timeout_seconds"] == 48 * HOUR
