@@ -59,6 +59,25 @@ class LateCompensated(Lifecycle):
     type: str = Field(description="The compensation reply's type.")
 
 
+class StepSkipped(Lifecycle):
+    step: str
+    reason: str = Field(description="Why the step did not run, e.g. 'condition is false'.")
+    when: str | None = Field(default=None, description="The step's condition, if it had one.")
+
+
+class StepWaiting(Lifecycle):
+    step: str
+    type: str = Field(description="The signal that settles the step (e.g. claim.approved).")
+    failure: list[str] = Field(description="Signals that refuse it.")
+    topic: str = Field(description="Where the signal is read.")
+    deadline: float = Field(description="Epoch seconds when the step's deadline passes.")
+
+
+class StepExpired(Lifecycle):
+    step: str
+    continue_at: str = Field(description="The later step the saga goes on at.")
+
+
 class Finished(Lifecycle):
     """``saga.completed``, ``saga.compensated``, ``saga.aborted``, and ``saga.failed`` when
     an operator's repair fails it for good."""
@@ -81,6 +100,9 @@ LIFECYCLE: dict[str, type[Lifecycle]] = {
     "saga.started": Started,
     "saga.step.succeeded": StepSucceeded,
     "saga.step.failed": StepFailed,
+    "saga.step.skipped": StepSkipped,
+    "saga.step.waiting": StepWaiting,
+    "saga.step.expired": StepExpired,
     "saga.compensating": Compensating,
     "saga.step.late_succeeded": LateSucceeded,
     "saga.step.late_compensated": LateCompensated,

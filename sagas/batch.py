@@ -154,7 +154,12 @@ class _Step:
         result.decisions.append(DecisionSignal(saga, decision, started, reopened))
         if decision.outcome is not Outcome.APPLIED or decision.state is None:
             if decision.outcome is not Outcome.STALE_TIMER:
-                log.debug(
+                # A person's answer that came too late (or twice) is worth an operator's eye.
+                level = (
+                    logging.INFO if decision.outcome is Outcome.IGNORED_SIGNAL else logging.DEBUG
+                )
+                log.log(
+                    level,
                     "saga %s: %s (%s)",
                     sid,
                     decision.outcome.value,

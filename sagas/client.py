@@ -78,6 +78,11 @@ class SagaClient:
     async def resolve(self, saga_id: str, reason: str) -> None:
         await self._publish(control.operator_command(control.RESOLVE, saga_id, reason=reason))
 
+    async def signal(self, saga_id: str, type_: str, data: dict[str, Any] | None = None) -> None:
+        """Answer a step waiting for ``type_`` (``awaits:``); ``data`` joins the context. A
+        signal the saga is not waiting for changes nothing (``ignored_signal``)."""
+        await self._publish(control.signal(saga_id, type_, data, source="sagastream/client"))
+
     async def flush(self) -> None:
         assert self._producer is not None
         await self._producer.flush()

@@ -16,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from events.envelope import CloudEvent, derived_id, new_event
 from events.saga_ids import saga_id_problem
 from sagas.errors import InvalidSagaIdError
-from sagas.messages import Abort, Message, Resolve, RetryFailed, Skip, StartSaga, TimerFired
+from sagas.messages import (
+    Abort,
+    Message,
+    Observed,
+    Resolve,
+    RetryFailed,
+    Skip,
+    StartSaga,
+    TimerFired,
+)
 
 SOURCE = "sagastream/control"
 
@@ -26,8 +35,10 @@ ABORT = "saga.abort"
 RETRY = "saga.retry"
 SKIP = "saga.skip"
 RESOLVE = "saga.resolve"
+#: a signal for a waiting step (``awaits:``), sent by `sagas signal` or the HTTP API
+SIGNAL = "saga.signal"
 
-CONTROL_TYPES = (START, TIMER_FIRED, ABORT, RETRY, SKIP, RESOLVE)
+CONTROL_TYPES = (START, TIMER_FIRED, ABORT, RETRY, SKIP, RESOLVE, SIGNAL)
 #: longest saga or step name, and longest token or reason, a control record may carry
 MAX_NAME = 249
 MAX_TEXT = 10_000
@@ -72,6 +83,14 @@ def operator_command(
     return new_event(type_, source=SOURCE, sagaid=saga_id, data=data)
 
 
+def signal(
+    saga_id: str, type_: str, data: dict[str, Any] | None = None, *, source: str = SOURCE
+) -> CloudEvent:
+    """The control record carrying signal ``type_`` (its ``data`` joins the context)."""
+    payload = {"type": type_, "data": dict(data or {}), "source": source}
+    return new_event(SIGNAL, source=SOURCE, sagaid=saga_id, data=payload)
+
+
 class _Data(BaseModel):
     """The ``data`` of a control record: checked whole at decode, strictly (no coercion),
     so nothing later (the registry lookup, the machine) meets a value of the wrong type."""
@@ -97,6 +116,12 @@ class _SkipData(_ReasonData):
     step: str = Field(min_length=1, max_length=MAX_NAME)
 
 
+class _SignalData(_Data):
+    type: str = Field(min_length=1, max_length=MAX_NAME)
+    data: dict[str, Any] = Field(default_factory=dict)
+    source: str = Field(default=SOURCE, min_length=1, max_length=MAX_NAME)
+
+
 _SCHEMAS: dict[str, type[_Data]] = {
     START: _StartData,
     TIMER_FIRED: _TimerData,
@@ -104,6 +129,7 @@ _SCHEMAS: dict[str, type[_Data]] = {
     RETRY: _ReasonData,
     SKIP: _SkipData,
     RESOLVE: _ReasonData,
+    SIGNAL: _SignalData,
 }
 
 
@@ -134,6 +160,17 @@ def parse(event: CloudEvent) -> ControlRequest:
         return ControlRequest(StartSaga(event.sagaid, dict(data.data)), data.saga, data.version)
     if isinstance(data, _TimerData):
         return ControlRequest(TimerFired(data.token))
+    if isinstance(data, _SignalData):
+        # The signal as if published on its topic: the control record's id keeps it unique.
+        observed = new_event(
+            data.type,
+            source=data.source,
+            sagaid=event.sagaid,
+            data=dict(data.data),
+            id=event.id,
+            time=event.time,
+        )
+        return ControlRequest(Observed(observed))
     assert isinstance(data, _ReasonData)
     reason = data.reason or "by operator"
     if isinstance(data, _SkipData):

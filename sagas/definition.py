@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.topics import TopicName
 from sagas.errors import DefinitionError
 from sagas.retry import NO_RETRY, RetryPolicy
+from sagas.step_kinds import Awaits, Condition, parse_duration, steps_named
 
 #: Longest step or compensation timeout a definition may set: 30 days. Deadlines are
 #: absolute times in the saga state; a larger one (``1e308``) overflowed when a status
@@ -61,12 +62,17 @@ class Compensation(_Frozen):
 
 
 class Step(_Frozen):
-    """One step: either orchestrated (``command``) or choreographed (``observes``)."""
+    """One step: orchestrated (``command``), choreographed (``observes``) or waiting for a
+    signal from outside (``awaits``, `sagas.step_kinds`); ``when`` makes it conditional."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     command: CommandSpec | None = None
     observes: TopicName | None = Field(
         default=None, description="Topic the participant publishes on."
+    )
+    awaits: Awaits | None = None
+    when: Condition | None = Field(
+        default=None, description="JMESPath condition on the context; false: step skipped."
     )
     reply_topic: TopicName | None = None
     success: tuple[str, ...] = Field(min_length=1)
@@ -85,12 +91,47 @@ class Step(_Frozen):
         description="Compensate this step when its outcome is unknown (timed out, cancelled).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _outcomes_of_awaits(cls, data: Any) -> Any:
+        """A waiting step's success, failure and deadline are those of its signal."""
+        awaits = data.get("awaits") if isinstance(data, dict) else None
+        if isinstance(awaits, Awaits):
+            awaits = awaits.model_dump()
+        if not isinstance(awaits, dict):
+            return data
+        success = [awaits["type"]] if isinstance(awaits.get("type"), str) else []
+        derived = {
+            "success": success + list(awaits.get("also") or ()),
+            "failure": list(awaits.get("failure") or ()),
+            "timeout": parse_duration(awaits.get("deadline")),
+        }
+        # A dumped definition repeats them; anything else would contradict 'awaits'.
+        given = [
+            f
+            for f, value in derived.items()
+            if data.get(f) not in (None, [], ())
+            and (list(data[f]) if f != "timeout" else data[f]) != value
+        ]
+        if given:
+            raise ValueError(
+                f"step {data.get('name')!r}: a step that awaits a signal takes its outcomes "
+                f"and deadline from 'awaits' (type, also, failure, deadline); remove {given}"
+            )
+        return {**data, **derived}
+
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        if (self.command is None) == (self.observes is None):
+        kinds = [k for k in ("command", "observes", "awaits") if getattr(self, k) is not None]
+        if len(kinds) != 1:
             raise ValueError(
-                f"step {self.name!r}: give exactly one of 'command' (orchestration) "
-                f"or 'observes' (choreography)"
+                f"step {self.name!r}: give exactly one of 'command' (orchestration), "
+                f"'observes' (choreography) or 'awaits' (a signal from outside); got {kinds}"
+            )
+        if self.awaits is not None and self.compensation is not None:
+            raise ValueError(
+                f"step {self.name!r}: a step that awaits a signal has no effect to undo; "
+                f"remove its 'compensation'"
             )
         if self.command is not None and self.reply_topic is None:
             raise ValueError(f"step {self.name!r}: an orchestrated step needs 'reply_topic'")
@@ -104,6 +145,8 @@ class Step(_Frozen):
     @property
     def listens_on(self) -> str:
         """The topic this step's outcome arrives on."""
+        if self.awaits is not None:
+            return self.awaits.topic
         return self.observes or self.reply_topic or ""
 
 
@@ -156,7 +199,49 @@ class SagaDefinition(_Frozen):
             if previous is not None and step.group != previous:
                 groups_closed.add(previous)
             previous = step.group
+        self._check_branches()
         return self
+
+    def _check_branches(self) -> None:
+        """``when`` reads only steps that run before it; a deadline fallback jumps forward,
+        out of no parallel group and never over the pivot."""
+        known = [s.name for s in self.steps]
+        stage = {s.name: k for s, k in zip(self.steps, self.stage_of, strict=True)}
+        for i, step in enumerate(self.steps):
+            where = f"saga {self.name!r} step {step.name!r}"
+            if step.when is not None:
+                if step.pivot:
+                    raise ValueError(
+                        f"{where} field when: the pivot decides go/no-go and cannot be "
+                        f"conditional; put the condition on the steps around it"
+                    )
+                for ref in sorted(steps_named(step.when)):
+                    if ref not in stage:
+                        raise ValueError(
+                            f"{where} field when: names unknown step {ref!r} "
+                            f"(steps.{ref}); its steps: {', '.join(known)}"
+                        )
+                    if stage[ref] >= self.stage_of[i]:
+                        raise ValueError(
+                            f"{where} field when: reads step {ref!r}, which does not finish "
+                            f"before this step starts"
+                        )
+            target = step.awaits.fallback if step.awaits is not None else None
+            if target is None:
+                continue
+            field = f"{where} field awaits.on_deadline.continue_at"
+            if target not in stage:
+                raise ValueError(f"{field}: unknown step {target!r}; its steps: {', '.join(known)}")
+            if stage[target] <= self.stage_of[i]:
+                raise ValueError(f"{field}: step {target!r} does not come after this step")
+            if step.group is not None:
+                raise ValueError(f"{field}: a step in a parallel group cannot jump ahead")
+            pivot = self.pivot_index
+            if pivot is not None and i < pivot < known.index(target):
+                raise ValueError(
+                    f"{field}: jumping to {target!r} would skip the pivot "
+                    f"{self.steps[pivot].name!r}"
+                )
 
     @property
     def key(self) -> tuple[str, int]:
@@ -211,6 +296,7 @@ class SagaDefinition(_Frozen):
             named = {
                 "command.topic": step.command.topic if step.command else None,
                 "observes": step.observes,
+                "awaits.topic": step.awaits.topic if step.awaits else None,
                 "reply_topic": step.reply_topic,
                 "compensation.topic": step.compensation.topic if step.compensation else None,
                 "compensation.reply_topic": (

@@ -37,12 +37,13 @@ Rules (DESIGN.md, "Semantics the engine must guarantee"):
 * Duplicate, late and unknown messages change nothing; the outcome says which.
   A "no" to an attempt that a newer attempt has superseded is late, and so is
   a "no" that could only schedule the retry that is already scheduled.
+* Conditions, waits for a signal and deadline fallbacks: `sagas.branching`.
 """
 
 from __future__ import annotations
 
 from events.envelope import CloudEvent
-from sagas.backward import Backward
+from sagas.branching import DONE, Branching
 from sagas.definition import SagaDefinition
 from sagas.messages import (
     Abort,
@@ -96,7 +97,7 @@ def _new_state(definition: SagaDefinition, start: StartSaga, now: float) -> Saga
     )
 
 
-class _Run(Backward):
+class _Run(Branching):
     """One decision: forward moves, timers and operator repairs (compensation in `Backward`)."""
 
     # -- dispatch ---------------------------------------------------------------------
@@ -128,7 +129,7 @@ class _Run(Backward):
             self.finish(SagaStatus.COMPLETED)
             return
         for i in self.d.stages[k]:
-            if self.s.steps[i].status is StepStatus.PENDING:
+            if self.s.steps[i].status is StepStatus.PENDING and self.taken(i):
                 self.issue(i, 1)
         self.release_held(k)
         self.evaluate_stage()
@@ -168,6 +169,9 @@ class _Run(Backward):
             if phase == "undo":
                 return self.on_compensation_reply(i, event, attempt)
             return self.on_step_outcome(i, event, attempt)
+        waiting = self.waiting_step(event)
+        if waiting is not None:
+            return waiting if isinstance(waiting, Outcome) else self.on_step_outcome(waiting, event)
         for i, step in enumerate(self.d.steps):
             if (
                 step.observes is not None
@@ -276,7 +280,7 @@ class _Run(Backward):
                 self.park(f"step {name!r} after the pivot gave up: {reason}")
             else:
                 self.begin_compensation(self.s.failure or "a step failed")
-        elif all(self.s.steps[i].status is StepStatus.SUCCEEDED for i in stage):
+        elif all(self.s.steps[i].status in DONE for i in stage):
             self.enter_stage(self.s.stage + 1)
 
     # -- timers -------------------------------------------------------------------------
@@ -291,7 +295,8 @@ class _Run(Backward):
                 self.issue(spec.step, st.attempt + 1)
             elif spec.kind == "deadline" and st.status is StepStatus.RUNNING:
                 self.signals.append(Signal("timeout", step.name))
-                self.step_failed(spec.step, "timeout", timed_out=True)
+                if not self.expired_to_fallback(spec.step):
+                    self.step_failed(spec.step, "timeout", timed_out=True)
                 self.evaluate_stage()
             else:
                 return self.reject("timer for a settled step", Outcome.STALE_TIMER)

@@ -73,6 +73,8 @@ class Outcome(StrEnum):
     UNKNOWN_SAGA = "unknown_saga"
     STALE_TIMER = "stale_timer"
     REJECTED = "rejected"
+    #: a signal for a waiting step that is not waiting (too early, too late, a second one)
+    IGNORED_SIGNAL = "ignored_signal"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,13 @@ from pydantic import BaseModel
 
 from events.catalog import EventCatalog, default_catalog
 from services.bank import contract as bank
+from services.claims import contract as claim
+from services.claims import domain as claims
 from services.inventory import contract as inventory
 from services.order import contract as order
 from services.payment import contract as payment
 from services.shipping import contract as shipping
+from services.triage import domain as triage
 
 
 class NoData(BaseModel):
@@ -54,6 +57,11 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     bank.CREDIT: bank.TransferRequested,
     bank.REVERSE_DEBIT: NoData,
     bank.FRAUD_CLEARED: bank.Cleared,
+    bank.SCREEN: bank.TransferRequested,
+    bank.SCREENED: bank.Cleared,
+    bank.SCREENING_HIT: bank.Rejected,
+    bank.TRANSFER_APPROVED: bank.Decided,
+    bank.TRANSFER_DECLINED: bank.Decided,
     bank.FRAUD_SUSPECTED: bank.Rejected,
     bank.DEBITED: bank.Debited,
     bank.DEBIT_REJECTED: bank.Rejected,
@@ -61,6 +69,25 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     bank.REVERSE_FAILED: bank.Rejected,
     bank.CREDITED: bank.Credited,
     bank.CREDIT_REJECTED: bank.Rejected,
+    claim.CLAIM_SUBMITTED: claim.ClaimSubmitted,
+    claims.CHECK: claim.ClaimSubmitted,
+    claims.RESERVE: claim.ClaimSubmitted,
+    claims.RELEASE: NoData,
+    claims.PAY: claim.ClaimSubmitted,
+    claims.NOTIFY: claim.ClaimSubmitted,
+    claims.ELIGIBLE: claim.Nothing,
+    claims.INELIGIBLE: claim.Refused,
+    claims.RESERVED: claim.Reserved,
+    claims.INSUFFICIENT: claim.Refused,
+    claims.RELEASED: claim.Released,
+    claims.RELEASE_FAILED: claim.Refused,
+    claims.PAID: claim.Paid,
+    claims.PAYMENT_REFUSED: claim.Refused,
+    claims.NOTIFIED: claim.Nothing,
+    triage.ASSESS: claim.ClaimSubmitted,
+    triage.ASSESSED: claim.Assessed,
+    claim.CLAIM_APPROVED: claim.Approved,
+    claim.CLAIM_REJECTED: claim.Rejected,
 }
 
 catalog = EventCatalog(strict=False, name="services")

@@ -89,11 +89,48 @@ class BankConfig(_Section):
             "acc-alice": Account(balance=1_000_000),
             "acc-bob": Account(balance=500_000),
             "acc-closed": Account(balance=0, closed=True),
+            "acc-sanctioned": Account(balance=0),
         }
+    )
+    sanctioned: list[str] = Field(
+        default_factory=lambda: ["acc-sanctioned"],
+        description="Accounts on the sanctions list: screening refuses transfers with them.",
     )
     fraud_limit: int = Field(
         default=2_000_000, gt=0, description="Transfers above this many cents are suspected."
     )
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allowance: int = Field(ge=0, description="Benefit in cents per policy year.")
+    active: bool = True
+
+
+class ClaimsConfig(_Section):
+    members: dict[str, Policy] = Field(
+        default_factory=lambda: {
+            "mem-ann": Policy(allowance=500_000),
+            "mem-ben": Policy(allowance=150_000),
+            "mem-lapsed": Policy(allowance=500_000, active=False),
+        },
+        description="Members by id: yearly allowance in cents, and whether the policy is active.",
+    )
+    auto_confidence: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="The agent alone may approve with at least this confidence (as the saga's "
+        "`when:` routes).",
+    )
+    review_above: int = Field(
+        default=100_000, ge=0, description="Claims above this many cents need a person."
+    )
+
+
+class TriageConfig(_Section):
+    pass
 
 
 class ServicesConfig(BaseSettings):
@@ -117,6 +154,8 @@ class ServicesConfig(BaseSettings):
     shipping: ShippingConfig = Field(default_factory=ShippingConfig)
     order: OrderConfig = Field(default_factory=OrderConfig)
     bank: BankConfig = Field(default_factory=BankConfig)
+    claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    triage: TriageConfig = Field(default_factory=TriageConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> ServicesConfig:

@@ -18,10 +18,12 @@ SpecBuilder = Callable[[ServicesConfig, KafkaSettings], ServiceSpec[Any]]
 
 def _builders() -> dict[str, SpecBuilder]:
     from services.bank import service as bank
+    from services.claims import service as claims
     from services.inventory import service as inventory
     from services.order import service as order
     from services.payment import service as payment
     from services.shipping import service as shipping
+    from services.triage import service as triage
 
     return {
         "inventory": inventory.spec,
@@ -29,10 +31,12 @@ def _builders() -> dict[str, SpecBuilder]:
         "shipping": shipping.spec,
         "order": order.spec,
         "bank": bank.spec,
+        "claims": claims.spec,
+        "triage": triage.spec,
     }
 
 
-SERVICE_NAMES = ("inventory", "payment", "shipping", "order", "bank")
+SERVICE_NAMES = ("inventory", "payment", "shipping", "order", "bank", "claims", "triage")
 
 
 def build_spec(name: str, config: ServicesConfig, kafka: KafkaSettings) -> ServiceSpec[Any]:

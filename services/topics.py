@@ -26,6 +26,13 @@ class ServiceTopics:
     transfers: str = "transfers"
     bank_commands: str = "bank.commands"
     bank_replies: str = "bank.replies"
+    claims: str = "claims"
+    claims_commands: str = "claims.commands"
+    claims_replies: str = "claims.replies"
+    triage_commands: str = "triage.commands"
+    triage_replies: str = "triage.replies"
+    #: signals of the people who review claims and transfers (`awaits:` steps)
+    approvals: str = "approvals"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> ServiceTopics:

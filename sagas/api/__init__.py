@@ -7,6 +7,8 @@
 ``POST /sagas/{name}[?id=&version=&wait=]`` start a saga; body = initial data (JSON object)
 ``POST /sagas/{id}/retry|abort|resolve``    operator commands; body ``{"reason": ...}``
 ``POST /sagas/{id}/skip``                   body ``{"step": NAME, "reason": ...}``
+``POST /sagas/{id}/signal``                 a signal for a waiting step; body ``{"type":
+                                            TYPE, "data": {...}}`` (`sagas.api.signals`)
 ``GET  /healthz``, ``GET /readyz``          liveness (says why when Kafka does not
                                             answer); ready once partitions are assigned,
                                             the table is recovered and Kafka answers

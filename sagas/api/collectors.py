@@ -13,6 +13,11 @@
   record raised on (dead-lettered as ``processing-error``) and that an operator
   can still act on (running, compensating or failed): the mark
   (`SagaState.attention`) is cleared by an operator command that applies.
+* ``saga_waiting_steps{saga,step}``, ``saga_waiting_oldest_seconds{saga,step}`` and
+  ``saga_waiting_overdue{saga,step}``: steps that wait for a signal (``awaits:``, a
+  person's approval) right now, how long the oldest has waited, and how many are
+  past their deadline (the deadline timer has not been applied: the coordinator
+  lags or is down), from the same census.
 
 The table is scanned in slices by a background timer (never in the scrape),
 so a large table does not stall the event loop.
@@ -33,8 +38,8 @@ from prometheus_client.registry import Collector
 from events.consumer_lag import LagRow, lag_family
 from events.partitioning import partition_for
 from sagas.api.replica import Replica
-from sagas.state import SagaStatus
-from sagas.table_codec import census_entry
+from sagas.state import SagaStatus, StepStatus
+from sagas.table_codec import census_entry, saga_state
 
 log = logging.getLogger("sagas.api")
 
@@ -53,6 +58,26 @@ class TableCensus:
         self.marked: Counter[str] = Counter()
         self.names: set[str] = {d.name for d in replica.registry}
         self.scanned_at: float | None = None
+        #: (saga, step) -> [waiting, oldest start, overdue]
+        self.waiting: dict[tuple[str, str], tuple[int, float, int]] = {}
+        self.awaiting = {
+            (d.name, d.version): d for d in replica.registry if any(s.awaits for s in d.steps)
+        }
+
+    def _count_waiting(
+        self, raw: bytes, now: float, waiting: dict[tuple[str, str], tuple[int, float, int]]
+    ) -> None:
+        state = saga_state(raw)
+        definition = self.awaiting.get((state.name, state.version)) if state else None
+        if state is None or definition is None:
+            return
+        for step, st in zip(definition.steps, state.steps, strict=True):
+            if step.awaits is None or st.status is not StepStatus.RUNNING:
+                continue
+            since = st.started_at or now
+            count, oldest, overdue = waiting.get((state.name, step.name), (0, now, 0))
+            late = since + step.awaits.deadline < now
+            waiting[(state.name, step.name)] = (count + 1, min(oldest, since), overdue + late)
 
     async def scan(self, owned: set[int]) -> None:
         data = self.replica.stored_values()
@@ -62,6 +87,9 @@ class TableCensus:
         keys = list(data.keys())
         counts: Counter[tuple[str, str]] = Counter()
         marked: Counter[str] = Counter()
+        waiting: dict[tuple[str, str], tuple[int, float, int]] = {}
+        awaiting = {name for name, _ in self.awaiting}
+        now = time.time()
         for n, key in enumerate(keys, 1):
             if n % SLICE == 0:
                 await asyncio.sleep(0)
@@ -77,9 +105,22 @@ class TableCensus:
                 counts[name, status] += 1
                 if attention and status in _ACTIONABLE:
                     marked[name] += 1
+                if status == SagaStatus.RUNNING and name in awaiting:
+                    self._count_waiting(raw, now, waiting)
         self.counts, self.marked = counts, marked
+        self.waiting = {
+            (name, step.name): waiting.get((name, step.name), (0, now, 0))
+            for name, step in self._awaits_steps()
+        }
         self.names |= {name for name, _ in counts}
         self.scanned_at = time.time()
+
+    def _awaits_steps(self) -> Iterator[tuple[str, Any]]:
+        # Every waiting step of a loaded definition, zeros included, so an alert resolves.
+        for (name, _), definition in sorted(self.awaiting.items()):
+            for step in definition.steps:
+                if step.awaits is not None:
+                    yield name, step
 
     def samples(self) -> Iterator[tuple[str, str, int]]:
         # Every (saga, status) pair of a known saga, zeros included, so a series
@@ -87,6 +128,13 @@ class TableCensus:
         for name in sorted(self.names):
             for status in SagaStatus:
                 yield name, status.value, self.counts.get((name, status.value), 0)
+
+
+WAITING_METRICS = {
+    "saga_waiting_steps": "Steps waiting for a signal (awaits:, e.g. an approval) right now.",
+    "saga_waiting_oldest_seconds": "How long the oldest waiting step has waited.",
+    "saga_waiting_overdue": "Waiting steps past their deadline (the deadline not yet applied).",
+}
 
 
 class CoordinatorCollector(Collector):
@@ -100,6 +148,8 @@ class CoordinatorCollector(Collector):
         yield GaugeMetricFamily("saga_consumer_lag", "", labels=["topic", "partition"])
         yield GaugeMetricFamily("saga_states", "", labels=["saga", "status"])
         yield GaugeMetricFamily("saga_needs_operator", "", labels=["saga"])
+        for name in WAITING_METRICS:
+            yield GaugeMetricFamily(name, "", labels=["saga", "step"])
 
     def collect(self) -> Iterable[Any]:
         yield lag_family(
@@ -126,6 +176,20 @@ class CoordinatorCollector(Collector):
             for name in sorted(self.census.names):
                 marked.add_metric([name], self.census.marked.get(name, 0))
         yield marked
+        yield from self.waiting_families()
+
+    def waiting_families(self) -> Iterator[GaugeMetricFamily]:
+        families = [
+            GaugeMetricFamily(name, help_, labels=["saga", "step"])
+            for name, help_ in WAITING_METRICS.items()
+        ]
+        if self.census.scanned_at is not None:
+            at = self.census.scanned_at
+            for (saga, step), (count, oldest, overdue) in sorted(self.census.waiting.items()):
+                families[0].add_metric([saga, step], count)
+                families[1].add_metric([saga, step], max(0.0, at - oldest) if count else 0.0)
+                families[2].add_metric([saga, step], overdue)
+        yield from families
 
     def lag(self) -> list[LagRow]:
         return self.replica.input_lag()

@@ -64,8 +64,12 @@ def step_view(index: int, step: StepState, spec: Step | None) -> dict[str, Any]:
         "late_effects_undone": step.late_undone,
     }
     if spec is not None:
-        view["kind"] = "orchestrated" if spec.command is not None else "choreographed"
-        view["action"] = spec.command.type if spec.command is not None else spec.observes
+        if spec.awaits is not None:  # waits for a person's signal (issue 20)
+            view["kind"], view["action"] = "awaits", spec.awaits.type
+        else:
+            view["kind"] = "orchestrated" if spec.command is not None else "choreographed"
+            view["action"] = spec.command.type if spec.command is not None else spec.observes
+        view["when"] = spec.when
         view["compensation"] = spec.compensation.type if spec.compensation is not None else None
         view["pivot"] = spec.pivot
         view["timeout_seconds"] = spec.timeout

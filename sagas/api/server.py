@@ -35,6 +35,7 @@ from sagas.api.requests import (
     same_start,
     wanted,
 )
+from sagas.api.signals import signal_saga
 from sagas.errors import SagaError
 from sagas.logs import saga_fields
 
@@ -255,6 +256,8 @@ class SagaApi:
         return None
 
     async def operate(self, request: Any, saga_id: str, action: str) -> tuple[int, Any]:
+        if action == "signal":
+            return await signal_saga(self, request, saga_id)
         check_auth(request.headers.get("Authorization"), self.token)
         check_saga_id(saga_id)
         params = dict(request.query)

@@ -23,6 +23,11 @@ def demo(
     settle_timeout: float = typer.Option(
         90.0, help="Seconds to wait, after the last order, for every saga to end."
     ),
+    saga: str = typer.Option(
+        "all",
+        "--saga",
+        help="order, transfer or claim: run only that saga (default: all three side by side).",
+    ),
 ) -> None:
     """Start a broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set), the coordinator and
     the four order services as processes; place orders with injected failures; print
@@ -35,6 +40,13 @@ def demo(
     if mode not in ("orchestrated", "choreography"):
         typer.echo(f"error: --mode must be orchestrated or choreography, not {mode!r}", err=True)
         raise typer.Exit(2)
+    from sagas.demo.main import SAGAS
+
+    if saga != "all" and saga not in SAGAS:
+        typer.echo(
+            f"error: --saga must be all or one of {', '.join(SAGAS)}, not {saga!r}", err=True
+        )
+        raise typer.Exit(2)
     options = DemoOptions(
         mode=mode,  # type: ignore[arg-type]
         orders=orders,
@@ -42,5 +54,6 @@ def demo(
         seed=seed,
         run_dir=run_dir,
         settle_timeout=settle_timeout,
+        sagas=tuple(SAGAS) if saga == "all" else (saga,),
     )
     raise typer.Exit(main(options))

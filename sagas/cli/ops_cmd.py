@@ -1,4 +1,5 @@
-"""Operator commands: `sagas status`, `list`, `retry`, `abort`, `skip`, `resolve`, `tail`.
+"""Operator commands: `sagas status`, `list`, `retry`, `abort`, `skip`, `resolve`, `signal`,
+`tail`.
 
 All but `tail` talk to the coordinator's HTTP API (any replica answers for
 every saga): ``--api URL`` or ``SAGAS_API_URL``, and ``--token`` or
@@ -224,6 +225,25 @@ def resolve(
 ) -> None:
     """Declare a failed saga repaired by hand; it ends where it was heading."""
     _operate(saga_id, "resolve", api, token, wait, {"reason": reason})
+
+
+@app.command()
+def signal(
+    saga_id: str = typer.Argument(..., help="Id of a saga with a step waiting for a signal."),
+    type_: str = typer.Argument(..., metavar="TYPE", help="Signal type, e.g. claim.approved."),
+    data: str = typer.Option("{}", "--data", help="JSON object; it joins the saga's context."),
+    api: str = API,
+    token: str | None = TOKEN,
+    wait: float = WAIT,
+) -> None:
+    """Answer a waiting step (awaits:), e.g. a person's approval or rejection."""
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        _fail(f"--data is not valid JSON: {exc}")
+    if not isinstance(payload, dict):
+        _fail(f"--data must be a JSON object, got {type(payload).__name__}")
+    _operate(saga_id, "signal", api, token, wait, {"type": type_, "data": payload})
 
 
 @app.command()

@@ -18,10 +18,19 @@ import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sagas.demo.domains import DomainResult, DomainScenario, drive_domains, print_domains
 from sagas.demo.drive import RunResult, drive
 from sagas.demo.report import ProcessInfo, print_report
 from sagas.demo.scenario import Scenario
 from sagas.launch import Launcher, LaunchError, Mode, SystemConfig
+from sagas.launch.system import DEFINITION_FOR_MODE, SERVICES
+
+#: what `--saga` chooses from: the saga, its shipped definition and its services
+SAGAS = {
+    "order": ((), SERVICES),
+    "transfer": (("bank_transfer",), ("bank",)),
+    "claim": (("insurance_claim",), ("claims", "triage")),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,23 @@ class DemoOptions:
     seed: int = 7
     run_dir: Path | None = None
     settle_timeout: float = 90.0
+    #: which sagas run side by side (`SAGAS`)
+    sagas: tuple[str, ...] = ("order", "transfer", "claim")
+
+    def system_config(self, services_config: dict[str, object]) -> SystemConfig:
+        names: list[str] = []
+        services: list[str] = []
+        for saga in self.sagas:
+            definitions, needs = SAGAS[saga]
+            names += definitions or (DEFINITION_FOR_MODE[self.mode],)
+            services += needs
+        return SystemConfig(
+            mode=self.mode,
+            definitions=tuple(names),
+            services=tuple(services),
+            services_config=services_config,
+            awaits_deadline=DomainScenario().deadline,
+        )
 
 
 def default_run_dir(mode: str) -> Path:
@@ -42,18 +68,27 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
     began = time.monotonic()
     scenario = Scenario(orders=options.orders, rate=options.rate, seed=options.seed)
     run_dir = options.run_dir or default_run_dir(options.mode)
-    config = SystemConfig(mode=options.mode, services_config=scenario.services_config())
+    domains = DomainScenario(seed=options.seed)
+    config = options.system_config({**scenario.services_config(), **domains.services_config()})
     launcher = Launcher(config, run_dir=run_dir)
     where = "embedded broker" if launcher.embedded else launcher.kafka.bootstrap_servers
+    orders = "order" in options.sagas
     console.print(
-        f"[bold]sagastream demo[/]: {options.orders} orders at {options.rate:g}/s, "
-        f"mode [bold]{options.mode}[/], seed {options.seed}, {where}; logs in {run_dir}/"
+        f"[bold]sagastream demo[/]: {', '.join(options.sagas)}"
+        + (f"; {options.orders} orders at {options.rate:g}/s" if orders else "")
+        + f", mode [bold]{options.mode}[/], seed {options.seed}, {where}; logs in {run_dir}/"
     )
     try:
-        with console.status("starting the broker, topics, coordinator and 4 services..."):
+        with console.status(
+            f"starting the broker, topics, coordinator and {len(config.services)} services..."
+        ):
             await launcher.start()
         console.print(f"system ready in {time.monotonic() - began:.1f} s")
-        result = await _run(launcher, scenario, options, console)
+        side = asyncio.create_task(
+            drive_domains(launcher, domains, options.sagas, options.settle_timeout)
+        )
+        result = await _run(launcher, scenario, options, console) if orders else None
+        domain_results: list[DomainResult] = await side
         wall = time.monotonic() - began
         processes = await _processes(launcher)
         if launcher.broker is not None:
@@ -61,17 +96,20 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
                 f"broker: embedded Tansu at {launcher.bootstrap_servers} "
                 f"(pid {launcher.broker.pid}, log {run_dir / 'broker.log'})"
             )
-        print_report(console, result, wall=wall, processes=processes)
+        if result is not None:
+            print_report(console, result, wall=wall, processes=processes)
+        print_domains(console, domain_results)
     except LaunchError as exc:
         console.print(f"[bold red]error:[/] could not start the system: {exc}")
         return 2
     finally:
         with console.status("stopping every process..."):
             await launcher.aclose()
-    verdict = "all invariants hold" if result.ok else "INVARIANTS BROKEN"
-    style = "bold green" if result.ok else "bold red"
+    ok = (result is None or result.ok) and all(r.ok for r in domain_results)
+    verdict = "all invariants hold" if ok else "INVARIANTS BROKEN"
+    style = "bold green" if ok else "bold red"
     console.print(f"[{style}]{verdict}[/] ({time.monotonic() - began:.1f} s in all)")
-    return 0 if result.ok else 1
+    return 0 if ok else 1
 
 
 async def _run(

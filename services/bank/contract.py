@@ -14,6 +14,10 @@ FRAUD_CHECK, DEBIT, REVERSE_DEBIT, CREDIT = (
     "bank.credit",
 )
 FRAUD_CLEARED, FRAUD_SUSPECTED = "bank.fraud_cleared", "bank.fraud_suspected"
+#: sanctions/compliance screening of both parties
+SCREEN, SCREENED, SCREENING_HIT = "bank.screen", "bank.screened", "bank.screening_hit"
+#: a person's answer to a transfer above the approval threshold (signals on `approvals`)
+TRANSFER_APPROVED, TRANSFER_DECLINED = "transfer.approved", "transfer.declined"
 DEBITED, DEBIT_REJECTED = "bank.debited", "bank.debit_rejected"
 DEBIT_REVERSED, REVERSE_FAILED = "bank.debit_reversed", "bank.reverse_failed"
 CREDITED, CREDIT_REJECTED = "bank.credited", "bank.credit_rejected"
@@ -51,3 +55,10 @@ class Rejected(BaseModel):
 
 class Cleared(BaseModel):
     pass
+
+
+class Decided(BaseModel):
+    """A person's answer to a large transfer."""
+
+    approved_by: str = ""
+    reason: str = ""

@@ -32,6 +32,9 @@ from services.bank.contract import (
     FRAUD_SUSPECTED,
     REVERSE_DEBIT,
     REVERSE_FAILED,
+    SCREEN,
+    SCREENED,
+    SCREENING_HIT,
     SOURCE,
     TransferRequested,
 )
@@ -59,11 +62,19 @@ class BankState:
     accounts: Map[str, AccountState]
     debits: Map[str, Movement]  # by saga id
     credits: Map[str, Movement]  # by saga id
+    #: accounts on a sanctions list: no transfer from or to them
+    sanctioned: frozenset[str] = frozenset()
 
     @classmethod
-    def open(cls, accounts: Mapping[str, tuple[int, bool]], fraud_limit: int) -> BankState:
+    def open(
+        cls,
+        accounts: Mapping[str, tuple[int, bool]],
+        fraud_limit: int,
+        sanctioned: frozenset[str] = frozenset(),
+    ) -> BankState:
         state = Map({a: AccountState(b, c) for a, (b, c) in accounts.items()})
-        return cls(sum(b for b, _ in accounts.values()), fraud_limit, state, Map(), Map())
+        total = sum(b for b, _ in accounts.values())
+        return cls(total, fraud_limit, state, Map(), Map(), sanctioned)
 
 
 Result = tuple[BankState, str, dict[str, Any]]
@@ -76,6 +87,13 @@ def fraud_check(state: BankState, t: TransferRequested) -> Result:
     if t.from_account == t.to_account:
         return state, FRAUD_SUSPECTED, {"reason": "payer and payee are the same account"}
     return state, FRAUD_CLEARED, {}
+
+
+def screen(state: BankState, t: TransferRequested) -> Result:
+    hits = sorted({t.from_account, t.to_account} & state.sanctioned)
+    if hits:
+        return refuse(state, SCREENING_HIT, f"on the sanctions list: {', '.join(hits)}")
+    return state, SCREENED, {}
 
 
 def debit(state: BankState, saga_id: str, account: str, amount: int) -> Result:
@@ -139,10 +157,12 @@ def make_handler(topics: ServiceTopics = DEFAULT_TOPICS) -> Handler[BankState]:
         t, saga = event.type, event.sagaid
         if t == REVERSE_DEBIT:
             result = reverse_debit(state, saga)
-        elif t in (FRAUD_CHECK, DEBIT, CREDIT):
+        elif t in (FRAUD_CHECK, SCREEN, DEBIT, CREDIT):
             transfer = TransferRequested.model_validate(event.data)
             if t == FRAUD_CHECK:
                 result = fraud_check(state, transfer)
+            elif t == SCREEN:
+                result = screen(state, transfer)
             elif t == DEBIT:
                 result = debit(state, saga, transfer.from_account, transfer.amount)
             else:

@@ -19,8 +19,8 @@ def spec(config: ServicesConfig, kafka: KafkaSettings) -> ServiceSpec[BankState]
         input_topics=(topics.bank_commands,),
         output_topics=(topics.bank_replies,),
         handler=make_handler(topics),
-        initial_state=BankState.open(accounts, b.fraud_limit),
-        handles=frozenset({c.FRAUD_CHECK, c.DEBIT, c.REVERSE_DEBIT, c.CREDIT}),
+        initial_state=BankState.open(accounts, b.fraud_limit, frozenset(b.sanctioned)),
+        handles=frozenset({c.FRAUD_CHECK, c.SCREEN, c.DEBIT, c.REVERSE_DEBIT, c.CREDIT}),
         views={"/invariants": lambda state, _: invariants(state)},
         late=b.late,
     )

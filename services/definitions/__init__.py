@@ -17,7 +17,7 @@ from sagas.definition import SagaDefinition
 from sagas.loader import load_definitions
 
 HERE = Path(__file__).parent
-NAMES = ("order_orchestrated", "order_choreographed", "bank_transfer")
+NAMES = ("order_orchestrated", "order_choreographed", "bank_transfer", "insurance_claim")
 _TOPIC_FIELDS = ("observes", "reply_topic")
 
 
@@ -39,7 +39,7 @@ def render(name: str, prefix: str = "") -> dict[str, Any]:
         for field in _TOPIC_FIELDS:
             if step.get(field):
                 step[field] = prefix + step[field]
-        for part in ("command", "compensation"):
+        for part in ("command", "compensation", "awaits"):
             if step.get(part):
                 step[part]["topic"] = prefix + step[part]["topic"]
                 if step[part].get("reply_topic"):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sagas.demo.domains import DomainScenario
 from sagas.demo.drive import RunResult, drive
 from sagas.demo.scenario import Order, Scenario
 from sagas.launch import Launcher, SystemConfig
@@ -34,6 +35,8 @@ from tests.faults.plan import Plan
 
 COORDINATORS = ("coordinator-1", "coordinator-2")
 SERVICES = ("inventory", "payment", "shipping", "order")
+#: the services of the transfer and claim sagas, which run on the same system (issue 20)
+DOMAIN_SERVICES = ("bank", "claims", "triage")
 #: Put in every process's environment; must never show up in a log or in /metrics.
 SASL_SECRET = "sasl-marker-7f3c9e1d2b"
 API_SECRET = "api-marker-4a8d0c6e5f"
@@ -90,10 +93,14 @@ class FaultSystem:
     async def start(cls, run_dir: Path, plan: Plan) -> FaultSystem:
         base = Scenario(orders=plan.orders, rate=plan.rate)
         secrets = {"KAFKA_SASL_PASSWORD": SASL_SECRET}
+        domains = DomainScenario()
         config = SystemConfig(
             mode="orchestrated",
             coordinators=2,
-            services_config=base.services_config(),
+            definitions=("order_orchestrated", "bank_transfer", "insurance_claim"),
+            services=(*SERVICES, *DOMAIN_SERVICES),
+            awaits_deadline=domains.deadline,
+            services_config={**base.services_config(), **domains.services_config()},
             coordinator_env={
                 **secrets,
                 "SAGAS_API_TOKEN": API_SECRET,

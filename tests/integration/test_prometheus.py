@@ -200,7 +200,16 @@ async def test_every_dashboard_query_returns_series(
     ports = {s: free_port() for s in SERVICES}
     procs: dict[str, ManagedProcess] = {
         "coordinator": sagas_process(
-            ["worker", "-d", str(_short_timeouts(p, tmp_path)), "--web-port", str(api_port)],
+            [
+                "worker",
+                "-d",
+                str(_short_timeouts(p, tmp_path)),
+                # a saga with a step that waits for a person: the approvals panels have series
+                "-d",
+                str(definitions.write("insurance_claim", p, tmp_path)),
+                "--web-port",
+                str(api_port),
+            ],
             bootstrap=kafka_bootstrap,
             log_dir=tmp_path,
             name="coordinator",

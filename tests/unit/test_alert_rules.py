@@ -23,6 +23,7 @@ EXPECTED = {
     "ParticipantConsumerLagGrowing",
     "SagasNotFinishing",
     "RecordProcessingErrors",  # issue 17: a record our code raised on
+    "ApprovalsPastDeadline",  # issue 20: a person's step waits past its deadline
 }
 
 

@@ -109,3 +109,40 @@ def test_collector_is_quiet_before_the_consumer_starts() -> None:
     registry.register(CoordinatorCollector(c, TableCensus(c)))
     text = generate_latest(registry).decode()
     assert "# TYPE saga_consumer_lag gauge" in text and "saga_consumer_lag{" not in text
+
+
+def test_census_counts_steps_waiting_for_a_person_their_age_and_the_overdue() -> None:
+    """Issue 20: approvals waiting and their age, and those past their deadline."""
+    import time
+
+    from sagas.testing import SagaTestKit
+    from services import definitions
+    from tests.unit.test_waiting_steps import claim_saga
+
+    definition = claim_saga()
+    kit = SagaTestKit(definition, start_time=time.time() - 50 * 3600)
+    kit.on("reserve.do").reply("reserve.done")
+    kit.start("old", {})  # waits since 50 h ago: past its 48 h deadline (never applied here)
+    kit.now = time.time() - 3600
+    kit.start("new", {})
+    kit.start("done", {})
+    kit.publish("done", "claim.rejected")
+    data = {sid.encode(): encode_value(s) for sid, s in kit.states.items()}
+    replica = SimpleNamespace(
+        stored_values=lambda: data,
+        partitions=PARTITIONS,
+        registry=[definition, definitions.load("order_orchestrated")],
+        input_lag=lambda: [],
+    )
+    census = TableCensus(replica)  # type: ignore[arg-type]
+    asyncio.run(census.scan(set(range(PARTITIONS))))
+    registry = CollectorRegistry()
+    registry.register(CoordinatorCollector(replica, census))  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    assert 'saga_waiting_steps{saga="claim",step="approve"} 2.0' in text
+    assert 'saga_waiting_overdue{saga="claim",step="approve"} 1.0' in text
+    oldest = next(
+        line for line in text.splitlines() if line.startswith("saga_waiting_oldest_seconds{")
+    )
+    assert 49 * 3600 < float(oldest.split()[-1]) < 51 * 3600
+    assert "order" not in "".join(line for line in text.splitlines() if "waiting" in line)

@@ -25,6 +25,7 @@ from events.participant_io import ParticipantMetrics
 from sagas.api.collectors import CoordinatorCollector, TableCensus
 from sagas.metrics import CoordinatorMetrics
 from tests.unit.saga_fixtures import three_step
+from tests.unit.test_waiting_steps import claim_saga
 
 #: DESIGN.md "Metrics", as Prometheus stores the names; consumer lag "per topic/partition".
 DESIGN: dict[str, set[str]] = {
@@ -82,7 +83,8 @@ def scrape() -> dict[str, dict[str, Any]]:
     coordinator = SimpleNamespace(  # a stand-in `sagas.api.replica.Replica`
         stored_values=lambda: {},
         partitions=8,
-        registry=[three_step()],
+        # a saga with a step that waits for a person: the waiting-step gauges have series
+        registry=[three_step(), claim_saga()],
         input_lag=lambda: partition_lag(consumer, {"orders"}, committed),
     )
     census = TableCensus(coordinator)  # type: ignore[arg-type]

@@ -114,11 +114,11 @@ def test_the_shipped_transfer_saga_reverses_the_debit_for_a_closed_payee() -> No
         return reply.type, reply.data
 
     kit = SagaTestKit(definitions.load("bank_transfer"))
-    for type_ in (c.FRAUD_CHECK, c.DEBIT, c.CREDIT, c.REVERSE_DEBIT):
+    for type_ in (c.FRAUD_CHECK, c.SCREEN, c.DEBIT, c.CREDIT, c.REVERSE_DEBIT):
         kit.on(type_).respond(respond)
     transfer = {"transfer_id": "t", "from_account": "alice", "amount": 250}
     kit.start("ok", {**transfer, "to_account": "bob"}).expect_status("completed")
     kit.start("shut", {**transfer, "to_account": "shut"}).expect_status(
         "compensated"
-    ).expect_commands(c.FRAUD_CHECK, c.DEBIT, c.CREDIT, c.REVERSE_DEBIT)
+    ).expect_commands(c.FRAUD_CHECK, c.SCREEN, c.DEBIT, c.CREDIT, c.REVERSE_DEBIT)
     assert invariants(bank.state)["balances"] == {"alice": 750, "bob": 350, "shut": 0}

@@ -70,9 +70,9 @@ def test_modes_decide_what_each_service_consumes() -> None:
 @pytest.mark.parametrize("name", definitions.NAMES)
 def test_shipped_definitions_load_and_use_only_service_topics(name: str, tmp_path: Path) -> None:
     (definition,) = load_definitions(definitions.path(name))
-    topics = {"orders", "transfers"} | {
+    topics = {"orders", "transfers", "claims", "approvals"} | {
         f"{s}.{kind}"
-        for s in ("inventory", "payment", "shipping", "bank")
+        for s in ("inventory", "payment", "shipping", "bank", "claims", "triage")
         for kind in ("commands", "replies", "events")
     }
     definition.check_topics(topics)
