@@ -3,9 +3,10 @@
 Pure functions over the stored values (`sagas.table_codec`): no I/O, so they
 are tested with plain values and benchmarked on a large table
 (`bench/explorer_list.py`). A listing of 100,000 sagas must not parse them
-all: filters run on `table_codec.summary` (a few fields read in place), a
-search first looks for the searched text in the stored bytes, and only the
-rows of the page are parsed.
+all: filters run on `table_codec.summary` (a few fields read in place, and
+remembered until the saga's stored value changes: `Summaries`), a search
+first looks for the searched text in the stored bytes, and only the rows of
+the page are parsed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,42 @@ ATTENTION_ROWS = 20
 IN_FLIGHT = frozenset({"running", "compensating"})
 
 
+#: what a scan yields per saga: (-started_at, key, stored value, summary), ready to sort
+Entry = tuple[float, bytes, bytes, table_codec.Summary]
+
+
+class Summaries:
+    """`table_codec.summary` of every stored saga, remembered between requests.
+
+    The table replaces a saga's value (a new bytes object) whenever it writes it, so a
+    value that is the very object summarised last time has the same summary: a scan of
+    a large table reads only what changed since the previous one. The scan runs without
+    an await, so the table cannot change under it.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, Entry] = {}
+
+    def scan(self, values: Mapping[bytes, bytes]) -> list[Entry]:
+        """One entry per saga (not held events) in ``values``."""
+        seen = self._seen
+        out: list[Entry] = []
+        append = out.append
+        for key, raw in values.items():
+            entry = seen.get(key)
+            if entry is None or entry[2] is not raw:
+                summary = table_codec.summary(raw)
+                if summary is None:
+                    seen.pop(key, None)
+                    continue
+                entry = (-summary.started_at, key, raw, summary)
+                seen[key] = entry
+            append(entry)
+        if len(seen) > len(out):  # sagas gone from the table are forgotten
+            self._seen = {entry[1]: entry for entry in out}
+        return out
+
+
 def matches(doc: Mapping[str, Any], find: str) -> bool:
     """Is ``find`` this saga's id, the start of it, or a top-level value of its context?"""
     saga_id = str(doc.get("saga_id", ""))
@@ -45,41 +82,47 @@ def matches(doc: Mapping[str, Any], find: str) -> bool:
     return False
 
 
-def _after(started: float, key: bytes, after: tuple[float, bytes]) -> bool:
-    """Does (started, key) come after the cursor in newest-first order?"""
-    return started < after[0] or (started == after[0] and key > after[1])
-
-
 def local_rows(
     values: Mapping[bytes, bytes],
     query: ListQuery,
     definition_of: DefinitionOf,
     owned: Owned = None,
+    summaries: Summaries | None = None,
 ) -> list[dict[str, Any]]:
     """The first ``query.limit`` sagas of ``values`` that pass ``query``, newest first."""
     needle = query.find.encode() if query.find else None
-    after = (query.after[0], query.after[1].encode()) if query.after else None
+    after = (-query.after[0], query.after[1].encode()) if query.after else None
     since, until = query.since, query.until
-    picked: list[tuple[float, bytes, bytes]] = []
-    for key, raw in list(values.items()):
-        if needle is not None and needle not in raw:
-            continue  # the cheap test: what is searched for is somewhere in the bytes
-        seen = table_codec.summary(raw)
-        if seen is None or not wanted(query, seen.status, seen.name):
-            continue
-        started = seen.started_at
-        if (since is not None and started < since) or (until is not None and started >= until):
-            continue
-        if after is not None and not _after(started, key, after):
-            continue
-        picked.append((-started, key, raw))
+    statuses, name = query.statuses, query.saga
+    entries = (summaries or Summaries()).scan(values)
+    picked: list[Entry]
+    if needle is None and after is None and since is None and until is None:
+        picked = [
+            e
+            for e in entries
+            if (statuses is None or e[3].status in statuses) and (name is None or e[3].name == name)
+        ]
+    else:
+        picked = []
+        for entry in entries:
+            neg_started, key, raw, seen = entry
+            if needle is not None and needle not in raw:
+                continue  # the cheap test: what is searched for is somewhere in the bytes
+            if not wanted(query, seen.status, seen.name):
+                continue
+            started = -neg_started
+            if (since is not None and started < since) or (until is not None and started >= until):
+                continue
+            if after is not None and (neg_started, key) <= after:
+                continue  # on an earlier page: newest first is (-started, key) ascending
+            picked.append(entry)
     # Rows are dropped after sorting only by a search or a partition we no longer own.
     if needle is None and owned is None:
         ordered = heapq.nsmallest(query.limit, picked)
     else:
         ordered = sorted(picked)
     rows: list[dict[str, Any]] = []
-    for _, key, raw in ordered:
+    for _, key, raw, _ in ordered:
         if owned is not None and not owned(key):
             continue  # a revoked partition's leftovers in a memory store
         doc = table_codec.saga_document(raw)
@@ -97,15 +140,15 @@ def local_overview(
     window: float,
     definition_of: DefinitionOf,
     owned: Owned = None,
+    summaries: Summaries | None = None,
 ) -> dict[str, Any]:
     """This replica's part of the overview: sagas by (name, status), the outcomes of the
     last ``window`` seconds, and the newest failed (parked) sagas, as wire rows."""
     counts: Counter[tuple[str, str]] = Counter()
     recent: Counter[tuple[str, str]] = Counter()
     parked: list[tuple[float, bytes, bytes]] = []
-    for key, raw in list(values.items()):
-        seen = table_codec.summary(raw)
-        if seen is None or (owned is not None and not owned(key)):
+    for _, key, raw, seen in (summaries or Summaries()).scan(values):
+        if owned is not None and not owned(key):
             continue
         counts[(seen.name, seen.status)] += 1
         if seen.status not in IN_FLIGHT and seen.updated_at >= now - window:

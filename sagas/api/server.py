@@ -22,6 +22,7 @@ from events.partitioning import partition_for
 from sagas import control
 from sagas.api import render, timeline
 from sagas.api.cluster import FORWARDED, Cluster
+from sagas.api.listing import Summaries
 from sagas.api.listing import local_rows as select_rows
 from sagas.api.replica import Replica
 from sagas.api.requests import (
@@ -67,6 +68,8 @@ class SagaApi:
         #: whether Kafka answers: the consumer and producer only log a lost broker
         self.broker = broker
         self.versions: dict[str, list[int]] = {}
+        #: what listings and the overview read of each stored saga, kept until it changes
+        self.summaries = Summaries()
         for definition in replica.registry:
             self.versions.setdefault(definition.name, []).append(definition.version)
 
@@ -182,7 +185,8 @@ class SagaApi:
         }
 
     def local_rows(self, query: ListQuery) -> list[dict[str, Any]]:
-        return select_rows(self.replica.stored_values(), query, self.definition, self.owned_test())
+        values = self.replica.stored_values()
+        return select_rows(values, query, self.definition, self.owned_test(), self.summaries)
 
     def owned_test(self) -> Callable[[bytes], bool] | None:
         """Whether a table key is in a partition this replica owns; None when it owns them

@@ -23,10 +23,16 @@ def demo(
     settle_timeout: float = typer.Option(
         90.0, help="Seconds to wait, after the last order, for every saga to end."
     ),
+    keep_running: bool = typer.Option(
+        False,
+        "--keep-running",
+        help="After the report, keep the system up (and the saga explorer it prints) until Ctrl-C.",
+    ),
 ) -> None:
     """Start a broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set), the coordinator and
     the four order services as processes; place orders with injected failures; print
     outcomes, compensations, durations and throughput; check that stock and money balance.
+    It prints the saga explorer's URL (``/ui/`` on the coordinator's API).
 
     Exit code 0 only if every invariant holds.
     """
@@ -42,5 +48,6 @@ def demo(
         seed=seed,
         run_dir=run_dir,
         settle_timeout=settle_timeout,
+        keep_running=keep_running,
     )
     raise typer.Exit(main(options))

@@ -8,6 +8,7 @@ every child process (SIGTERM, then SIGKILL after a deadline) before exiting.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import time
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class DemoOptions:
     seed: int = 7
     run_dir: Path | None = None
     settle_timeout: float = 90.0
+    #: after the report, keep the system up (explorer included) until Ctrl-C
+    keep_running: bool = False
 
 
 def default_run_dir(mode: str) -> Path:
@@ -42,7 +45,13 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
     began = time.monotonic()
     scenario = Scenario(orders=options.orders, rate=options.rate, seed=options.seed)
     run_dir = options.run_dir or default_run_dir(options.mode)
-    config = SystemConfig(mode=options.mode, services_config=scenario.services_config())
+    # A token of the run's own: the explorer's actions (abort, retry, ...) ask for it.
+    token = secrets.token_urlsafe(12)
+    config = SystemConfig(
+        mode=options.mode,
+        services_config=scenario.services_config(),
+        coordinator_env={"SAGAS_API_TOKEN": token},
+    )
     launcher = Launcher(config, run_dir=run_dir)
     where = "embedded broker" if launcher.embedded else launcher.kafka.bootstrap_servers
     console.print(
@@ -53,6 +62,11 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         with console.status("starting the broker, topics, coordinator and 4 services..."):
             await launcher.start()
         console.print(f"system ready in {time.monotonic() - began:.1f} s")
+        explorer = explorer_url(launcher)
+        if explorer is not None:
+            console.print(
+                f"saga explorer: [bold]{explorer}[/] (API token for its actions: {token})"
+            )
         result = await _run(launcher, scenario, options, console)
         wall = time.monotonic() - began
         processes = await _processes(launcher)
@@ -62,16 +76,23 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
                 f"(pid {launcher.broker.pid}, log {run_dir / 'broker.log'})"
             )
         print_report(console, result, wall=wall, processes=processes)
+        if options.keep_running:
+            _verdict(console, result.ok, began)
+            await _keep_running(console, explorer, token)
     except LaunchError as exc:
         console.print(f"[bold red]error:[/] could not start the system: {exc}")
         return 2
     finally:
         with console.status("stopping every process..."):
             await launcher.aclose()
-    verdict = "all invariants hold" if result.ok else "INVARIANTS BROKEN"
-    style = "bold green" if result.ok else "bold red"
-    console.print(f"[{style}]{verdict}[/] ({time.monotonic() - began:.1f} s in all)")
+    _verdict(console, result.ok, began)
     return 0 if result.ok else 1
+
+
+def _verdict(console: Console, ok: bool, began: float) -> None:
+    verdict = "all invariants hold" if ok else "INVARIANTS BROKEN"
+    style = "bold green" if ok else "bold red"
+    console.print(f"[{style}]{verdict}[/] ({time.monotonic() - began:.1f} s in all)")
 
 
 async def _run(
@@ -92,6 +113,23 @@ async def _run(
             bar.update(ended, completed=n_ended)
 
         return await drive(launcher, scenario, progress=show, settle_timeout=options.settle_timeout)
+
+
+def explorer_url(launcher: Launcher) -> str | None:
+    """The saga explorer of the first coordinator replica (every replica serves one)."""
+    for name in launcher.coordinator_names:
+        url = launcher[name].url("/ui/")
+        if url is not None:
+            return url
+    return None
+
+
+async def _keep_running(console: Console, explorer: str | None, token: str) -> None:
+    console.print(
+        f"[bold]the system keeps running[/] (--keep-running): explorer at {explorer}, "
+        f"token {token}; Ctrl-C stops every process"
+    )
+    await asyncio.Event().wait()
 
 
 async def _processes(launcher: Launcher) -> list[ProcessInfo]:
