@@ -23,6 +23,7 @@ _CLOSES: dict[str, tuple[str, str]] = {
     "step.compensated": ("undo", "compensated"),
     "compensation.retry": ("undo", "retried"),
     "saga.step.late_compensated": ("undo", "compensated"),
+    "saga.step.late_succeeded": ("do", "succeeded late"),
 }
 
 
@@ -51,6 +52,9 @@ def spans(state: SagaState, definition: SagaDefinition | None) -> list[dict[str,
     open_: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in state.history:
         if entry.step is None:
+            if entry.event == "abort":  # the steps in flight are cancelled
+                for key in [k for k in open_ if k[1] == "do"]:
+                    open_.pop(key).update(end=entry.at, result="cancelled")
             continue
         if entry.event == "command.sent":
             command, attempt = _sent(entry)
@@ -78,6 +82,9 @@ def spans(state: SagaState, definition: SagaDefinition | None) -> list[dict[str,
                     result = _CLOSES[entry.event][1] if entry.event in _CLOSES else "skipped"
                     closed.update(end=entry.at, result=result, detail=entry.detail)
                     break
+    for span in open_.values():
+        if state.finished_at is not None:  # the saga ended without an answer to it
+            span.update(end=state.finished_at, result="no answer")
     covered = {s["step"] for s in out if s["phase"] == "do"}
     specs = definition.steps if definition is not None else ()
     for i, step in enumerate(state.steps):

@@ -159,6 +159,8 @@ async def test_abort_from_the_page_is_refused_without_the_token_then_ends_aborte
     await expect(result).to_contain_text("Abort")
     await expect(page.locator("#facts [data-status]")).to_have_text("aborted", timeout=LONG)
     await expect(page.locator("#facts")).to_contain_text("customer cancelled on the phone")
+    await expect(page.locator("#timeline tbody")).to_contain_text("cancelled")
+    await expect(page.locator("#timeline tbody")).not_to_contain_text("waiting")
     await shot(page, "saga-aborted")
 
     # A second abort is refused by the coordinator, and the page says why.

@@ -200,3 +200,20 @@ def test_the_pages_ship_with_the_package_and_load_nothing_from_outside() -> None
     for path in UI_DIR.glob("*.*"):
         text = path.read_text(encoding="utf-8")
         assert "http://" not in text and "https://" not in text, path.name
+
+
+def test_timeline_of_an_aborted_saga_shows_the_step_in_flight_cancelled() -> None:
+    k = kit()
+    k.on(SHIP).silence()
+    probe = k.start("t-3")
+    probe.abort("customer cancelled")
+    state = probe.expect_status("aborted").state
+    spans = timeline.spans(state, k.definition)
+    assert [(s["step"], s["phase"], s["result"]) for s in spans] == [
+        ("reserve", "do", "succeeded"),
+        ("charge", "do", "succeeded"),
+        ("ship", "do", "cancelled"),
+        ("charge", "undo", "compensated"),
+        ("reserve", "undo", "compensated"),
+    ]
+    assert all(s["end"] is not None for s in spans), "nothing is left running in an ended saga"
