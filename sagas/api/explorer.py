@@ -67,6 +67,7 @@ class Explorer:
             minutes * 60.0,
             self.api.definition,
             self.api.owned_test(),
+            self.api.summaries,
         )
         if params.get("scope") == "local" or request.headers.get(FORWARDED):
             return 200, local
