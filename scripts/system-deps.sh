@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests use (prometheus, kcat, docker-compose; Java and
-# Maven for the Apache Kafka half; python3-venv when python3 cannot create a venv),
+# Install the Debian packages the tests use (prometheus, kcat, docker-compose, chromium for
+# the saga explorer's browser tests; Java and Maven for the Apache Kafka half; python3-venv when python3 cannot create a venv),
 # only those whose binary is missing. Never fails the build: a machine without
 # apt-get (or without root) gets a warning, and the tests that need a missing
 # tool skip locally or fail under CI, saying which tool.
 set -uo pipefail
 
 # binary:package pairs
-wanted=(prometheus:prometheus kcat:kcat docker-compose:docker-compose
+wanted=(prometheus:prometheus kcat:kcat docker-compose:docker-compose chromium:chromium
         java:openjdk-17-jre-headless mvn:maven)
 
 missing=()

@@ -3,7 +3,15 @@
 ==========================================  ===============================================
 ``GET  /sagas/{id}``                        one saga: status, context, every step (attempts,
                                             times, outcomes), timers and history
-``GET  /sagas?status=&saga=&limit=``        sagas of every replica, newest first
+``GET  /sagas?status=&saga=&q=&since=&until=&limit=&cursor=``
+                                            sagas of every replica, newest first; ``q``
+                                            finds a saga id (or its start) or a context
+                                            value; ``cursor`` (``next_cursor``) pages on
+``GET  /overview?window=MINUTES``           in flight per definition, recent outcomes,
+                                            failed sagas, the dead-letter count
+``GET  /deadletters?limit=``                newest records of the dead-letter topic
+``POST /deadletters/{p}/{offset}/redrive``  send one back to the topic it was read from
+``GET  /ui/``, ``GET /openapi.json``        the saga explorer; the OpenAPI 3.1 document
 ``POST /sagas/{name}[?id=&version=&wait=]`` start a saga; body = initial data (JSON object)
 ``POST /sagas/{id}/retry|abort|resolve``    operator commands; body ``{"reason": ...}``
 ``POST /sagas/{id}/skip``                   body ``{"step": NAME, "reason": ...}``
@@ -38,10 +46,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from events.broker_watch import BrokerWatch
 from events.dead_letters import error_digest
 from events.kafka_settings import KafkaSettings
+from events.topics import Topics
 from sagas.api.collectors import CoordinatorCollector, TableCensus
+from sagas.api.dead_letters import DeadLetters
+from sagas.api.explorer import Explorer
 from sagas.api.replica import Replica
 from sagas.api.requests import ApiError
 from sagas.api.server import SagaApi
+from sagas.api.ui_routes import add_ui_routes
+from sagas.topic_setup import coordinator_topics
 
 __all__ = ["ApiError", "HttpApi", "Replica", "install_api"]
 
@@ -64,7 +77,12 @@ def install_api(
     census = TableCensus(replica)
     metrics_registry.register(CoordinatorCollector(replica, census))
     broker = BrokerWatch(kafka) if kafka is not None else None
-    return HttpApi(replica, metrics_registry, census, token, broker)
+    letters = None
+    if kafka is not None:
+        topics = Topics.from_settings(kafka)
+        reads, _ = coordinator_topics(replica.registry, topics)
+        letters = DeadLetters(kafka, topics.deadletter, reads)
+    return HttpApi(replica, metrics_registry, census, token, broker, letters)
 
 
 class HttpApi:
@@ -77,15 +95,18 @@ class HttpApi:
         census: TableCensus,
         token: str | None = None,
         broker: BrokerWatch | None = None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.http: ClientSession | None = None
         self.saga_api = SagaApi(replica, metrics_registry, token, lambda: self.http, broker)
+        self.explorer = Explorer(self.saga_api, dead_letters)
         self.cluster = self.saga_api.cluster
         self.census = census
 
     def application(self) -> web.Application:
         api = self.saga_api
-        app = web.Application()
+        explorer = self.explorer
+        app = web.Application(middlewares=[_json_errors])
 
         async def saga_action(request: web.Request) -> web.Response:
             key, action = request.match_info["key"], request.match_info["action"]
@@ -106,6 +127,18 @@ class HttpApi:
         async def ready(request: web.Request) -> web.Response:
             return await _answer(lambda: _sync(api.readiness()))
 
+        async def overview(request: web.Request) -> web.Response:
+            return await _answer(lambda: explorer.overview(request))
+
+        async def letters(request: web.Request) -> web.Response:
+            return await _answer(lambda: explorer.letters(request))
+
+        async def redrive(request: web.Request) -> web.Response:
+            info = request.match_info
+            return await _answer(
+                lambda: explorer.redrive(request, info["partition"], info["offset"])
+            )
+
         async def metrics(request: web.Request) -> web.Response:
             return web.Response(body=api.metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -117,6 +150,10 @@ class HttpApi:
         app.router.add_get("/healthz", health)
         app.router.add_get("/readyz", ready)
         app.router.add_get("/metrics", metrics)
+        app.router.add_get("/overview", overview)
+        app.router.add_get("/deadletters", letters)
+        app.router.add_post("/deadletters/{partition}/{offset}/redrive", redrive)
+        add_ui_routes(app)
         return app
 
     async def serve(self, host: str, port: int) -> web.AppRunner:
@@ -137,7 +174,9 @@ class HttpApi:
         return runner
 
     async def close(self) -> None:
-        """Close the session for requests to other replicas."""
+        """Close the session for requests to other replicas, and the dead letters' producer."""
+        if self.explorer.dead_letters is not None:
+            await self.explorer.dead_letters.close()
         if self.http is not None:
             await self.http.close()
             self.http = None
@@ -182,6 +221,22 @@ async def _answer(handler: Callable[[], Awaitable[tuple[int, Any]]]) -> web.Resp
         )
         status, body = 500, {"error": "internal", "detail": detail}
     return _reply(status, body)
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's own answers (no such route, method not allowed) as JSON errors too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == JSON:
+            raise
+        detail = (
+            f"{request.method} {request.path}: {exc.reason}; the API is described at /openapi.json"
+        )
+        body = orjson.dumps({"error": exc.reason.lower().replace(" ", "-"), "detail": detail})
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return web.Response(body=body, status=exc.status, content_type=JSON, headers=headers)
 
 
 async def _sync(result: tuple[int, Any]) -> tuple[int, Any]:

@@ -8,9 +8,13 @@ the API refuses exactly what the coordinator would refuse, with its reason.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -60,6 +64,13 @@ class ListQuery:
     statuses: frozenset[str] | None
     saga: str | None
     limit: int
+    #: a saga id, the start of one, or a top-level value of the context (an order id)
+    find: str | None = None
+    #: started at or after / before (epoch seconds)
+    since: float | None = None
+    until: float | None = None
+    #: (started_at, saga id) of the last row of the previous page
+    after: tuple[float, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,14 +152,21 @@ def parse_wait(params: Mapping[str, str]) -> float:
     return value
 
 
+_NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{0,9})?")
+LIST_PARAMS = ("status", "saga", "limit", "q", "since", "until", "cursor", "scope")
+MAX_FIND = 200
+
+
 def parse_list_query(params: Mapping[str, str], known_sagas: Iterable[str]) -> ListQuery:
-    """``GET /sagas?status=failed,running&saga=order&limit=20``."""
-    unknown_params = set(params) - {"status", "saga", "limit", "scope"}
+    """``GET /sagas?status=failed,running&saga=order&q=ord-00042&since=&until=&limit=20
+    &cursor=``."""
+    unknown_params = set(params) - set(LIST_PARAMS)
     if unknown_params:
         raise ApiError(
             400,
             "bad-query",
-            f"unknown query parameter(s) {sorted(unknown_params)}; use status, saga, limit",
+            f"unknown query parameter(s) {sorted(unknown_params)}; use "
+            f"{', '.join(LIST_PARAMS[:-1])}",
         )
     statuses = None
     if params.get("status"):
@@ -169,7 +187,55 @@ def parse_list_query(params: Mapping[str, str], known_sagas: Iterable[str]) -> L
             400, "bad-query", f"no saga definition {saga!r} is loaded; loaded: {', '.join(known)}"
         )
     limit = _int(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    return ListQuery(statuses, saga, limit)
+    find = (params.get("q") or "").strip() or None
+    if find is not None and len(find) > MAX_FIND:
+        raise ApiError(400, "bad-query", f"q is {len(find)} characters; at most {MAX_FIND}")
+    since, until = parse_time(params, "since"), parse_time(params, "until")
+    if since is not None and until is not None and until < since:
+        raise ApiError(400, "bad-query", "until is before since: swap them")
+    after = parse_cursor(params.get("cursor"))
+    return ListQuery(statuses, saga, limit, find, since, until, after)
+
+
+def parse_time(params: Mapping[str, str], name: str) -> float | None:
+    """An RFC 3339 time (``2026-12-04T17:00:00Z``) or epoch seconds, as epoch seconds."""
+    raw = (params.get(name) or "").strip()
+    if not raw:
+        return None
+    if _NUMBER.fullmatch(raw):
+        return float(raw)
+    try:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            raise ApiError(
+                400, "bad-query", f"{name}={raw!r} has no time zone: add Z (UTC) or an offset"
+            )
+        return moment.timestamp()
+    except (ValueError, OverflowError):
+        raise ApiError(
+            400,
+            "bad-query",
+            f"{name}={raw!r} is not a time: use RFC 3339 (2026-12-04T17:00:00Z) or epoch seconds",
+        ) from None
+
+
+def make_cursor(started: float, saga_id: str) -> str:
+    """The opaque ``cursor`` of the page after the row (started, saga_id)."""
+    return base64.urlsafe_b64encode(orjson.dumps([started, saga_id])).decode().rstrip("=")
+
+
+def parse_cursor(raw: str | None) -> tuple[float, str] | None:
+    if not raw:
+        return None
+    try:
+        started, saga_id = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        return float(started), str(saga_id)
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        raise ApiError(
+            400,
+            "bad-query",
+            "cursor is not one this API gave: pass the next_cursor of the previous page as is",
+        ) from None
 
 
 def wanted(query: ListQuery, status: Any, name: Any) -> bool:

@@ -18,22 +18,26 @@ from aiohttp import ClientSession, ClientTimeout
 from prometheus_client import CollectorRegistry, generate_latest
 
 from events.broker_watch import BrokerWatch
-from sagas import control, table_codec
-from sagas.api import render
+from events.partitioning import partition_for
+from sagas import control
+from sagas.api import render, timeline
 from sagas.api.cluster import FORWARDED, Cluster
+from sagas.api.listing import Summaries
+from sagas.api.listing import local_rows as select_rows
 from sagas.api.replica import Replica
 from sagas.api.requests import (
     ApiError,
+    ListQuery,
     OperatorRequest,
     check_auth,
     check_saga_id,
     dry_run,
+    make_cursor,
     parse_list_query,
     parse_operator,
     parse_start,
     parse_wait,
     same_start,
-    wanted,
 )
 from sagas.api.signals import signal_saga
 from sagas.errors import SagaError
@@ -65,6 +69,8 @@ class SagaApi:
         #: whether Kafka answers: the consumer and producer only log a lost broker
         self.broker = broker
         self.versions: dict[str, list[int]] = {}
+        #: what listings and the overview read of each stored saga, kept until it changes
+        self.summaries = Summaries()
         for definition in replica.registry:
             self.versions.setdefault(definition.name, []).append(definition.version)
 
@@ -143,7 +149,9 @@ class SagaApi:
                 f"or it finished long enough ago to have been removed",
             )
         definition = self.definition(state.name, state.version)
-        return render.saga_detail(state, definition, owner=self.cluster.self_url)
+        detail = render.saga_detail(state, definition, owner=self.cluster.self_url)
+        detail["timeline"] = timeline.spans(state, definition)
+        return detail
 
     async def listing(self, request: Any) -> tuple[int, Any]:
         params = dict(request.query)
@@ -166,33 +174,29 @@ class SagaApi:
                 continue
             parts.append([render.from_wire(r) for r in orjson.loads(answer[1])["sagas"]])
         rows = render.newest_first(render.merge_rows(*parts), query.limit)
+        last = rows[-1] if len(rows) == query.limit else None
         return 200, {
             "sagas": [render.public(r) for r in rows],
             "count": len(rows),
             "limit": query.limit,
+            "next_cursor": make_cursor(last["_started"], last["id"]) if last else None,
             "replicas": [self.cluster.self_url, *(u for u in peers if u not in missing)],
             "missing_replicas": missing,
             "complete": not missing,
         }
 
-    def local_rows(self, query: Any) -> list[dict[str, Any]]:
+    def local_rows(self, query: ListQuery) -> list[dict[str, Any]]:
+        values = self.replica.stored_values()
+        return select_rows(values, query, self.definition, self.owned_test(), self.summaries)
+
+    def owned_test(self) -> Callable[[bytes], bool] | None:
+        """Whether a table key is in a partition this replica owns; None when it owns them
+        all (one replica): murmur2 is pure Python, too slow to run on every key for nothing."""
         owned = self.cluster.owned_partitions()
-        data = self.replica.stored_values()
-        picked: list[tuple[float, bytes]] = []
-        for key, raw in list(data.items()):
-            seen = table_codec.summary(raw) if raw is not None else None
-            if seen is None or not wanted(query, seen.status, seen.name):
-                continue
-            if self.cluster.partition_of(key.decode()) not in owned:
-                continue  # a revoked partition's leftovers in a memory store
-            picked.append((seen.started_at, raw))
-        picked.sort(key=lambda p: -p[0])
-        rows = []
-        for _, raw in picked[: query.limit]:
-            doc = table_codec.saga_document(raw)
-            assert doc is not None  # summarised above: a saga state
-            rows.append(render.saga_row(doc, self.definition(doc["name"], doc["version"])))
-        return rows
+        partitions = self.replica.partitions
+        if owned.issuperset(range(partitions)):
+            return None
+        return lambda key: partition_for(key, partitions) in owned
 
     # -- mutations ----------------------------------------------------------------------
 

@@ -28,10 +28,16 @@ def demo(
         "--saga",
         help="order, transfer or claim: run only that saga (default: all three side by side).",
     ),
+    keep_running: bool = typer.Option(
+        False,
+        "--keep-running",
+        help="After the report, keep the system up (and the saga explorer it prints) until Ctrl-C.",
+    ),
 ) -> None:
     """Start a broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set), the coordinator and
     the four order services as processes; place orders with injected failures; print
     outcomes, compensations, durations and throughput; check that stock and money balance.
+    It prints the saga explorer's URL (``/ui/`` on the coordinator's API).
 
     Exit code 0 only if every invariant holds.
     """
@@ -55,5 +61,6 @@ def demo(
         run_dir=run_dir,
         settle_timeout=settle_timeout,
         sagas=tuple(SAGAS) if saga == "all" else (saga,),
+        keep_running=keep_running,
     )
     raise typer.Exit(main(options))

@@ -8,6 +8,7 @@ every child process (SIGTERM, then SIGKILL after a deadline) before exiting.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import time
 from dataclasses import dataclass
@@ -44,7 +45,12 @@ class DemoOptions:
     #: which sagas run side by side (`SAGAS`)
     sagas: tuple[str, ...] = ("order", "transfer", "claim")
 
-    def system_config(self, services_config: dict[str, object]) -> SystemConfig:
+    #: after the report, keep the system up (explorer included) until Ctrl-C
+    keep_running: bool = False
+
+    def system_config(
+        self, services_config: dict[str, object], coordinator_env: dict[str, str]
+    ) -> SystemConfig:
         names: list[str] = []
         services: list[str] = []
         for saga in self.sagas:
@@ -57,6 +63,7 @@ class DemoOptions:
             services=tuple(services),
             services_config=services_config,
             awaits_deadline=DomainScenario().deadline,
+            coordinator_env=coordinator_env,
         )
 
 
@@ -69,7 +76,11 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
     scenario = Scenario(orders=options.orders, rate=options.rate, seed=options.seed)
     run_dir = options.run_dir or default_run_dir(options.mode)
     domains = DomainScenario(seed=options.seed)
-    config = options.system_config({**scenario.services_config(), **domains.services_config()})
+    # A token of the run's own: the explorer's actions (abort, retry, ...) ask for it.
+    token = secrets.token_urlsafe(12)
+    config = options.system_config(
+        {**scenario.services_config(), **domains.services_config()}, {"SAGAS_API_TOKEN": token}
+    )
     launcher = Launcher(config, run_dir=run_dir)
     where = "embedded broker" if launcher.embedded else launcher.kafka.bootstrap_servers
     orders = "order" in options.sagas
@@ -84,6 +95,11 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         ):
             await launcher.start()
         console.print(f"system ready in {time.monotonic() - began:.1f} s")
+        explorer = explorer_url(launcher)
+        if explorer is not None:
+            console.print(
+                f"saga explorer: [bold]{explorer}[/] (API token for its actions: {token})"
+            )
         side = asyncio.create_task(
             drive_domains(launcher, domains, options.sagas, options.settle_timeout)
         )
@@ -99,17 +115,28 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         if result is not None:
             print_report(console, result, wall=wall, processes=processes)
         print_domains(console, domain_results)
+        if options.keep_running:
+            _verdict(console, _all_ok(result, domain_results), began)
+            await _keep_running(console, explorer, token)
     except LaunchError as exc:
         console.print(f"[bold red]error:[/] could not start the system: {exc}")
         return 2
     finally:
         with console.status("stopping every process..."):
             await launcher.aclose()
-    ok = (result is None or result.ok) and all(r.ok for r in domain_results)
+    ok = _all_ok(result, domain_results)
+    _verdict(console, ok, began)
+    return 0 if ok else 1
+
+
+def _all_ok(result: RunResult | None, domain_results: list[DomainResult]) -> bool:
+    return (result is None or result.ok) and all(r.ok for r in domain_results)
+
+
+def _verdict(console: Console, ok: bool, began: float) -> None:
     verdict = "all invariants hold" if ok else "INVARIANTS BROKEN"
     style = "bold green" if ok else "bold red"
     console.print(f"[{style}]{verdict}[/] ({time.monotonic() - began:.1f} s in all)")
-    return 0 if ok else 1
 
 
 async def _run(
@@ -130,6 +157,23 @@ async def _run(
             bar.update(ended, completed=n_ended)
 
         return await drive(launcher, scenario, progress=show, settle_timeout=options.settle_timeout)
+
+
+def explorer_url(launcher: Launcher) -> str | None:
+    """The saga explorer of the first coordinator replica (every replica serves one)."""
+    for name in launcher.coordinator_names:
+        url = launcher[name].url("/ui/")
+        if url is not None:
+            return url
+    return None
+
+
+async def _keep_running(console: Console, explorer: str | None, token: str) -> None:
+    console.print(
+        f"[bold]the system keeps running[/] (--keep-running): explorer at {explorer}, "
+        f"token {token}; Ctrl-C stops every process"
+    )
+    await asyncio.Event().wait()
 
 
 async def _processes(launcher: Launcher) -> list[ProcessInfo]:
