@@ -108,6 +108,33 @@ class SagaApi:
                 f"restarting: try again in a few seconds",
             ) from None
 
+    async def forward(self, request: Any, saga_id: str, body: bytes) -> tuple[int, bytes] | None:
+        """The owner's answer to this POST when another replica holds ``saga_id``; None
+        when this one answers it."""
+        owner = self._owner(saga_id, request)
+        if owner is None:
+            return None
+        return await self._peer(
+            "POST", owner, request.path_qs, body=body, auth=request.headers.get("Authorization")
+        )
+
+    def held(self, saga_id: str) -> tuple[Any, Any]:
+        """(state, definition) of a saga this replica holds; 404/503 when it holds none,
+        409 when it runs a definition version this replica has not loaded."""
+        state = self.cluster.local_state(saga_id)
+        if state is None:
+            self.local_detail(saga_id)  # raises the right 404/503
+            raise AssertionError("unreachable")
+        definition = self.definition(state.name, state.version)
+        if definition is None:
+            raise ApiError(
+                409,
+                "definition-not-loaded",
+                f"saga {saga_id!r} runs {state.name!r} version {state.version}, which this "
+                f"coordinator has not loaded",
+            )
+        return state, definition
+
     def _owner(self, saga_id: str, request: Any) -> str | None:
         """URL of the other replica to forward to, or None to answer here."""
         owner = self.cluster.owner_of(saga_id)
@@ -268,23 +295,9 @@ class SagaApi:
         wait = parse_wait(params)
         body = await request.read()
         op = parse_operator(action, body, params)
-        owner = self._owner(saga_id, request)
-        if owner is not None:
-            return await self._peer(
-                "POST", owner, request.path_qs, body=body, auth=request.headers.get("Authorization")
-            )
-        state = self.cluster.local_state(saga_id)
-        if state is None:
-            self.local_detail(saga_id)  # raises the right 404/503
-            raise AssertionError("unreachable")
-        definition = self.definition(state.name, state.version)
-        if definition is None:
-            raise ApiError(
-                409,
-                "definition-not-loaded",
-                f"saga {saga_id!r} runs {state.name!r} version {state.version}, which this "
-                f"coordinator has not loaded",
-            )
+        if (forwarded := await self.forward(request, saga_id, body)) is not None:
+            return forwarded
+        state, definition = self.held(saga_id)
         dry_run(definition, state, op, time.time())
         before = (state.updated_at, len(state.history))
         await self.publish(self.command(op, saga_id))

@@ -29,12 +29,10 @@ class SagaApi(Protocol):
     token: str | None
     cluster: Any
 
-    def _owner(self, saga_id: str, request: Any) -> str | None: ...
-    async def _peer(
-        self, method: str, url: str, path_qs: str, *, body: bytes = b"", auth: str | None = None
-    ) -> tuple[int, bytes]: ...
-    def local_detail(self, saga_id: str) -> dict[str, Any]: ...
-    def definition(self, name: str, version: int | None) -> Any: ...
+    async def forward(
+        self, request: Any, saga_id: str, body: bytes
+    ) -> tuple[int, bytes] | None: ...
+    def held(self, saga_id: str) -> tuple[Any, Any]: ...
     async def publish(self, event: Any) -> None: ...
     async def _await_change(
         self, saga_id: str, before: tuple[float, int], wait: float
@@ -81,23 +79,9 @@ async def signal_saga(api: SagaApi, request: Any, saga_id: str) -> tuple[int, An
     wait = parse_wait(dict(request.query))
     body = await request.read()
     event = parse_signal(saga_id, body)
-    owner = api._owner(saga_id, request)
-    if owner is not None:
-        return await api._peer(
-            "POST", owner, request.path_qs, body=body, auth=request.headers.get("Authorization")
-        )
-    state = api.cluster.local_state(saga_id)
-    if state is None:
-        api.local_detail(saga_id)  # raises the right 404/503
-        raise AssertionError("unreachable")
-    definition = api.definition(state.name, state.version)
-    if definition is None:
-        raise ApiError(
-            409,
-            "definition-not-loaded",
-            f"saga {saga_id!r} runs {state.name!r} version {state.version}, which this "
-            f"coordinator has not loaded",
-        )
+    if (forwarded := await api.forward(request, saga_id, body)) is not None:
+        return forwarded
+    state, definition = api.held(saga_id)
     check_signal(definition, state, event, time.time())
     before = (state.updated_at, len(state.history))
     await api.publish(event)

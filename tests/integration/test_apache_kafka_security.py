@@ -21,14 +21,12 @@ Runs in the Apache Kafka half of the suite (``SAGAS_TEST_BROKER=kafka``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from aiohttp import web
-from aiokafka.admin import AIOKafkaAdminClient
 
 from events.apache_kafka import ApacheKafka, ClientListener, SaslUser
 from events.kafka_settings import KafkaSettings
@@ -36,7 +34,7 @@ from services import definitions
 from tests.integration.test_bridge import EXAMPLE, load_payments_api
 from tests.support.kafka_peers import eventually
 from tests.support.order_saga import OrderSaga, Recorder, order
-from tests.support.pki import Pki, make_pki
+from tests.support.pki import Pki, can_list_topics, make_pki
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
@@ -50,18 +48,6 @@ USER = "sagas"
 def settings_of(env: dict[str, str]) -> KafkaSettings:
     fields = {f.validation_alias: name for name, f in KafkaSettings.model_fields.items()}
     return KafkaSettings(**{fields[k]: v for k, v in env.items()})
-
-
-async def can_list_topics(settings: KafkaSettings) -> bool:
-    admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs(), request_timeout_ms=3000)
-    try:
-        await asyncio.wait_for(admin.start(), 10)
-        await asyncio.wait_for(admin.list_topics(), 10)
-        return True
-    except Exception:  # noqa: BLE001 - any failure to talk is the answer
-        return False
-    finally:
-        await admin.close()
 
 
 # -- mutual TLS ---------------------------------------------------------------------------

@@ -22,20 +22,18 @@ cluster's own CA and certificates.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from events.embedded_broker import EmbeddedBroker, EmbeddedBrokerError, free_port
 from events.kafka_settings import KafkaSettings
 from tests.support.kafka_proxy import TlsTerminator
 from tests.support.order_saga import OrderSaga, Recorder, order
-from tests.support.pki import Pki, make_pki
+from tests.support.pki import Pki, can_list_topics, make_pki
 
 pytestmark = pytest.mark.integration
 
@@ -89,18 +87,6 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Kafka
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return KafkaSettings()
-
-
-async def can_list_topics(settings: KafkaSettings) -> bool:
-    admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs(), request_timeout_ms=3000)
-    try:
-        await asyncio.wait_for(admin.start(), 10)
-        await asyncio.wait_for(admin.list_topics(), 10)
-        return True
-    except Exception:  # noqa: BLE001 - any failure to talk is the answer
-        return False
-    finally:
-        await admin.close()
 
 
 async def test_the_tls_endpoint_refuses_what_it_should(

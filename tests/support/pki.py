@@ -8,6 +8,7 @@ Also a certificate from another CA (``stranger``), which a broker must refuse.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from events.kafka_settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,19 @@ def make_leaf(folder: Path, ca: str, name: str, usage: str) -> None:
         "-CAcreateserial", "-out", f"{name}.pem", "-days", "1", "-extfile", ext.name,
         cwd=folder,
     )  # fmt: skip
+
+
+async def can_list_topics(settings: KafkaSettings) -> bool:
+    """Whether a client with ``settings`` gets through to the broker (TLS and all)."""
+    admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs(), request_timeout_ms=3000)
+    try:
+        await asyncio.wait_for(admin.start(), 10)
+        await asyncio.wait_for(admin.list_topics(), 10)
+        return True
+    except Exception:  # noqa: BLE001 - any failure to talk is the answer
+        return False
+    finally:
+        await admin.close()
 
 
 def make_pki(folder: Path, clients: Iterable[str]) -> Pki:
