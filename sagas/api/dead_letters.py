@@ -85,6 +85,19 @@ class DeadLetters:
             await self._producer.stop()
             self._producer = None
 
+    async def _partitions(self) -> set[int]:
+        """The dead-letter topic's partitions (none when it does not exist yet). Read
+        through the admin client: a consumer's ``topics()`` fetches metadata without
+        keeping it, so its ``partitions_for_topic`` knows nothing on Apache Kafka."""
+        from events.admin import partition_counts
+        from events.errors import TopicMissingError
+
+        try:
+            counts = await partition_counts(self.kafka, [self.topic])
+        except TopicMissingError:
+            return set()
+        return set(range(counts[self.topic]))
+
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             group_id=None,
@@ -95,14 +108,13 @@ class DeadLetters:
 
     async def recent(self, limit: int) -> dict[str, Any]:
         """The newest ``limit`` dead letters (newest first) and how many the topic holds."""
+        parts = await self._partitions()
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        if not tps:
+            return {"topic": self.topic, "total": 0, "letters": []}
         consumer = self._consumer()
         await consumer.start()
         try:
-            await consumer.topics()  # loads the cluster's metadata
-            parts = consumer.partitions_for_topic(self.topic) or set()
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-            if not tps:
-                return {"topic": self.topic, "total": 0, "letters": []}
             consumer.assign(tps)
             firsts = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
@@ -138,14 +150,11 @@ class DeadLetters:
     async def one(self, partition: int, offset: int) -> Any:
         """The dead letter at ``partition``/``offset``; 404 when there is none."""
         tp = TopicPartition(self.topic, partition)
+        if partition not in await self._partitions():
+            raise ApiError(404, "unknown-dead-letter", f"{self.topic} has no partition {partition}")
         consumer = self._consumer()
         await consumer.start()
         try:
-            await consumer.topics()  # loads the cluster's metadata
-            if partition not in (consumer.partitions_for_topic(self.topic) or set()):
-                raise ApiError(
-                    404, "unknown-dead-letter", f"{self.topic} has no partition {partition}"
-                )
             consumer.assign([tp])
             consumer.seek(tp, offset)
             deadline = time.monotonic() + READ_DEADLINE

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
+from events.admin import ensure_topics
 from events.codec import encode
 from events.envelope import CloudEvent, new_event
 from events.kafka_settings import KafkaSettings
@@ -77,6 +78,10 @@ async def test_a_command_id_with_a_line_break_is_dead_lettered_and_the_bridge_go
         },
         env={},
     )
+    # Up front, as a deployment does: Apache Kafka does not auto-create the topics the
+    # recorder subscribes to before the bridge starts.
+    names = ("payment.commands", "payment.replies", "saga.deadletter")
+    await ensure_topics(kafka, [p + name for name in names])
     bad = new_event("payment.authorize", source="t", sagaid="s-bad", id="id\r\nX-Injected: 1")
     good = new_event("payment.authorize", source="t", sagaid="s-good")
     producer = AIOKafkaProducer(**kafka.aiokafka_kwargs())
