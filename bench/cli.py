@@ -109,8 +109,8 @@ def run(options: Options, run_dir: Path | None = None) -> int:
 
     from rich.console import Console
 
-    from bench.report import plot as draw
     from bench.report import print_report, write_json, write_markdown
+    from bench.report_plot import plot as draw
     from bench.run import BenchRun
 
     # a pipe (CI, `make test`, tee) gets wide tables rather than truncated columns

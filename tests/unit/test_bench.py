@@ -13,7 +13,8 @@ from bench import procstat
 from bench.loadgen import Plan, start_record
 from bench.participant import answer
 from bench.profile import summarise
-from bench.report import markdown, message_ratio, outcome_line, plot, targets
+from bench.report import markdown, message_ratio, outcome_line, targets
+from bench.report_plot import plot
 from bench.run import cpu_per_saga
 from bench.stats import latency_summary_ms, percentile
 from bench.workload import BENCH_SAGA, bench_definition
