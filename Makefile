@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-# What `make demo` runs (sagas/demo): the whole system, 500 orders, then the invariants.
+# What `make demo` runs (services/demo): the whole system, 500 orders, then the invariants.
 # Options pass through: make demo DEMO_ARGS="--mode choreography --orders 200"
 DEMO = $(BIN)/sagas demo $(DEMO_ARGS)
 
@@ -23,7 +23,7 @@ test: system-deps $(STAMP)
 	$(PYTEST) tests -q
 	@$(MAKE) --no-print-directory test-kafka-if-available
 
-# The Apache Kafka half alone: the suite starts Apache Kafka 4.4 (events/apache_kafka,
+# The Apache Kafka half alone: the suite starts Apache Kafka 4.4 (sagas/kafka/apache_kafka,
 # jars fetched once with Maven into ~/.cache/sagastream) and stops it by PID.
 test-kafka: system-deps $(STAMP)
 	SAGAS_TEST_BROKER=kafka $(PYTEST) tests/integration tests/e2e tests/faults -q

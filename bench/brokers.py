@@ -9,7 +9,7 @@
   ``Options.partitions`` (1 by default) and a 10 ms fetch wait, because Tansu
   answers a fetch that finds nothing only after half its wait.
 - ``kafka``: Apache Kafka (KRaft, one node) started once for the whole section
-  by ``events.apache_kafka``; 8 partitions per topic (the wire contract's
+  by ``sagas.kafka.apache_kafka``; 8 partitions per topic (the wire contract's
   default), producers with ``acks=all`` (the engine's default everywhere), and
   the consumers' fetch wait at 100 ms: Apache Kafka answers a fetch as soon as
   data arrives, so a longer wait costs no latency and saves idle polling.
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from events.embedded_broker import EMBEDDED_CLIENT_ENV
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.embedded_broker import EMBEDDED_CLIENT_ENV
+from sagas.kafka.kafka_settings import KafkaSettings
 
 __all__ = ["BROKERS", "BrokerUnderTest", "broker_under_test"]
 
@@ -81,7 +81,7 @@ class BrokerUnderTest:
         if self.settings is not None:
             yield self.settings.model_copy(update={"partitions": self.partitions})
             return
-        from events.embedded_broker import EmbeddedBroker
+        from sagas.kafka.embedded_broker import EmbeddedBroker
 
         async with EmbeddedBroker() as broker:
             yield broker.settings(KafkaSettings())
@@ -109,7 +109,7 @@ async def broker_under_test(
         return
     if name != "kafka":
         raise ValueError(f"unknown broker {name!r}; expected one of {', '.join(BROKERS)}")
-    from events.apache_kafka import ApacheKafka
+    from sagas.kafka.apache_kafka import ApacheKafka
 
     run_dir.mkdir(parents=True, exist_ok=True)
     async with ApacheKafka(work_dir=run_dir / "apache-kafka") as kafka:

@@ -29,8 +29,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.stats import percentile
-from events.admin import ensure_topics
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
 
 _STAMP = struct.Struct(">dQ")  # send time, sequence number
 

@@ -125,7 +125,7 @@ class TableReplica:
 async def measure(count: int, repeat: int, port: int) -> list[tuple[str, float, float, int]]:
     began = time.perf_counter()
     table = build_table(count)
-    gc.freeze()  # a coordinator freezes what it recovers (events/gc_policy.py)
+    gc.freeze()  # a coordinator freezes what it recovers (sagas/process/gc_policy.py)
     print(f"table of {len(table):,} sagas built in {time.perf_counter() - began:.1f} s")
     url = f"http://127.0.0.1:{port}"
     replica = TableReplica(table, url)
@@ -180,7 +180,7 @@ def main() -> None:
     args = parser.parse_args()
     port = args.port
     if port == 0:
-        from events.embedded_broker import free_port
+        from sagas.kafka.embedded_broker import free_port
 
         port = free_port()
     results = asyncio.run(measure(args.sagas, args.repeat, port))

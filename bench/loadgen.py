@@ -32,8 +32,8 @@ from bench.stats import latency_summary_ms
 from bench.workload import SOURCE
 from events.codec import CONTENT_TYPE_HEADER
 from events.envelope import derived_id
-from events.kafka_settings import KafkaSettings
 from sagas import control
+from sagas.kafka.kafka_settings import KafkaSettings
 
 HEADERS = [CONTENT_TYPE_HEADER]
 _TERMINAL = {

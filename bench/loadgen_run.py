@@ -15,7 +15,7 @@ import orjson
 
 from bench.procstat import ProcSampler
 from bench.workload import Workload
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 
 
 async def run_loadgen(

@@ -28,10 +28,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.workload import FAIL_STEP, SOURCE, STEPS, command_topic, reply_topic
-from events.admin import partition_counts
 from events.codec import CONTENT_TYPE_HEADER
-from events.kafka_settings import KafkaSettings
-from events.producer_batches import batching_producer
+from sagas.kafka.admin import partition_counts
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.kafka.producer_batches import batching_producer
 
 HEADERS = [CONTENT_TYPE_HEADER]
 

@@ -27,7 +27,7 @@ from bench.loadgen_run import plan_for, run_loadgen
 from bench.options import Options
 from bench.procstat import ProcSampler
 from bench.workload import Workload
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 
 
 class SystemRun(Protocol):

@@ -2,7 +2,7 @@
 
 The run measures each broker of ``Options.brokers`` in turn, side by side in one
 result (``results["brokers"][name]``): ``embedded`` (Tansu, in memory) and
-``kafka`` (Apache Kafka, KRaft, started by `events.apache_kafka` for the whole
+``kafka`` (Apache Kafka, KRaft, started by `sagas.kafka.apache_kafka` for the whole
 section), or ``external`` (``KAFKA_BOOTSTRAP_SERVERS``). Per broker, in order
 (see `bench.options.Options` for the sizes):
 
@@ -47,7 +47,7 @@ from bench.loadgen_run import plan_for, run_loadgen
 from bench.options import Options
 from bench.procstat import ProcSampler
 from bench.workload import bench_workload, order_workload
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 
 log = logging.getLogger("bench")
 Say = Callable[[str], None]

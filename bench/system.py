@@ -1,4 +1,4 @@
-"""The system under test, started by `sagas.launch.Launcher` as separate OS processes.
+"""The system under test, started by `services.launch.Launcher` as separate OS processes.
 
 * ``bench``: broker, coordinator, and `bench.participant` (all four steps of the
   bench saga in one process) instead of the reference services;
@@ -23,9 +23,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.workload import write_bench_definition
-from events.embedded_broker import free_port
-from events.kafka_settings import KafkaSettings
-from sagas.launch import ChildProcess, Launcher, SystemConfig
+from sagas.kafka.embedded_broker import free_port
+from sagas.kafka.kafka_settings import KafkaSettings
+from services.launch import ChildProcess, Launcher, SystemConfig
 
 PARTICIPANT = "bench-participant"
 #: a stock no order run can exhaust, so no order fails for want of it
@@ -124,7 +124,7 @@ def resume(child: ChildProcess) -> None:
 
 async def records_written(kafka: KafkaSettings, prefix: str) -> int:
     """How many records every topic of the run holds (sum of the end offsets)."""
-    from events.admin import admin_client, partition_counts
+    from sagas.kafka.admin import admin_client, partition_counts
 
     async with admin_client(kafka) as admin:
         topics = [t for t in await admin.list_topics() if t.startswith(prefix)]

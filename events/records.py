@@ -2,7 +2,7 @@
 
 The consumer loops turn what aiokafka hands over into `InRecord`s; pure steps
 (the coordinator's batch step, a participant's handler) return `OutRecord`s;
-`events.producer_batches.send_grouped` writes those. No Kafka here.
+`sagas.kafka.producer_batches.send_grouped` writes those. No Kafka here.
 """
 
 from __future__ import annotations

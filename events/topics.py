@@ -16,15 +16,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from pydantic import AfterValidator
-
-from events.kafka_settings import KafkaSettings
 
 LIFECYCLE = "saga.lifecycle"
 DEADLETTER = "saga.deadletter"
 CONTROL = "saga.control"
+
+
+class PrefixedSettings(Protocol):
+    """What naming a topic needs of the deployment's settings (`KafkaSettings` has it)."""
+
+    @property
+    def topic_prefix(self) -> str: ...
+
 
 #: Kafka's own rule for topic names (kafka.common.internals.Topic): these characters, at
 #: most 249 of them, and not "." or "..".
@@ -55,7 +61,7 @@ def _check_topic(name: str) -> str:
 TopicName = Annotated[str, AfterValidator(_check_topic)]
 
 
-def topic(name: str, settings: KafkaSettings) -> str:
+def topic(name: str, settings: PrefixedSettings) -> str:
     """``name`` with the configured prefix applied."""
     return f"{settings.topic_prefix}{name}"
 
@@ -77,7 +83,7 @@ class Topics:
         )
 
     @classmethod
-    def from_settings(cls, settings: KafkaSettings) -> Topics:
+    def from_settings(cls, settings: PrefixedSettings) -> Topics:
         return cls.with_prefix(settings.topic_prefix)
 
     def all(self) -> tuple[str, ...]:

@@ -15,12 +15,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from events.broker_watch import start_client
 from events.codec import encode
 from events.envelope import CloudEvent
-from events.kafka_settings import KafkaSettings
 from events.topics import Topics
 from sagas import control
+from sagas.kafka.broker_watch import start_client
+from sagas.kafka.kafka_settings import KafkaSettings
 
 
 class SagaClient:

@@ -35,23 +35,23 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from prometheus_client import CollectorRegistry
 
 from events.codec import encode
-from events.consumer_lag import LagRow, partition_lag
 from events.envelope import CloudEvent
-from events.gc_policy import freeze_long_lived, relax_young_collections
-from events.kafka_settings import KafkaSettings
-from events.offset_commits import OffsetCommits
 from events.partitioning import partition_for
-from events.producer_batches import batching_producer
 from events.records import InRecord
 from sagas import control
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
-from sagas.heap_trim import trim_heap
+from sagas.kafka.consumer_lag import LagRow, partition_lag
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.kafka.offset_commits import OffsetCommits
+from sagas.kafka.producer_batches import batching_producer
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.membership import CoPartitionedAssignor
 from sagas.metrics import CoordinatorMetrics
 from sagas.persist import Persister
+from sagas.process.gc_policy import freeze_long_lived, relax_young_collections
+from sagas.process.heap_trim import trim_heap
 from sagas.saga_table import SagaTable
 from sagas.settings import CoordinatorSettings
 from sagas.state import SagaState
@@ -62,7 +62,7 @@ log = logging.getLogger("sagas.coordinator")
 
 #: exit status of a replica that stopped because a batch could not be persisted
 EXIT_BATCH_FAILED = 70
-#: seconds between two returns of freed heap memory to the OS, when idle (`sagas.heap_trim`)
+#: seconds between two returns of freed heap memory to the OS, when idle (`sagas.process.heap_trim`)
 HEAP_TRIM_INTERVAL = 5.0
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from events.metric_children import MetricChildren
+from sagas.kafka.metric_children import MetricChildren
 from sagas.messages import Decision, Outcome
 
 #: Sagas take milliseconds (in-process participants) to minutes (human steps).

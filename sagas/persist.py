@@ -18,8 +18,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from events.partitioning import partition_for
-from events.producer_batches import send_grouped
 from events.records import OutRecord
+from sagas.kafka.producer_batches import send_grouped
 from sagas.metrics import CoordinatorMetrics
 from sagas.saga_table import GENERATION_HEADER
 
@@ -104,7 +104,7 @@ class Persister:
         )
 
     async def send_all(self, records: Sequence[OutRecord]) -> list[Any]:
-        """Queue records grouped per partition (`events.producer_batches`); one future each batch."""
+        """Queue records grouped per partition (`sagas.kafka.producer_batches`); one future each batch."""
         assert self.producer is not None, "the coordinator is not started"
         per_topic = Counter(record.topic for record in records)
         for topic, n in per_topic.items():

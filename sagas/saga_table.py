@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
-from events.kafka_settings import KafkaSettings
-from events.log_reader import read_to_end
 from events.partitioning import partition_for
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.kafka.log_reader import read_to_end
 
 log = logging.getLogger("sagas.table")
 

@@ -1,6 +1,6 @@
 """Configuration of the coordinator: environment variables (``SAGAS_*``) or flags.
 
-Kafka connection and security settings live in `events.kafka_settings`
+Kafka connection and security settings live in `sagas.kafka.kafka_settings`
 (``KAFKA_*``), shared with the services.
 """
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from events.admin import check_copartitioned, ensure_compacted_topic, ensure_topics
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.admin import check_copartitioned, ensure_compacted_topic, ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.loader import DefinitionRegistry
 
 

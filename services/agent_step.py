@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from events.envelope import CloudEvent
-from events.participant import Handler, Outgoing
+from sagas.participants.participant import Handler, Outgoing
 from services.common import answer
 
 UNSURE = "unsure"

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from events.envelope import CloudEvent
-from events.participant import Handler, Outgoing
+from sagas.participants.participant import Handler, Outgoing
 from services.late_answers import LateAnswers
 
 S = TypeVar("S")
@@ -32,7 +32,7 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True)
 class ServiceSpec(Generic[S]):
-    """Everything `events.participant.Participant` needs to run one reference service."""
+    """Everything `sagas.participants.participant.Participant` needs to run one reference service."""
 
     name: str
     input_topics: tuple[str, ...]

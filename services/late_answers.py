@@ -1,6 +1,6 @@
 """Failure injection of the reference services: some answers arrive late.
 
-Moved here from the participant runtime (`events.participant`), which only
+Moved here from the participant runtime (`sagas.participants.participant`), which only
 offers the hook (``answer_delay``: seconds to hold back the outputs of an
 input): injecting failures is the business of the services that demonstrate
 them, and of the tests.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.participant import unit_interval
+from sagas.participants.participant import unit_interval
 
 
 class LateAnswers(BaseModel):

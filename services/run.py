@@ -8,8 +8,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from events.kafka_settings import KafkaSettings
-from events.participant import Participant
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.participants.participant import Participant
 from services.common import ServiceSpec
 from services.config import ServicesConfig
 

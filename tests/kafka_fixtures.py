@@ -4,7 +4,7 @@ Registered as a pytest plugin by ``tests/conftest.py``. Which broker, from one
 setting:
 
 - ``KAFKA_BOOTSTRAP_SERVERS`` set: that cluster (any Kafka the user runs);
-- else ``SAGAS_TEST_BROKER=kafka``: a local Apache Kafka (``events.apache_kafka``)
+- else ``SAGAS_TEST_BROKER=kafka``: a local Apache Kafka (``sagas.kafka.apache_kafka``)
   started before collection and stopped by PID at the end of the session; its
   address is put in ``KAFKA_BOOTSTRAP_SERVERS`` so every test and every process
   a test starts sees a real cluster;
@@ -44,9 +44,9 @@ from typing import Any
 
 import pytest
 
-from events.apache_kafka import ApacheKafka, ApacheKafkaError
-from events.embedded_broker import EMBEDDED_CLIENT_ENV, EmbeddedBroker
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.apache_kafka import ApacheKafka, ApacheKafkaError
+from sagas.kafka.embedded_broker import EMBEDDED_CLIENT_ENV, EmbeddedBroker
+from sagas.kafka.kafka_settings import KafkaSettings
 
 _TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]+")
 

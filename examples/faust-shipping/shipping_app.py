@@ -4,7 +4,7 @@
     KAFKA_BOOTSTRAP_SERVERS=localhost:9092 python examples/faust-shipping/shipping_app.py worker
 
 The business logic is the reference shipping service's pure handler
-(`services.shipping.domain`); `events.faust_participant.serve_saga_step` does the
+(`services.shipping.domain`); `sagas.participants.faust_participant.serve_saga_step` does the
 wire contract: consume ``shipping.commands``, answer each command id once (a faust
 Table remembers the replies, so a re-sent command gets the same answer), reply on
 ``shipping.replies`` with ``causationid``. The carriers' books live in this process
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import faust
 
 from events.envelope import CloudEvent
-from events.faust_participant import serve_saga_step
-from events.participant_store import Outgoing
+from sagas.participants.faust_participant import serve_saga_step
+from sagas.participants.participant_store import Outgoing
 from services.config import ServicesConfig
 from services.shipping import contract as c
 from services.shipping.domain import ShippingState, make_handler

@@ -43,9 +43,7 @@ import orjson
 from aiohttp import ClientSession, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
-from events.broker_watch import BrokerWatch
 from events.dead_letters import error_digest
-from events.kafka_settings import KafkaSettings
 from events.topics import Topics
 from sagas.api.collectors import CoordinatorCollector, TableCensus
 from sagas.api.dead_letters import DeadLetters
@@ -54,6 +52,8 @@ from sagas.api.replica import Replica
 from sagas.api.requests import ApiError
 from sagas.api.server import SagaApi
 from sagas.api.ui_routes import add_ui_routes
+from sagas.kafka.broker_watch import BrokerWatch
+from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.topic_setup import coordinator_topics
 
 __all__ = ["ApiError", "HttpApi", "Replica", "install_api"]

@@ -2,7 +2,7 @@
 
 * ``saga_consumer_lag{topic,partition}``: records on the partition not yet
   committed by this replica (highwater - committed offset), for every input
-  partition it is assigned (`events.consumer_lag`, shared with the
+  partition it is assigned (`sagas.kafka.consumer_lag`, shared with the
   participants' ``participant_consumer_lag``). Partitions are bounded by the
   topic's partition count; no saga id is ever a label.
 * ``saga_states{saga,status}``: sagas in this replica's partitions of the
@@ -35,9 +35,9 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from events.consumer_lag import LagRow, lag_family
 from events.partitioning import partition_for
 from sagas.api.replica import Replica
+from sagas.kafka.consumer_lag import LagRow, lag_family
 from sagas.state import SagaStatus, StepStatus
 from sagas.table_codec import census_entry, saga_state
 

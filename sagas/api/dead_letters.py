@@ -9,7 +9,7 @@ a topic the coordinator reads, so a forged dead letter cannot make the API
 write anywhere else.
 
 Tansu answers ListOffsets(latest) with the start of the last batch (see
-`events.log_reader`), so the end of a partition is the highest of that and
+`sagas.kafka.log_reader`), so the end of a partition is the highest of that and
 the high watermark fetches report.
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from events.kafka_settings import KafkaSettings
 from sagas.api.render import iso
 from sagas.api.requests import ApiError
+from sagas.kafka.kafka_settings import KafkaSettings
 
 #: how long a read of the topic may take before it answers with what it has
 READ_DEADLINE = 5.0
@@ -89,8 +89,8 @@ class DeadLetters:
         """The dead-letter topic's partitions (none when it does not exist yet). Read
         through the admin client: a consumer's ``topics()`` fetches metadata without
         keeping it, so its ``partitions_for_topic`` knows nothing on Apache Kafka."""
-        from events.admin import partition_counts
         from events.errors import TopicMissingError
+        from sagas.kafka.admin import partition_counts
 
         try:
             counts = await partition_counts(self.kafka, [self.topic])

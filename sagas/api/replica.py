@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from events.consumer_lag import LagRow
 from events.envelope import CloudEvent
+from sagas.kafka.consumer_lag import LagRow
 from sagas.loader import DefinitionRegistry
 
 

@@ -17,7 +17,6 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout
 from prometheus_client import CollectorRegistry, generate_latest
 
-from events.broker_watch import BrokerWatch
 from events.partitioning import partition_for
 from sagas import control
 from sagas.api import render, timeline
@@ -41,6 +40,7 @@ from sagas.api.requests import (
 )
 from sagas.api.signals import signal_saga
 from sagas.errors import SagaError
+from sagas.kafka.broker_watch import BrokerWatch
 from sagas.logs import saga_fields
 
 log = logging.getLogger("sagas.api")

@@ -22,11 +22,8 @@ PLUGIN_GROUP = "sagas.commands"
 COMMANDS = (
     "bridge_cmd",
     "broker_cmd",
-    "demo_cmd",
-    "load_cmd",
     "ops_cmd",
     "schema_cmd",
-    "service_cmd",
     "start_cmd",
     "topics_cmd",
     "worker_cmd",
@@ -38,7 +35,8 @@ def _register() -> None:
     # commands.
     for name in COMMANDS:
         importlib.import_module(f"sagas.cli.{name}")
-    # Commands of the packages above the engine (`bench`), declared in their
+    # Commands of the packages above the engine (`bench`, the services' `demo`,
+    # `service` and `load`), declared in their
     # distribution's entry points: the engine does not import them.
     for entry in entry_points(group=PLUGIN_GROUP):
         if entry.name not in _plugins:

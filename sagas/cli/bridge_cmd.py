@@ -1,4 +1,4 @@
-"""`sagas bridge --config FILE`: HTTP services as saga participants (see `sagas.bridge`)."""
+"""`sagas bridge --config FILE`: HTTP services as saga participants (see `sagas.participants.bridge`)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def bridge(
     POSTs the command data with Idempotency-Key: <command id>; 2xx -> success
     type (response JSON as data), 4xx -> failure type, 5xx/timeouts retried.
     """
-    from sagas.bridge import BridgeConfig, HttpBridge
-    from sagas.bridge.config import BridgeConfigError
+    from sagas.participants.bridge import BridgeConfig, HttpBridge
+    from sagas.participants.bridge.config import BridgeConfigError
 
     configure_logging(log_level)
     kafka = kafka_from_environment()
@@ -39,12 +39,9 @@ def bridge(
     except BridgeConfigError as exc:
         fail(str(exc))
     if metrics_port is None:  # the flag wins; else the services' variable, as in a service
-        from services.config import ServicesConfig
+        from sagas.participants.bridge.config import BridgeProcessSettings
 
-        try:
-            metrics_port = ServicesConfig.load().metrics_port
-        except ValueError as exc:
-            fail(str(exc))
+        metrics_port = BridgeProcessSettings().metrics_port
     runner = HttpBridge(
         settings,
         kafka,
@@ -52,7 +49,7 @@ def bridge(
         http_host=metrics_host,
         create_topics=create_topics,
     )
-    log = logging.getLogger("sagas.bridge")
+    log = logging.getLogger("sagas.participants.bridge")
     for route in settings.routes:
         log.info("route %s on %s -> POST %s -> %s", route.command, route.topic, route.url,
                  route.reply_topic)  # fmt: skip

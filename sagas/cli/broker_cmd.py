@@ -79,7 +79,7 @@ def broker(
 def _run_embedded(
     *, port: int | None, host: str, cert: Path | None, key: Path | None, auth: bool
 ) -> None:
-    from events.embedded_broker import EMBEDDED_CLIENT_ENV, EmbeddedBroker, EmbeddedBrokerError
+    from sagas.kafka.embedded_broker import EMBEDDED_CLIENT_ENV, EmbeddedBroker, EmbeddedBrokerError
 
     embedded = EmbeddedBroker(port=port, host=host, cert=cert, key=key, authentication=auth)
     try:
@@ -95,7 +95,7 @@ def _run_embedded(
 
 
 def _run_apache_kafka(*, nodes: int, port: int | None, host: str, data_dir: Path | None) -> None:
-    from events.apache_kafka import ApacheKafka, ApacheKafkaError
+    from sagas.kafka.apache_kafka import ApacheKafka, ApacheKafkaError
 
     kafka = ApacheKafka(nodes=nodes, port=port, host=host, work_dir=data_dir)
     try:

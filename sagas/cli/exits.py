@@ -62,17 +62,23 @@ def settings_problem(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+#: settings models of the packages above the engine (the services' `ServicesConfig`),
+#: added by their commands so a bad value names its variable
+REGISTERED_SETTINGS: list[type[BaseModel]] = []
+
+
+def register_settings(model: type[BaseModel]) -> None:
+    """Let `settings_problem` name the environment variables of ``model``."""
+    if model not in REGISTERED_SETTINGS:
+        REGISTERED_SETTINGS.append(model)
+
+
 def _model_named(title: str) -> type[BaseModel] | None:
-    from events.kafka_settings import KafkaSettings
+    from sagas.kafka.kafka_settings import KafkaSettings
+    from sagas.participants.bridge.config import BridgeProcessSettings
     from sagas.settings import CoordinatorSettings
 
-    models: list[type[BaseModel]] = [KafkaSettings, CoordinatorSettings]
-    try:
-        from services.config import ServicesConfig
-
-        models.append(ServicesConfig)
-    except ImportError:  # pragma: no cover - the services are part of the distribution
-        pass
+    models = [KafkaSettings, CoordinatorSettings, BridgeProcessSettings, *REGISTERED_SETTINGS]
     return next((m for m in models if m.__name__ == title), None)
 
 

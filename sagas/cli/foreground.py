@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from events.kafka_settings import KafkaSettings
-    from events.participant import Participant
+    from sagas.kafka.kafka_settings import KafkaSettings
+    from sagas.participants.participant import Participant
 
 
 def fail(message: str) -> NoReturn:
@@ -29,8 +29,8 @@ def fail(message: str) -> NoReturn:
 
 def kafka_failure(exc: BaseException) -> str | None:
     """One line saying why Kafka could not be reached, or None for any other error."""
-    from events.connection_failure import explain_connection_failure, is_connection_failure
-    from events.kafka_settings import KafkaSettings
+    from sagas.kafka.connection_failure import explain_connection_failure, is_connection_failure
+    from sagas.kafka.kafka_settings import KafkaSettings
 
     if not is_connection_failure(exc):
         return None
@@ -68,7 +68,7 @@ def configure_logging(level: str) -> None:
 
 def kafka_from_environment() -> KafkaSettings:
     """``KAFKA_*`` settings; fails when no broker is named."""
-    from events.kafka_settings import KafkaSettings
+    from sagas.kafka.kafka_settings import KafkaSettings
 
     kafka = KafkaSettings()
     if not kafka.bootstrap_servers:

@@ -267,15 +267,15 @@ def tail(
     import contextlib
     import logging
 
-    from events.broker_watch import KafkaUnreachableError
-    from events.kafka_settings import KafkaSettings
     from sagas.cli.foreground import kafka_failure
+    from sagas.kafka.broker_watch import KafkaUnreachableError
+    from sagas.kafka.kafka_settings import KafkaSettings
 
     kafka = KafkaSettings()
     if not kafka.bootstrap_servers:
         _fail("KAFKA_BOOTSTRAP_SERVERS is not set; point it at the cluster the coordinator uses")
     # aiokafka retries a lost broker and logs every attempt: the watch says it in one line
-    for noisy in ("aiokafka", "events.broker_watch"):
+    for noisy in ("aiokafka", "sagas.kafka.broker_watch"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL + 1)
     follow = _tail(kafka, from_beginning, saga, saga_id, count, as_json)
     try:
@@ -293,7 +293,7 @@ async def _until_kafka_is_gone(kafka: Any, follow: Any, timeout: float) -> None:
     """Run ``follow`` until it ends, or raise once Kafka has not answered for ``timeout``."""
     import asyncio
 
-    from events.broker_watch import BrokerWatch
+    from sagas.kafka.broker_watch import BrokerWatch
 
     following = asyncio.ensure_future(follow)
     watching = asyncio.ensure_future(

@@ -28,7 +28,6 @@ from sagas.cli.ops_cmd import API, TOKEN, WAIT, ApiCallError, call
 def _through_kafka(
     definitions: list[Path], name: str, payload: dict[str, Any], saga_id: str | None
 ) -> str:
-    from events.kafka_settings import KafkaSettings
     from sagas.cli.foreground import (
         CONNECT_TIMEOUT,
         fail,
@@ -37,6 +36,7 @@ def _through_kafka(
     )
     from sagas.client import SagaClient
     from sagas.errors import SagaError
+    from sagas.kafka.kafka_settings import KafkaSettings
     from sagas.loader import DefinitionRegistry, load_definitions
 
     try:

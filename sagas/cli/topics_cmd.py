@@ -16,7 +16,7 @@ import typer
 from sagas.cli import app
 
 if TYPE_CHECKING:
-    from events.kafka_settings import KafkaSettings
+    from sagas.kafka.kafka_settings import KafkaSettings
 
 topics_app = typer.Typer(help="Create and check the topics of a deployment.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
@@ -37,10 +37,10 @@ def init(
     """Create the topics the saga definitions and the engine use (missing ones only), with
     SAGAS_PARTITIONS partitions and SAGAS_REPLICATION_FACTOR replicas, then check that the
     coordinator's inputs are co-partitioned."""
-    from events.kafka_settings import KafkaSettings
     from events.topics import Topics
     from sagas.cli.foreground import kafka_client_logs_held_back, kafka_failure
     from sagas.errors import SagaError
+    from sagas.kafka.kafka_settings import KafkaSettings
     from sagas.loader import DefinitionRegistry, load_definitions
     from sagas.topic_setup import coordinator_topics
 
@@ -68,8 +68,8 @@ async def _create(
 ) -> dict[str, int]:
     from aiokafka.errors import KafkaConnectionError
 
-    from events.admin import check_copartitioned, ensure_topics
-    from events.connection_failure import explain_connection_failure
+    from sagas.kafka.admin import check_copartitioned, ensure_topics
+    from sagas.kafka.connection_failure import explain_connection_failure
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from immutables import Map
 
 from events.envelope import CloudEvent, derived_id
-from events.participant import Handler, Outgoing
+from sagas.participants.participant import Handler, Outgoing
 from services.bank.contract import (
     CREDIT,
     CREDIT_REJECTED,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 from services.bank import contract as c
 from services.bank.domain import BankState, invariants, make_handler
 from services.common import ServiceSpec

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from immutables import Map
 
 from events.envelope import CloudEvent
-from events.participant import Handler, Outgoing
+from sagas.participants.participant import Handler, Outgoing
 from services.common import answer, refuse
 
 SOURCE = "sagastream/claims"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 from services.claims.domain import HANDLES, ClaimsState, invariants, make_handler
 from services.common import ServiceSpec
 from services.config import ServicesConfig

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from immutables import Map
 
 from events.envelope import CloudEvent, derived_id
-from events.participant import Handler, Outgoing
+from sagas.participants.participant import Handler, Outgoing
 from services.common import answer, react, refuse
 from services.inventory.contract import (
     COMMIT,

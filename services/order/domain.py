@@ -17,7 +17,7 @@ from typing import Any, Literal
 from immutables import Map
 
 from events.envelope import CloudEvent
-from events.participant import Outgoing
+from sagas.participants.participant import Outgoing
 from services.order.contract import ORDER_PLACED, OrderPlaced
 
 Status = Literal["pending", "approved", "rejected"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from events.kafka_settings import KafkaSettings
 from events.topics import Topics
+from sagas.kafka.kafka_settings import KafkaSettings
 from services.common import ServiceSpec
 from services.config import ServicesConfig
 from services.order.contract import ORDER_PLACED

@@ -28,7 +28,7 @@ from pyrsistent import pvector
 from pyrsistent.typing import PVector
 
 from events.envelope import CloudEvent, derived_id
-from events.participant import Handler, Outgoing
+from sagas.participants.participant import Handler, Outgoing
 from services.common import answer, react, refuse
 from services.inventory.contract import RESERVED as INVENTORY_RESERVED
 from services.payment.contract import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 from services.common import ServiceSpec
 from services.config import ServicesConfig
 from services.inventory.contract import RESERVED as INVENTORY_RESERVED

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from immutables import Map
 
 from events.envelope import CloudEvent, derived_id
-from events.participant import Handler, Outgoing, unit_interval
+from sagas.participants.participant import Handler, Outgoing, unit_interval
 from services.common import answer, react, refuse
 from services.payment.contract import CAPTURED as PAYMENT_CAPTURED
 from services.shipping.contract import CANCEL, CANCELLED, FAILED, SCHEDULE, SCHEDULED, SOURCE

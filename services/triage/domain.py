@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.participant import Handler
+from sagas.participants.participant import Handler
 from services.agent_step import AgentState, Assessment, agent_handler
 from services.triage.model import NaiveBayes, trained
 

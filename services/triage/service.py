@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 from services.agent_step import AgentState
 from services.common import ServiceSpec
 from services.config import ServicesConfig

@@ -1,4 +1,4 @@
-"""The whole order system as separate processes (`sagas.launch`), driven like the demo.
+"""The whole order system as separate processes (`services.launch`), driven like the demo.
 
 Each test starts its own broker (embedded, or KAFKA_BOOTSTRAP_SERVERS with a
 fresh topic prefix), the coordinator and the four services, places orders
@@ -19,12 +19,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from events.admin import partition_counts
-from events.participant_store import ChangelogEntry, ParticipantCore
-from sagas.demo.drive import RunResult, drive
-from sagas.demo.scenario import CREDIT_LIMITS, Scenario
-from sagas.launch import Launcher, SystemConfig
+from sagas.kafka.admin import partition_counts
+from sagas.participants.participant_store import ChangelogEntry, ParticipantCore
 from services.config import ServicesConfig
+from services.demo.drive import RunResult, drive
+from services.demo.scenario import CREDIT_LIMITS, Scenario
+from services.launch import Launcher, SystemConfig
 from services.payment.domain import PaymentState, make_handler
 from services.run import build_spec
 from services.topics import ServiceTopics
@@ -112,7 +112,7 @@ async def payment_changelog(system: Launcher) -> list[ChangelogEntry]:
             while await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=500)
                 # The embedded broker's end offset can stop at the last batch's first
-                # record (see events.participant_io.replay_changelog); a fetch knows better.
+                # record (see sagas.participants.participant_io.replay_changelog); a fetch knows better.
                 end = max(end, consumer.highwater(tp) or 0)
                 entries += [ChangelogEntry.decode(r.value) for r in batch.get(tp, []) if r.value]
     finally:

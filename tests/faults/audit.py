@@ -32,10 +32,10 @@ import orjson
 
 from events.codec import decode
 from events.errors import DecodeError
-from events.kafka_settings import KafkaSettings
-from events.participant_store import ChangelogEntry, ParticipantCore
-from sagas.demo.observe import TERMINAL
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.participants.participant_store import ChangelogEntry, ParticipantCore
 from sagas.saga_table import record_generation
+from services.demo.observe import TERMINAL
 from tests.faults.tail import TopicTail
 
 SERVICES = ("inventory", "payment", "shipping", "order")

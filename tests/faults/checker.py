@@ -4,7 +4,7 @@ The checker waits until the system is quiet (every saga that started has a
 terminal event and the services' books stop moving), then checks, over
 *every* order placed on the system so far (stock and money are cumulative):
 
-* the demo's invariants (`sagas.demo.checks.run_all`): every saga terminal,
+* the demo's invariants (`services.demo.checks.run_all`): every saga terminal,
   orders match their sagas, stock conserved, money conserved, compensations
   last-first;
 * exactly one terminal event per saga on ``saga.lifecycle`` (ids deduplicated;
@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagas.demo.checks import Check, run_all
-from sagas.demo.observe import SagaTrace
+from services.demo.checks import Check, run_all
+from services.demo.observe import SagaTrace
 from tests.faults.system import SERVICES, FaultLog, FaultSystem, Outcome, load_average
 
 #: filled by the scenarios, printed as a table at the end of the pytest session

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 
 KINDS = ("twice", "twice-new-id", "late", "other-saga")
 

@@ -1,11 +1,11 @@
 """The whole order system under fault injection: broker, 2 coordinator replicas, 4 services.
 
-`FaultSystem` wraps a `sagas.launch.Launcher` (the demo's, with the demo's
+`FaultSystem` wraps a `services.launch.Launcher` (the demo's, with the demo's
 business failures switched on) and adds what the fault scenarios need:
 
 * faults by PID: ``kill``/``restart`` (SIGKILL), `pause` (SIGSTOP, then
   SIGCONT), `throttle` (SIGSTOP/SIGCONT duty cycle: a slow consumer);
-* `run`: place a scenario's orders with `sagas.demo.drive.drive` while faults
+* `run`: place a scenario's orders with `services.demo.drive.drive` while faults
   fire, then judge the result against everything placed on this system so
   far (`tests.faults.checker`);
 * the audits of `tests.faults.audit`, read incrementally;
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sagas.demo.domains import DomainScenario
-from sagas.demo.drive import RunResult, drive
-from sagas.demo.scenario import Order, Scenario
-from sagas.launch import Launcher, SystemConfig
+from services.demo.domains import DomainScenario
+from services.demo.drive import RunResult, drive
+from services.demo.scenario import Order, Scenario
+from services.launch import Launcher, SystemConfig
 from tests.faults.audit import LedgerAudit, LifecycleAudit, StateAudit
 from tests.faults.plan import Plan
 

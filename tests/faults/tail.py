@@ -8,7 +8,7 @@ scenario.
 "The end" is found by fetching until a fetch comes back empty with every
 position at or past the ``end_offsets`` snapshot: Tansu 0.6 answers
 ``ListOffsets(latest)`` with the last batch's first offset + 1, so the
-snapshot alone may stop short (see `events.participant_io.replay_changelog`).
+snapshot alone may stop short (see `sagas.participants.participant_io.replay_changelog`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 
 #: records can be up to ~1 MiB (the fuzzer's huge values) plus headers
 FETCH_BYTES = 8 * 1024 * 1024

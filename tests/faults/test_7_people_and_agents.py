@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from sagas.demo.domains import DomainScenario, drive_domains
+from services.demo.domains import DomainScenario, drive_domains
 from tests.faults.checker import VERDICTS, Verdict
 from tests.faults.plan import Plan
 from tests.faults.system import COORDINATORS, FaultLog, FaultSystem

@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from events.codec import DEFAULT_MAX_BYTES, encode
 from events.envelope import CloudEvent, new_event
-from events.kafka_settings import KafkaSettings
-from events.participant import Outgoing, Participant
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.participants.participant import Outgoing, Participant
 from tests.kafka_fixtures import eventually
 from tests.support.kafka_peers import TopicRecorder
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 from services import definitions
 from services.shipping.domain import carrier_refuses
 from tests.integration.api_system import TOKEN, http

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from events.admin import admin_client, check_copartitioned, ensure_topics, partition_counts
 from events.errors import TopicMissingError, TopicPartitionMismatchError
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.admin import admin_client, check_copartitioned, ensure_topics, partition_counts
+from sagas.kafka.kafka_settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 

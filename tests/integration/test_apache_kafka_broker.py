@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from events.apache_kafka.jars import cache_dir
+from sagas.kafka.apache_kafka.jars import cache_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
 
@@ -128,8 +128,8 @@ def test_three_node_cluster_is_listed_by_kcat_and_stops_on_sigterm(
     # A topic created by the engine's admin gets three replicas, two of them in sync at least.
     created = subprocess.run(
         [sys.executable, "-c",
-         "import asyncio, sys; from events.admin import ensure_topics; "
-         "from events.kafka_settings import KafkaSettings; "
+         "import asyncio, sys; from sagas.kafka.admin import ensure_topics; "
+         "from sagas.kafka.kafka_settings import KafkaSettings; "
          "asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=sys.argv[1], "
          "replication_factor=3, partitions=2), ['replicated']))",
          three_nodes.address],
@@ -185,7 +185,7 @@ def test_the_jars_come_from_the_cache_after_the_first_run() -> None:
     assert stamp.is_file(), f"no complete jar cache at {stamp.parent}"
     done = subprocess.run(
         [sys.executable, "-c",
-         "from events.apache_kafka.jars import ensure_jars; print(ensure_jars())"],
+         "from sagas.kafka.apache_kafka.jars import ensure_jars; print(ensure_jars())"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -200,7 +200,7 @@ def test_a_first_run_fetches_the_jars_with_progress_and_an_interrupted_one_is_re
     fetch = [
         sys.executable,
         "-c",
-        "from events.apache_kafka.jars import ensure_jars; ensure_jars()",
+        "from sagas.kafka.apache_kafka.jars import ensure_jars; ensure_jars()",
     ]
     first = subprocess.run(fetch, capture_output=True, text=True, timeout=600, env=env)
     assert first.returncode == 0, first.stderr

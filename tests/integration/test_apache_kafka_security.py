@@ -2,7 +2,7 @@
 
 The embedded broker cannot serve TLS with a key nor authenticate with SASL
 (see ``test_tls.py``, which puts a TLS endpoint in front of it). Here each
-test starts its own Apache Kafka (``events.apache_kafka``) with a secured
+test starts its own Apache Kafka (``sagas.kafka.apache_kafka``) with a secured
 client listener:
 
 - **mutual TLS**: an SSL listener that requires a client certificate signed by
@@ -28,8 +28,8 @@ import pytest
 import yaml
 from aiohttp import web
 
-from events.apache_kafka import ApacheKafka, ClientListener, SaslUser
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.apache_kafka import ApacheKafka, ClientListener, SaslUser
+from sagas.kafka.kafka_settings import KafkaSettings
 from services import definitions
 from tests.integration.test_bridge import EXAMPLE, load_payments_api
 from tests.support.kafka_peers import eventually

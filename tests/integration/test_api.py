@@ -18,9 +18,9 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from events.admin import ensure_topics
-from events.kafka_settings import KafkaSettings
 from sagas.coordinator import partition_for
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.integration.api_system import (
     GROUP_TIMING,
     TOKEN,

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 from services.shipping.domain import carrier_refuses
 from tests.support.order_saga import OrderSaga, Recorder, order
 from tests.support.processes import free_port

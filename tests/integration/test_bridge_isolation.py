@@ -15,11 +15,11 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from events.admin import ensure_topics
 from events.codec import encode
 from events.envelope import CloudEvent, new_event
-from events.kafka_settings import KafkaSettings
-from sagas.bridge import BridgeConfig, HttpBridge
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.participants.bridge import BridgeConfig, HttpBridge
 from tests.kafka_fixtures import eventually
 from tests.support.kafka_peers import TopicRecorder
 from tests.support.processes import free_port

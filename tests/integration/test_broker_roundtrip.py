@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
-from events.admin import ensure_topics
 from events.codec import decode, encode
 from events.envelope import CloudEvent, derived_id, new_event
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 

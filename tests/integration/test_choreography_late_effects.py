@@ -22,8 +22,8 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from events.admin import ensure_topics
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.support.kafka_peers import TopicRecorder, eventually
 from tests.support.processes import free_port, sagas_process
 

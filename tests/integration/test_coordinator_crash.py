@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from events.admin import ensure_topics
-from events.kafka_settings import KafkaSettings
 from sagas.client import SagaClient
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.integration.test_coordinator_saga import FAST_GROUP, TOPICS
 from tests.integration.trip_system import act, definitions
 from tests.support.kafka_peers import ScriptedParticipant, TopicRecorder, eventually

@@ -16,11 +16,11 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from events.admin import ensure_topics
 from events.codec import encode
 from events.envelope import new_event
-from events.kafka_settings import KafkaSettings
 from sagas.client import SagaClient
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.integration.trip_system import act, definitions
 from tests.support.kafka_peers import ScriptedParticipant, TopicRecorder, eventually
 from tests.support.processes import ManagedProcess, free_port, sagas_process

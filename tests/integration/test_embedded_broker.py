@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from events.admin import ensure_topics, partition_counts
-from events.broker_choice import broker_for
-from events.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from events.errors import TopicMissingError
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.admin import ensure_topics, partition_counts
+from sagas.kafka.broker_choice import broker_for
+from sagas.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
+from sagas.kafka.kafka_settings import KafkaSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded_only]
 
@@ -129,7 +129,7 @@ def test_sagas_broker_command_stops_its_broker(stop_signal: signal.Signals) -> N
 
 OWNER = """
 import sys
-from events.embedded_broker import EmbeddedBroker
+from sagas.kafka.embedded_broker import EmbeddedBroker
 broker = EmbeddedBroker().start()
 print(broker.pid, broker.bootstrap_servers, flush=True)
 sys.stdin.read()  # until the test kills this process

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.integration.api_system import TOKEN, http
 from tests.integration.explorer_system import (
     CHROMIUM_ARGS,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from events.embedded_broker import EmbeddedBroker
+from sagas.kafka.embedded_broker import EmbeddedBroker
 from tests.integration.api_system import GROUP_TIMING, definitions_file, http
 from tests.kafka_fixtures import eventually
 from tests.support.processes import free_port, sagas_process

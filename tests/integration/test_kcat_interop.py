@@ -26,11 +26,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from events.admin import ensure_topics
 from events.codec import decode
-from events.embedded_broker import EmbeddedBroker
 from events.envelope import CloudEvent
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.embedded_broker import EmbeddedBroker
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.support.kafka_proxy import ApiVersionsShim, strip_api_versions_tags, tansu_behind_shim
 
 __all__ = ["ApiVersionsShim", "strip_api_versions_tags"]  # importable from here, as before

@@ -23,8 +23,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from events.codec import decode
-from events.embedded_broker import EmbeddedBroker
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.embedded_broker import EmbeddedBroker
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.support.kafka_peers import eventually
 from tests.support.kafka_proxy import tansu_behind_shim
 from tests.support.order_saga import OrderSaga, Recorder, order

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from events.embedded_broker import EmbeddedBroker
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.embedded_broker import EmbeddedBroker
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.support.kafka_peers import eventually
 from tests.support.order_saga import OrderSaga, Recorder
 

@@ -6,9 +6,9 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from events.admin import ensure_topics
-from events.kafka_settings import KafkaSettings
-from events.log_reader import read_to_end
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.kafka.log_reader import read_to_end
 
 
 async def test_reads_every_record_of_the_last_write_batch(

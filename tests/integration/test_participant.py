@@ -10,11 +10,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from events.admin import ensure_topics
 from events.codec import encode
 from events.envelope import CloudEvent, new_event
-from events.kafka_settings import KafkaSettings
-from events.participant import Handler, Outgoing, Participant
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.participants.participant import Handler, Outgoing, Participant
 from services.late_answers import LateAnswers
 from tests.kafka_fixtures import eventually
 from tests.support.kafka_peers import TopicRecorder

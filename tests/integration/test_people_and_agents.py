@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaProducer
 
 from events.codec import encode
 from events.envelope import new_event
-from events.kafka_settings import KafkaSettings
 from sagas.client import SagaClient
+from sagas.kafka.kafka_settings import KafkaSettings
 from services import definitions
 from tests.kafka_fixtures import eventually
 from tests.support.kafka_peers import TopicRecorder

@@ -7,11 +7,11 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from events.admin import ensure_topics
-from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
-from events.producer_batches import SINGLE_SEND_BYTES, batching_producer, send_grouped
 from events.records import OutRecord
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.kafka.producer_batches import SINGLE_SEND_BYTES, batching_producer, send_grouped
 
 PARTITIONS = 4
 

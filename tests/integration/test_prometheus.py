@@ -26,11 +26,11 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from events.admin import ensure_topics
 from events.codec import encode
 from events.envelope import new_event
-from events.kafka_settings import KafkaSettings
 from events.topics import Topics
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
 from services import definitions
 from services.topics import ServiceTopics
 from tests.kafka_fixtures import eventually

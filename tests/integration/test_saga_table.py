@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
-from events.admin import ensure_compacted_topic
-from events.kafka_settings import KafkaSettings
 from events.partitioning import partition_for
+from sagas.kafka.admin import ensure_compacted_topic
+from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.saga_table import GENERATION_HEADER, SagaTable
 
 PARTITIONS = 4

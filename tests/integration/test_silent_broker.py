@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from events.admin import CONNECT_TIMEOUT as ADMIN_CONNECT_TIMEOUT
 from sagas.cli.foreground import CONNECT_TIMEOUT, PREPARE_STOP_GRACE
+from sagas.kafka.admin import CONNECT_TIMEOUT as ADMIN_CONNECT_TIMEOUT
 from tests.integration.api_system import definitions_file, http
 from tests.kafka_fixtures import eventually
 from tests.support.processes import free_port, sagas_process

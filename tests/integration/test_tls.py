@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from events.embedded_broker import EmbeddedBroker, EmbeddedBrokerError, free_port
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError, free_port
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.support.kafka_proxy import TlsTerminator
 from tests.support.order_saga import OrderSaga, Recorder, order
 from tests.support.pki import Pki, can_list_topics, make_pki

@@ -100,7 +100,7 @@ def _fields(model: type[BaseModel]) -> Iterator[tuple[str, FieldInfo]]:
 
 
 def kafka_variables() -> Iterator[tuple[str, str, FieldInfo]]:
-    from events.kafka_settings import KafkaSettings
+    from sagas.kafka.kafka_settings import KafkaSettings
 
     for name, field in _fields(KafkaSettings):
         assert isinstance(field.validation_alias, str), name

@@ -144,7 +144,7 @@ async def tansu_behind_shim() -> AsyncIterator[ApiVersionsShim]:
     shim's own port (any free one) could be that very port, and the broker then failed
     to start ("Address in use", seen once in a full run).
     """
-    from events.embedded_broker import EmbeddedBroker, free_port
+    from sagas.kafka.embedded_broker import EmbeddedBroker, free_port
 
     async with ApiVersionsShim("127.0.0.1", 0) as shim:
         port = free_port()

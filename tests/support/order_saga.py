@@ -21,11 +21,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from events.admin import ensure_topics
 from events.codec import encode
 from events.envelope import new_event
-from events.kafka_settings import KafkaSettings
 from events.topics import Topics
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
 from services import definitions
 from services.topics import ServiceTopics
 from tests.support.kafka_peers import TopicRecorder, eventually

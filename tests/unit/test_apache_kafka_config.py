@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from events.apache_kafka.config import (
+from sagas.kafka.apache_kafka.config import (
     BROKER_PROPERTIES,
     ClientListener,
     ClusterLayout,
@@ -105,7 +105,7 @@ def test_a_listener_that_cannot_work_is_refused_with_what_is_wrong(
 
 
 def test_cluster_ids_never_start_with_a_dash_the_storage_tool_reads_as_an_option() -> None:
-    from events.apache_kafka.cluster import _cluster_id
+    from sagas.kafka.apache_kafka.cluster import _cluster_id
 
     ids = [_cluster_id() for _ in range(5000)]  # about 78 would start with "-" otherwise
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)

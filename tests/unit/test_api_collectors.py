@@ -10,9 +10,9 @@ from typing import Any
 from aiokafka import TopicPartition as TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-from events.consumer_lag import partition_lag
 from events.partitioning import partition_for
 from sagas.api.collectors import CoordinatorCollector, TableCensus
+from sagas.kafka.consumer_lag import partition_lag
 from sagas.state import SagaState, SagaStatus, StepState
 from sagas.table_codec import EarlyEvents, encode_value
 from tests.unit.saga_fixtures import three_step

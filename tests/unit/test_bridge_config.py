@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from events.envelope import new_event
-from events.participant_store import ParticipantCore
-from sagas.bridge import BridgeConfig, HttpOutcome, reply_for
-from sagas.bridge.config import BridgeConfigError
-from sagas.bridge.outcome import enrich, is_retriable, make_handler
+from sagas.participants.bridge import BridgeConfig, HttpOutcome, reply_for
+from sagas.participants.bridge.config import BridgeConfigError
+from sagas.participants.bridge.outcome import enrich, is_retriable, make_handler
+from sagas.participants.participant_store import ParticipantCore
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "http-bridge" / "bridge.yaml"
 

@@ -11,8 +11,8 @@ from typing import Any, Generic, TypeVar
 import pytest
 
 from events.envelope import CloudEvent
-from events.participant import Handler
 from sagas.messages import Outcome
+from sagas.participants.participant import Handler
 from sagas.testing import SagaProbe, SagaTestKit
 from services import definitions
 from services.agent_step import AgentState, Assessment, agent_handler

@@ -95,11 +95,11 @@ def test_kafka_runs_in_kraft_mode_with_a_healthcheck(compose: dict[str, Any]) ->
     # The shared broker settings (auto-create off, 8 partitions) come from the one file
     # the project's own Kafka uses too, mounted as the image's server.properties.
     mounted = {v.split(":")[0]: v.split(":")[1] for v in kafka["volumes"]}
-    shared = mounted["./events/apache_kafka/broker.properties"]
+    shared = mounted["./sagas/kafka/apache_kafka/broker.properties"]
     assert shared == "/mnt/shared/config/server.properties"
     settings = dict(
         line.split("=", 1)
-        for line in (ROOT / "events/apache_kafka/broker.properties").read_text().splitlines()
+        for line in (ROOT / "sagas/kafka/apache_kafka/broker.properties").read_text().splitlines()
         if line and not line.startswith("#")
     )
     assert settings["auto.create.topics.enable"] == "false"

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from events.participant_io import ParticipantMetrics
 from sagas.metrics import CoordinatorMetrics
+from sagas.participants.participant_io import ParticipantMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "dashboards"

@@ -1,4 +1,4 @@
-"""The demo's invariant checks (`sagas.demo.checks`) on hand-made runs: a consistent one
+"""The demo's invariant checks (`services.demo.checks`) on hand-made runs: a consistent one
 passes every check, and each kind of break is flagged by its own check with a message
 that names the order, SKU or amount that is wrong.
 
@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from sagas.demo.checks import Check, run_all
-from sagas.demo.observe import CompensationSent, SagaTrace
-from sagas.demo.scenario import Order
 from services import definitions
+from services.demo.checks import Check, run_all
+from services.demo.observe import CompensationSent, SagaTrace
+from services.demo.scenario import Order
 from services.inventory import domain as inventory
 from services.order import domain as order_service
 from services.payment import domain as payment

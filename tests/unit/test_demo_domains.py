@@ -3,7 +3,7 @@ the checks catch a review answer that did not have its effect."""
 
 from __future__ import annotations
 
-from sagas.demo.domains import DomainResult, DomainScenario, _checks
+from services.demo.domains import DomainResult, DomainScenario, _checks
 
 
 def test_the_same_seed_gives_the_same_claims_and_transfers() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 from events.codec import decode, encode
 from events.envelope import CloudEvent, new_event
-from events.faust_participant import serve_saga_step
-from events.participant_store import Outgoing
+from sagas.participants.faust_participant import serve_saga_step
+from sagas.participants.participant_store import Outgoing
 
 
 class StandInApp:

@@ -1,10 +1,10 @@
-"""The GC policy of the long-lived processes (`events.gc_policy`)."""
+"""The GC policy of the long-lived processes (`sagas.process.gc_policy`)."""
 
 from __future__ import annotations
 
 import gc
 
-from events.gc_policy import YOUNG_THRESHOLD, freeze_long_lived, relax_young_collections
+from sagas.process.gc_policy import YOUNG_THRESHOLD, freeze_long_lived, relax_young_collections
 
 
 def test_relaxed_young_collections_keep_the_older_thresholds() -> None:

@@ -95,22 +95,68 @@ def test_the_check_finds_a_circle() -> None:
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def importers_of(package: str, among: tuple[str, ...]) -> dict[str, set[str]]:
-    known = modules()
-    found = {}
-    for name, path in known.items():
-        if name.split(".")[0] in among:
-            hits = {t for t in imports(name, path, known) if t.split(".")[0] == package}
-            if hits:
-                found[name] = hits
+#: The layers of the README's "Architecture", bottom (0) to top, by module prefix; the
+#: longest matching prefix decides. A module imports only its own layer or those below.
+LAYERS = {
+    "events": 0,  # the wire contract
+    "sagas.kafka": 1,  # the Kafka runtime: settings, producers, commits, the brokers we start
+    "sagas.process": 1,  # process tuning: gc, parent death, heap trim
+    "sagas.participants": 1,  # the participant runtime and its store
+    "sagas": 2,  # the engine: definitions, decide, the batch step, the coordinator shell
+    "sagas.participants.bridge": 3,  # apps of the engine: the HTTP bridge, API, CLI
+    "sagas.api": 3,
+    "sagas.cli": 3,
+    "sagas.__main__": 3,  # `python -m sagas`: the CLI
+    "services": 4,  # the reference services, their demo and launcher
+    "bench": 5,  # the benchmark
+}
+
+
+def layer_of(module: str) -> tuple[str, int]:
+    prefix = max(
+        (p for p in LAYERS if module == p or module.startswith(p + ".")),
+        key=len,
+    )
+    return prefix, LAYERS[prefix]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for module, targets in sorted(graph.items()):
+        here, level = layer_of(module)
+        for target in sorted(targets):
+            there, above = layer_of(target)
+            if above > level:
+                found.append(f"{module} ({here}) imports {target} ({there})")
     return found
 
 
-def test_the_wire_contract_and_runtime_do_not_import_the_layers_above() -> None:
-    for above in ("sagas", "services", "bench"):
-        assert not importers_of(above, ("events",)), above
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    known = modules()
+    graph = {name: imports(name, path, known) for name, path in known.items()}
+    found = upward_imports(graph)
+    assert not found, "imports up the layers:\n" + "\n".join(found)
 
 
-def test_the_engine_finds_the_benchmark_without_importing_it() -> None:
-    """``sagas bench`` comes from an entry point (pyproject.toml, ``sagas.commands``)."""
-    assert not importers_of("bench", ("events", "sagas", "services"))
+def test_the_layer_check_finds_an_upward_import() -> None:
+    graph = {
+        "events.codec": {"sagas.kafka.admin"},
+        "sagas.machine": {"events.codec"},
+        "sagas.cli.start_cmd": {"services.config"},
+    }
+    assert upward_imports(graph) == [
+        "events.codec (events) imports sagas.kafka.admin (sagas.kafka)",
+        "sagas.cli.start_cmd (sagas.cli) imports services.config (services)",
+    ]
+
+
+def test_the_engine_finds_services_and_the_benchmark_through_entry_points() -> None:
+    """``sagas bench``, ``demo``, ``service`` and ``load`` come from entry points
+    (pyproject.toml, ``sagas.commands``): the engine imports neither package."""
+    known = modules()
+    for name, path in known.items():
+        if name.split(".")[0] in ("events", "sagas"):
+            hits = {
+                t for t in imports(name, path, known) if t.split(".")[0] in ("services", "bench")
+            }
+            assert not hits, f"{name} imports {sorted(hits)}"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from events.embedded_broker import INSTALL_HINT, BrokerNotInstalledError, resolve_tansu
-from events.kafka_settings import KafkaSettings, KafkaSettingsError
 from events.topics import CONTROL, DEADLETTER, LIFECYCLE, Topics, topic
+from sagas.kafka.embedded_broker import INSTALL_HINT, BrokerNotInstalledError, resolve_tansu
+from sagas.kafka.kafka_settings import KafkaSettings, KafkaSettingsError
 
 _VARS = [
     "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SSL_CAFILE",

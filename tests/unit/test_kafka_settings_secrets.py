@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from events.kafka_settings import KafkaSettings
+from sagas.kafka.kafka_settings import KafkaSettings
 
 SASL = {
     "KAFKA_BOOTSTRAP_SERVERS": "kafka:9093",

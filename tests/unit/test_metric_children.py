@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-from events.metric_children import MetricChildren
+from sagas.kafka.metric_children import MetricChildren
 
 
 def test_each_label_set_is_looked_up_once_and_counts_where_labels_would() -> None:

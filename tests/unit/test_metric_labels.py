@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
-from events.consumer_lag import partition_lag
-from events.participant_io import ParticipantMetrics
 from sagas.api.collectors import CoordinatorCollector, TableCensus
+from sagas.kafka.consumer_lag import partition_lag
 from sagas.metrics import CoordinatorMetrics
+from sagas.participants.participant_io import ParticipantMetrics
 from tests.unit.saga_fixtures import three_step
 from tests.unit.test_waiting_steps import claim_saga
 

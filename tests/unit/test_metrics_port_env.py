@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import sagas.bridge
+import sagas.participants.bridge
 import services.run
-from sagas.cli import _register, app, bridge_cmd, service_cmd
+from sagas.cli import _register, app, bridge_cmd
+from services.cli import service_cmd
 from services.config import ServicesConfig
 
 BRIDGE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "http-bridge" / "bridge.yaml"
@@ -30,7 +31,7 @@ def ports(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
             seen.append(http_port)
 
     monkeypatch.setattr(services.run, "participant_for", participant_for)
-    monkeypatch.setattr(sagas.bridge, "HttpBridge", FakeBridge)
+    monkeypatch.setattr(sagas.participants.bridge, "HttpBridge", FakeBridge)
     monkeypatch.setattr(service_cmd, "serve_until_signal", lambda *args: None)
     monkeypatch.setattr(bridge_cmd, "serve_until_signal", lambda *args: None)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")

@@ -8,7 +8,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from events.offset_commits import OffsetCommits
+from sagas.kafka.offset_commits import OffsetCommits
 
 TP0, TP1 = TopicPartition("in", 0), TopicPartition("in", 1)
 

@@ -103,7 +103,7 @@ def test_money_is_conserved_and_no_balance_goes_negative(seq: list[Any]) -> None
 
 
 def test_the_shipped_transfer_saga_reverses_the_debit_for_a_closed_payee() -> None:
-    from events.participant_store import ParticipantCore
+    from sagas.participants.participant_store import ParticipantCore
     from sagas.testing import SagaTestKit
     from services import definitions
 

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from events.catalog import default_catalog
-from events.kafka_settings import KafkaSettings
 from sagas.cli import _register, app
+from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.loader import load_definitions
 from services import definitions
 from services.catalog import PAYLOADS, catalog

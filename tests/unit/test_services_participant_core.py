@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from events.envelope import CloudEvent, new_event
-from events.participant import Outgoing, unit_interval
-from events.participant_store import ChangelogEntry, ParticipantCore
+from sagas.participants.participant import Outgoing, unit_interval
+from sagas.participants.participant_store import ChangelogEntry, ParticipantCore
 from services.late_answers import LateAnswers
 
 

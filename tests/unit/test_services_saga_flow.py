@@ -12,7 +12,7 @@ import random
 from typing import Any
 
 from events.envelope import CloudEvent
-from events.participant_store import ParticipantCore
+from sagas.participants.participant_store import ParticipantCore
 from sagas.testing import SagaTestKit
 from services import definitions
 from services.inventory import domain as inventory

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from events.envelope import CloudEvent
-from events.participant_store import ParticipantCore
 from sagas.messages import Outcome
+from sagas.participants.participant_store import ParticipantCore
 from sagas.testing import SagaTestKit
 from services import definitions
 from services.bank import contract as c
