@@ -95,8 +95,7 @@ class Backward(RunOutput):
         st.comp_attempt = attempt
         st.recompensate = False  # this attempt is sent after every success seen so far
         self.send(i, "undo", attempt, comp.type, comp.topic)
-        if comp.timeout is not None:
-            self.set_timer("deadline", i, "undo", attempt, self.now + comp.timeout)
+        self.set_timer("deadline", i, "undo", attempt, self.now + comp.timeout)
 
     def on_compensation_reply(self, i: int, event: CloudEvent, attempt: int) -> Outcome:
         step, st = self.d.steps[i], self.s.steps[i]

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sagas.definition import SagaDefinition
+from sagas.definition import COMPENSATION_TIMEOUT, SagaDefinition
 from sagas.errors import DefinitionError
 from sagas.retry import RetryPolicy
 
@@ -66,7 +66,7 @@ class StepBuilder:
         success: str | list[str],
         failure: str | list[str] | tuple[()] = (),
         reply_topic: str | None = None,
-        timeout: float | None = 10.0,
+        timeout: float = COMPENSATION_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> StepBuilder:
         comp: dict[str, Any] = {

@@ -25,6 +25,11 @@ from sagas.step_kinds import Awaits, Condition, parse_duration, steps_named
 #: absolute times in the saga state; a larger one (``1e308``) overflowed when a status
 #: was rendered (HTTP 500).
 MAX_TIMEOUT = 30 * 24 * 3600.0
+#: A step's deadline per attempt when its definition gives none: no step waits for ever
+#: (a participant that never answers is timed out, retried per the step's policy, and the
+#: saga compensates). A compensation's default is `COMPENSATION_TIMEOUT`.
+STEP_TIMEOUT = 30.0
+COMPENSATION_TIMEOUT = 10.0
 
 
 class _Frozen(BaseModel):
@@ -57,7 +62,9 @@ class Compensation(_Frozen):
     reply_topic: TopicName | None = None
     success: tuple[str, ...] = Field(min_length=1)
     failure: tuple[str, ...] = ()
-    timeout: float | None = Field(default=10.0, gt=0, le=MAX_TIMEOUT)
+    timeout: float = Field(
+        default=COMPENSATION_TIMEOUT, gt=0, le=MAX_TIMEOUT, description="Seconds per attempt."
+    )
     retry: RetryPolicy = RetryPolicy(attempts=5)
 
 
@@ -78,8 +85,8 @@ class Step(_Frozen):
     success: tuple[str, ...] = Field(min_length=1)
     failure: tuple[str, ...] = ()
     compensation: Compensation | None = None
-    timeout: float | None = Field(
-        default=None, gt=0, le=MAX_TIMEOUT, description="Seconds per attempt (none: no deadline)."
+    timeout: float = Field(
+        default=STEP_TIMEOUT, gt=0, le=MAX_TIMEOUT, description="Seconds per attempt."
     )
     retry: RetryPolicy = NO_RETRY
     pivot: bool = False

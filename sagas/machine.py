@@ -159,8 +159,7 @@ class _Run(Branching):
             st.started_at = self.now
         if step.command is not None:
             self.send(i, "do", attempt, step.command.type, step.command.topic)
-        if step.timeout is not None:
-            self.set_timer("deadline", i, "do", attempt, self.now + step.timeout)
+        self.set_timer("deadline", i, "do", attempt, self.now + step.timeout)
 
     def on_event(self, event: CloudEvent) -> Outcome:
         cause = event.causationid

@@ -60,3 +60,43 @@ def test_a_timeout_beyond_thirty_days_is_refused_at_load(tmp_path: Path, timeout
     """``timeout: 1e308`` was accepted, and the saga's ``status`` then answered HTTP 500."""
     with pytest.raises(DefinitionError, match="timeout"):
         load_definitions(variant(tmp_path, {}, {"timeout": timeout}))
+
+
+def without_timeouts(tmp_path: Path) -> Path:
+    spec = yaml.safe_load(ORCHESTRATED.read_text())
+    for step in spec["steps"]:
+        step.pop("timeout", None)
+        if step.get("compensation"):
+            step["compensation"].pop("timeout", None)
+    path = tmp_path / "saga.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_step_without_a_timeout_gets_the_documented_default_deadline(tmp_path: Path) -> None:
+    """A step with no ``timeout`` waited for its reply for ever: one silent participant
+    stalled its sagas with nothing to time out, retry or compensate."""
+    from sagas.definition import COMPENSATION_TIMEOUT, STEP_TIMEOUT
+    from sagas.machine import decide
+    from sagas.messages import StartSaga
+
+    (definition,) = load_definitions(without_timeouts(tmp_path))
+    assert {step.timeout for step in definition.steps} == {STEP_TIMEOUT}
+    assert {s.compensation.timeout for s in definition.steps if s.compensation} == {
+        COMPENSATION_TIMEOUT
+    }
+    started = decide(definition, None, StartSaga("ord-1", {"order_id": "ord-1"}), 1000.0)
+    assert [t.due for t in started.timers] == [1000.0 + STEP_TIMEOUT]
+    readme = (DEFINITIONS.parents[1] / "README.md").read_text()
+    assert f"default is {STEP_TIMEOUT:g} s" in readme and "no deadline" not in readme
+
+
+@pytest.mark.parametrize("where", ["step", "compensation"])
+def test_a_null_timeout_is_refused_at_load_not_a_wait_for_ever(tmp_path: Path, where: str) -> None:
+    spec = yaml.safe_load(ORCHESTRATED.read_text())
+    target = spec["steps"][0] if where == "step" else spec["steps"][0]["compensation"]
+    target["timeout"] = None
+    path = tmp_path / "saga.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(DefinitionError, match="timeout"):
+        load_definitions(path)

@@ -54,7 +54,7 @@ def definitions(draw: st.DrawFn) -> SagaDefinition:
                 "topic": f"t{i}.commands",
                 "success": [f"s{i}.undone"],
                 "failure": [f"s{i}.stuck"],
-                "timeout": draw(st.sampled_from([None, 2.0, 6.0])),
+                "timeout": draw(st.sampled_from([2.0, 6.0, 600.0])),
                 "retry": {
                     "attempts": draw(st.integers(1, 3)),
                     "initial": draw(st.sampled_from([0.1, 1.0])),
