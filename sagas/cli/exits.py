@@ -78,7 +78,12 @@ def _model_named(title: str) -> type[BaseModel] | None:
     from sagas.participants.bridge.config import BridgeProcessSettings
     from sagas.settings import CoordinatorSettings
 
-    models = [KafkaSettings, CoordinatorSettings, BridgeProcessSettings, *REGISTERED_SETTINGS]
+    models: list[type[BaseModel]] = [
+        KafkaSettings,
+        CoordinatorSettings,
+        BridgeProcessSettings,
+        *REGISTERED_SETTINGS,
+    ]
     return next((m for m in models if m.__name__ == title), None)
 
 
