@@ -19,6 +19,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import typer
+
 from events.envelope import CloudEvent, new_event
 from events.topics import Topics
 from sagas.cli.foreground import configure_logging, kafka_from_environment, serve_until_signal
@@ -45,7 +47,10 @@ def main(mode: str, service: str, coordinator_group: str) -> None:
     )
     if mode == "group":
         participant.group_id = coordinator_group  # configured with someone else's group
-    serve_until_signal(participant, f"{service} ({mode})")
+    try:
+        serve_until_signal(participant, f"{service} ({mode})")
+    except typer.Exit as done:  # what the `sagas` CLI does with it
+        sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":
