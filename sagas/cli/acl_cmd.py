@@ -36,16 +36,22 @@ def acl(
         "table", "--format", help="table (for a person) or kafka-acls (kafka-acls.sh lines)."
     ),
     coordinator: str = typer.Option(
-        "User:sagas-coordinator", help="Principal of the coordinator's replicas."
+        "User:sagas-coordinator",
+        "--coordinator-principal",
+        help="Principal of the coordinator's replicas.",
     ),
     service: str = typer.Option(
-        "User:svc-{service}", help="Principal of each service; {service} is its name."
+        "User:svc-{service}",
+        "--service-principal",
+        help="Principal of each service; {service} is its name.",
     ),
-    bridge: str = typer.Option("User:sagas-bridge", help="Principal of `sagas bridge`."),
+    bridge: str = typer.Option(
+        "User:sagas-bridge", "--bridge-principal", help="Principal of `sagas bridge`."
+    ),
     bridged: list[str] = typer.Option(
         [],
         "--bridge",
-        help="SERVICE=BRIDGE_NAME: the service is served by `sagas bridge` with this name: "
+        help="SERVICE=BRIDGE_NAME: the service is served by `sagas bridge` with this name "
         "(repeatable).",
     ),
     named: list[str] = typer.Option(
