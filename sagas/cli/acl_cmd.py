@@ -127,8 +127,7 @@ def render_table(computed: DeploymentAcls) -> str:
     """One row per ACL: principal, operation, resource type, pattern, name, why."""
     header = ("PRINCIPAL", "OPERATION", "RESOURCE", "PATTERN", "NAME", "WHY")
     rows = [header] + [
-        (a.principal, a.operation, a.resource_type, a.pattern, a.name, a.why)
-        for a in computed.acls
+        (a.principal, a.operation, a.resource_type, a.pattern, a.name, a.why) for a in computed.acls
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = [

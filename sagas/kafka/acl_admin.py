@@ -16,8 +16,15 @@ from typing import Protocol, TypeAlias
 
 from aiokafka.errors import for_code
 from aiokafka.protocol.api import Request, RequestStruct, Response
-from aiokafka.protocol.types import CompactArray, CompactString, Int8, Int16, Int32, Schema
-from aiokafka.protocol.types import TaggedFields
+from aiokafka.protocol.types import (
+    CompactArray,
+    CompactString,
+    Int8,
+    Int16,
+    Int32,
+    Schema,
+    TaggedFields,
+)
 
 from sagas.kafka.admin import admin_client
 from sagas.kafka.kafka_settings import KafkaSettings

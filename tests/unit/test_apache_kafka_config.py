@@ -136,7 +136,9 @@ def test_without_a_superuser_nothing_is_authorized_and_the_nodes_stay_plaintext(
     listener = ClientListener("SASL_PLAINTEXT", users=(SaslUser("u", "p"),))
     props = properties(node_properties(layout(1, listener), 0, shared=""))
     assert "authorizer.class.name" not in props
-    assert props["listener.security.protocol.map"].endswith("INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT")
+    assert props["listener.security.protocol.map"].endswith(
+        "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    )
 
 
 @pytest.mark.parametrize(
