@@ -28,10 +28,17 @@ def fail(message: str) -> NoReturn:
 
 
 def kafka_failure(exc: BaseException) -> str | None:
-    """One line saying why Kafka could not be reached, or None for any other error."""
+    """One line saying why Kafka could not be reached or refused us, or None for any other
+    error."""
+    from sagas.kafka.authorization_failure import (
+        explain_authorization_failure,
+        is_authorization_failure,
+    )
     from sagas.kafka.connection_failure import explain_connection_failure, is_connection_failure
     from sagas.kafka.kafka_settings import KafkaSettings
 
+    if is_authorization_failure(exc):
+        return str(explain_authorization_failure(exc, KafkaSettings()))
     if not is_connection_failure(exc):
         return None
     return str(explain_connection_failure(exc, KafkaSettings()))

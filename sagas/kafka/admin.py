@@ -15,9 +15,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
 from events.errors import TopicMissingError, TopicPartitionMismatchError
+from sagas.kafka.authorization_failure import KafkaAuthorizationError, principal_of
 from sagas.kafka.broker_watch import start_client
 from sagas.kafka.kafka_settings import KafkaSettings
 
@@ -100,11 +101,18 @@ async def ensure_compacted_topic(settings: KafkaSettings, topic: str, *, partiti
 async def partition_counts(settings: KafkaSettings, names: Iterable[str]) -> dict[str, int]:
     """``{topic: partition count}``; raises ``TopicMissingError`` naming absent topics."""
     wanted = list(dict.fromkeys(names))
+    principal = _authenticated(settings)
     async with admin_client(settings) as admin:
         counts = await _existing_counts(admin, wanted)
-    missing = [name for name in wanted if name not in counts]
+        missing = [name for name in wanted if name not in counts]
+        refused = await _refused(admin, missing) if missing and principal else []
+    if refused:
+        assert principal is not None
+        raise KafkaAuthorizationError(
+            principal, "Describe (Read)", "Topic", refused, "TopicAuthorizationFailedError"
+        )
     if missing:
-        raise TopicMissingError(missing, settings.bootstrap_servers)
+        raise TopicMissingError(missing, settings.bootstrap_servers, principal)
     return counts
 
 
@@ -137,11 +145,25 @@ def _raise_creation_errors(
         if code in (0, TopicAlreadyExistsError.errno):
             continue
         error_class = for_code(code)
+        if error_class is TopicAuthorizationFailedError:
+            raise KafkaAuthorizationError(
+                principal_of(settings),
+                "Create",
+                "Topic",
+                [entry.get("topic")],
+                "TopicAuthorizationFailedError; the topic is missing, or hidden from a "
+                "principal without an ACL on it",
+            )
         raise error_class(
             f"cannot create topic {entry.get('topic')!r} with {partitions} partitions and "
             f"replication factor {replication_factor} on {settings.bootstrap_servers}: "
             f"{entry.get('error_message') or error_class.__name__}"
         )
+
+
+def _authenticated(settings: KafkaSettings) -> str | None:
+    """The principal, when the cluster knows who we are (it may hide topics from us)."""
+    return principal_of(settings) if settings.security_protocol != "PLAINTEXT" else None
 
 
 async def _existing_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
@@ -154,6 +176,20 @@ async def _existing_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict
         description["topic"]: len(description["partitions"])
         for description in await admin.describe_topics(present)
     }
+
+
+async def _refused(admin: AIOKafkaAdminClient, names: list[str]) -> list[str]:
+    """Those of ``names`` (absent from our topic list) that Kafka refuses to describe to us
+    rather than does not have. Asked without auto-creation, which the admin client's
+    ``describe_topics`` would allow."""
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    response = await admin._send_request(MetadataRequest(names, allow_auto_topic_creation=False))
+    return [
+        topic["topic"]
+        for topic in response.to_object()["topics"]
+        if topic["error_code"] == TopicAuthorizationFailedError.errno
+    ]
 
 
 def _ready_count(description: dict[str, Any]) -> int:

@@ -398,7 +398,7 @@ class ApacheKafka:
             context.verify_mode = ssl.CERT_NONE
             kwargs["ssl_context"] = context
         if self.listener.uses_sasl:
-            user = self.listener.users[0]
+            user = self.listener.admin() if self.listener.authorizes else self.listener.users[0]
             kwargs.update(
                 sasl_mechanism="PLAIN",
                 sasl_plain_username=user.name,
