@@ -44,6 +44,8 @@ __all__ = [
     "PartitionTransactions",
     "ReplicaFenced",
     "TransactionalCommits",
+    "WriterTransaction",
+    "is_fenced",
     "split_by_partition",
     "transactional_id",
 ]
@@ -54,6 +56,25 @@ _DLQ_PARTITION = "x-dlq-partition"
 
 class ReplicaFenced(RuntimeError):
     """Another process now holds this partition's transactional id: this one must stop."""
+
+
+#: Kafka's PRODUCER_FENCED error code (newer request versions; aiokafka has no class for it)
+_PRODUCER_FENCED = 90
+
+
+def is_fenced(exc: BaseException, producer: Any) -> bool:
+    """Did ``exc`` come from the producer's transactional id being taken over? aiokafka
+    raises ProducerFenced once; afterwards the producer is in a fatal state and its next
+    step fails with whatever that state raises."""
+    if isinstance(exc, ProducerFenced) or getattr(exc, "errno", None) == _PRODUCER_FENCED:
+        return True
+    manager = getattr(producer, "_txn_manager", None)
+    if manager is None or not manager.is_fatal_error():
+        return False
+    waiter = manager.wait_for_transaction_end()
+    return bool(
+        waiter.done() and not waiter.cancelled() and isinstance(waiter.exception(), ProducerFenced)
+    )
 
 
 def transactional_id(group: str, partition: int) -> str:
@@ -179,7 +200,9 @@ class PartitionTransactions:
             await producer.commit_transaction()
             if acks:
                 await asyncio.gather(*acks)
-        except ProducerFenced:
+        except Exception as exc:
+            if not is_fenced(exc, producer):
+                raise
             raise ReplicaFenced(
                 f"transactional id {transactional_id(self.group, n)!r} (input partition {n}) "
                 "is held by another replica now (this one lost the partition, e.g. paused past "
@@ -251,3 +274,43 @@ class TransactionalCommits:
             batch = self._in_hand.pop(0)
             batch.done.result()  # a failed transaction ends the process
             self.committed.update(batch.offsets)
+
+
+class WriterTransaction:
+    """The transaction of a single-writer process (a participant, the bridge): one
+    transactional producer, id ``<group>-eos``; a batch's sends begin it (`begin`, lazily,
+    so that work before the first send -- an HTTP call -- is not inside it) and `commit`
+    adds the consumed offsets and commits. A second process with the same id fences this
+    one: `ReplicaFenced`."""
+
+    def __init__(self, producer: Any, group: str) -> None:
+        self.producer = producer
+        self.group = group
+        self._open = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.group}-eos"
+
+    async def begin(self) -> None:
+        if not self._open:
+            await self._fenced_as(self.producer.begin_transaction())
+            self._open = True
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.begin()
+        self._open = False
+        await self._fenced_as(self.producer.send_offsets_to_transaction(offsets, self.group))
+        await self._fenced_as(self.producer.commit_transaction())
+
+    async def _fenced_as(self, step: Any) -> None:
+        try:
+            await step
+        except Exception as exc:
+            if not is_fenced(exc, self.producer):
+                raise
+            raise ReplicaFenced(
+                f"transactional id {self.id!r} is held by another process now (two processes "
+                f"run for consumer group {self.group!r}; run one): Kafka aborted this one's "
+                "open transaction, none of its writes since are visible"
+            ) from None
