@@ -66,15 +66,15 @@ def is_fenced(exc: BaseException, producer: Any) -> bool:
     """Did ``exc`` come from the producer's transactional id being taken over? aiokafka
     raises ProducerFenced once; afterwards the producer is in a fatal state and its next
     step fails with whatever that state raises."""
+    manager = getattr(producer, "_txn_manager", None)
+    cause = None
+    if manager is not None and manager.is_fatal_error():
+        waiter = manager.wait_for_transaction_end()
+        if waiter.done() and not waiter.cancelled():
+            cause = waiter.exception()  # also marks it retrieved: asyncio logs it otherwise
     if isinstance(exc, ProducerFenced) or getattr(exc, "errno", None) == _PRODUCER_FENCED:
         return True
-    manager = getattr(producer, "_txn_manager", None)
-    if manager is None or not manager.is_fatal_error():
-        return False
-    waiter = manager.wait_for_transaction_end()
-    return bool(
-        waiter.done() and not waiter.cancelled() and isinstance(waiter.exception(), ProducerFenced)
-    )
+    return isinstance(cause, ProducerFenced)
 
 
 def transactional_id(group: str, partition: int) -> str:
@@ -192,6 +192,7 @@ class PartitionTransactions:
         if previous is not None:
             await previous  # a failed one fails this too: the process ends either way
         producer = held.producer
+        acks: list[asyncio.Future[Any]] = []
         try:
             await producer.begin_transaction()
             acks = await send_grouped(producer, records)
@@ -201,6 +202,7 @@ class PartitionTransactions:
             if acks:
                 await asyncio.gather(*acks)
         except Exception as exc:
+            _retrieve(acks)  # their failure is this one; not "never retrieved" on the log
             if not is_fenced(exc, producer):
                 raise
             raise ReplicaFenced(
@@ -228,6 +230,11 @@ class PartitionTransactions:
                 await held.tail
         with contextlib.suppress(Exception):
             await asyncio.wait_for(held.producer.stop(), 10)
+
+
+def _retrieve(futures: Iterable[asyncio.Future[Any]]) -> None:
+    for future in futures:
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 async def _all(steps: Sequence[asyncio.Future[None]]) -> None:
