@@ -33,6 +33,7 @@ from bench.workload import SOURCE
 from events.codec import CONTENT_TYPE_HEADER
 from events.envelope import derived_id
 from sagas import control
+from sagas.kafka.guarantee import guarantee_from_env, isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
 
 HEADERS = [CONTENT_TYPE_HEADER]
@@ -115,7 +116,9 @@ async def run(plan: Plan, emit: Any) -> dict[str, Any]:
     kafka = KafkaSettings(bootstrap_servers=plan.bootstrap)
     consumer = AIOKafkaConsumer(
         group_id=None, enable_auto_commit=False, auto_offset_reset="latest",
-        max_partition_fetch_bytes=4 * 1048576, **kafka.consumer_kwargs(),
+        max_partition_fetch_bytes=4 * 1048576,
+        # exactly_once: a saga ends when its terminal event is committed, not written
+        isolation_level=isolation_level(guarantee_from_env()), **kafka.consumer_kwargs(),
     )  # fmt: skip
     # Kafka's own default linger since 4.0 (KIP-1030). It matters on the embedded broker:
     # every producer request adds a batch to the trigger partition, and Tansu lists them

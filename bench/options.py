@@ -54,6 +54,12 @@ class Options:
     #: the brokers measured, in order, each in a section of its own (`bench.brokers`);
     #: KAFKA_BOOTSTRAP_SERVERS, when set, replaces them with that cluster ("external")
     brokers: tuple[str, ...] = ("embedded", "kafka")
+    #: processing guarantees to compare on each broker with transactions (`bench.guarantees`):
+    #: the bench saga at ``guarantee_rate`` for ``duration`` s, ``guarantee_runs`` rounds
+    #: each; () skips the comparison
+    guarantees: tuple[str, ...] = ()
+    guarantee_rate: float = 500.0
+    guarantee_runs: int = 2
     smoke: bool = False
     results_dir: Path = RESULTS_DIR
     plot: Path | None = PLOT_PATH

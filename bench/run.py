@@ -144,6 +144,10 @@ class BenchRun:
                 workloads = ["bench"] + (["order"] if self.o.services else [])
                 for name in workloads:
                     section["systems"][name] = await self.system_phases(name, broker)
+                if self.o.guarantees:
+                    from bench.guarantees import compare_guarantees
+
+                    section["guarantees"] = await compare_guarantees(self, broker)
                 section["elapsed_s"] = round(time.monotonic() - clock, 1)
                 for name in chosen:
                     os.environ.pop(name, None)

@@ -90,10 +90,18 @@ class CoordinatorSettings(BaseSettings):
             "each). Size it to the sagas in flight at once: throughput x saga duration."
         ),
     )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description=(
+            "at_least_once: a crash may send a command again (same id; participants drop it). "
+            "exactly_once (Apache Kafka only): each batch's commands, lifecycle events, states "
+            "and input offsets are one Kafka transaction, read read_committed."
+        ),
+    )
     log_level: LogLevel = "warning"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "processing_guarantee", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -146,6 +146,11 @@ def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: st
     try:
         asyncio.run(main())
     except Exception as exc:  # shown to a person: what stopped it, not a traceback
+        from sagas.kafka.guarantee import GuaranteeError, TransactionsUnsupported
+        from sagas.kafka.transactions import ReplicaFenced
+
+        if isinstance(exc, (GuaranteeError, TransactionsUnsupported, ReplicaFenced)):
+            fail(f"{what} stopped: {exc}")
         if (reason := kafka_failure(exc)) is not None:
             fail(f"{what} stopped: {reason}")
         if isinstance(exc, OSError) or exc.__class__.__module__.startswith(("events", "aiokafka")):

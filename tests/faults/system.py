@@ -9,7 +9,11 @@ business failures switched on) and adds what the fault scenarios need:
   fire, then judge the result against everything placed on this system so
   far (`tests.faults.checker`);
 * the audits of `tests.faults.audit`, read incrementally;
-* peak memory of the coordinators (``VmHWM`` in ``/proc/PID/status``).
+* peak memory of the coordinators (``VmHWM`` in ``/proc/PID/status``);
+* ``guarantee="exactly_once"`` runs every coordinator and service with
+  ``SAGAS_PROCESSING_GUARANTEE=exactly_once`` (Apache Kafka only), and
+  `duplicate_deliveries` counts command ids and lifecycle events delivered
+  twice (`tests.faults.delivery`).
 
 Secrets are set to marker strings in every process's environment so the
 security scenario can look for them in the logs and ``/metrics``.
@@ -26,11 +30,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sagas.kafka.guarantee import GUARANTEE_VARIABLE, ProcessingGuarantee
 from services.demo.domains import DomainScenario
 from services.demo.drive import RunResult, drive
 from services.demo.scenario import Order, Scenario
 from services.launch import Launcher, SystemConfig
 from tests.faults.audit import LedgerAudit, LifecycleAudit, StateAudit
+from tests.faults.delivery import DeliveryReport, duplicate_deliveries
 from tests.faults.plan import Plan
 
 COORDINATORS = ("coordinator-1", "coordinator-2")
@@ -75,9 +81,12 @@ class Outcome:
 
 
 class FaultSystem:
-    def __init__(self, launcher: Launcher, base: Scenario) -> None:
+    def __init__(
+        self, launcher: Launcher, base: Scenario, guarantee: ProcessingGuarantee = "at_least_once"
+    ) -> None:
         self.launcher = launcher
         self.base = base
+        self.guarantee = guarantee
         self.orders: list[Order] = []  # every order placed on this system, all scenarios
         self.extra_sagas: set[str] = set()  # sagas started by other means (the fuzzer)
         self.lifecycle = LifecycleAudit(launcher.kafka, launcher.topics.lifecycle)
@@ -90,9 +99,11 @@ class FaultSystem:
     # -- start and stop -----------------------------------------------------------------
 
     @classmethod
-    async def start(cls, run_dir: Path, plan: Plan) -> FaultSystem:
+    async def start(
+        cls, run_dir: Path, plan: Plan, *, guarantee: ProcessingGuarantee = "at_least_once"
+    ) -> FaultSystem:
         base = Scenario(orders=plan.orders, rate=plan.rate)
-        secrets = {"KAFKA_SASL_PASSWORD": SASL_SECRET}
+        secrets = {"KAFKA_SASL_PASSWORD": SASL_SECRET, GUARANTEE_VARIABLE: guarantee}
         domains = DomainScenario()
         config = SystemConfig(
             mode="orchestrated",
@@ -112,7 +123,7 @@ class FaultSystem:
         )
         launcher = Launcher(config, run_dir=run_dir)
         await launcher.start()
-        system = cls(launcher, base)
+        system = cls(launcher, base, guarantee)
         try:
             for audit in (system.lifecycle, system.ledgers, system.states):
                 await audit.tail.start()
@@ -207,6 +218,13 @@ class FaultSystem:
         self.orders += orders
         result = await drive(self.launcher, scenario, faults=bound, settle_timeout=settle)
         return Outcome(name, orders, result, log)
+
+    async def duplicate_deliveries(self) -> DeliveryReport:
+        """Command ids and lifecycle events found in two records (raw, read_committed)."""
+        commands = {t for d in self.launcher.definitions for t in d.topics_written()}
+        return await duplicate_deliveries(
+            self.launcher.kafka, commands=commands, lifecycle=self.launcher.topics.lifecycle
+        )
 
     # -- measurements -------------------------------------------------------------------
 
