@@ -76,7 +76,12 @@ async def ensure_topics(
         missing = [name for name in wanted if name not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(name, partitions, replication_factor) for name in missing]
+                [
+                    NewTopic(
+                        name, partitions, replication_factor, topic_configs=settings.topic_configs()
+                    )
+                    for name in missing
+                ]
             )
             _raise_creation_errors(response, settings, partitions, replication_factor)
         expected = {name: partitions for name in missing}
@@ -91,7 +96,8 @@ async def ensure_compacted_topic(settings: KafkaSettings, topic: str, *, partiti
     """Create a compacted topic (a changelog) with ``partitions`` if it is missing."""
     async with admin_client(settings) as admin:
         if topic not in set(await admin.list_topics()):
-            new = NewTopic(topic, partitions, settings.replication_factor, topic_configs=COMPACTED)
+            configs = settings.topic_configs(**COMPACTED)
+            new = NewTopic(topic, partitions, settings.replication_factor, topic_configs=configs)
             response = await admin.create_topics([new])
             _raise_creation_errors(response, settings, partitions, settings.replication_factor)
     await ensure_topics(settings, [topic], partitions=partitions)

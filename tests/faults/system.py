@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sagas.kafka.kafka_settings import KafkaSettings
 from services.demo.domains import DomainScenario
 from services.demo.drive import RunResult, drive
 from services.demo.scenario import Order, Scenario
@@ -90,17 +91,31 @@ class FaultSystem:
     # -- start and stop -----------------------------------------------------------------
 
     @classmethod
-    async def start(cls, run_dir: Path, plan: Plan) -> FaultSystem:
+    async def start(
+        cls,
+        run_dir: Path,
+        plan: Plan,
+        *,
+        kafka: KafkaSettings | None = None,
+        env: Mapping[str, str] | None = None,
+        domains: bool = True,
+    ) -> FaultSystem:
+        """``kafka``: the cluster to run on (default: the suite's broker); ``env``: added to
+        every process's environment; ``domains``: also run the transfer and claim sagas."""
         base = Scenario(orders=plan.orders, rate=plan.rate)
-        secrets = {"KAFKA_SASL_PASSWORD": SASL_SECRET}
-        domains = DomainScenario()
+        secrets = {"KAFKA_SASL_PASSWORD": SASL_SECRET, **(env or {})}
+        domain = DomainScenario()
+        extra = ("bank_transfer", "insurance_claim") if domains else ()
         config = SystemConfig(
             mode="orchestrated",
             coordinators=2,
-            definitions=("order_orchestrated", "bank_transfer", "insurance_claim"),
-            services=(*SERVICES, *DOMAIN_SERVICES),
-            awaits_deadline=domains.deadline,
-            services_config={**base.services_config(), **domains.services_config()},
+            definitions=("order_orchestrated", *extra),
+            services=(*SERVICES, *(DOMAIN_SERVICES if domains else ())),
+            awaits_deadline=domain.deadline,
+            services_config={
+                **base.services_config(),
+                **(domain.services_config() if domains else {}),
+            },
             coordinator_env={
                 **secrets,
                 "SAGAS_API_TOKEN": API_SECRET,
@@ -110,7 +125,7 @@ class FaultSystem:
             service_env=secrets,
             ready_timeout=120.0,
         )
-        launcher = Launcher(config, run_dir=run_dir)
+        launcher = Launcher(config, run_dir=run_dir, kafka=kafka)
         await launcher.start()
         system = cls(launcher, base)
         try:
