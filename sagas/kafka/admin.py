@@ -36,6 +36,11 @@ DEFAULT_READY_TIMEOUT = 30.0
 #: accepts connections and says nothing holds `sagas worker`, `service` and `topics init`
 #: for aiokafka's request timeout (40 s) before they can say so
 CONNECT_TIMEOUT = 15.0
+#: seconds a topic may be missing before it is reported so: on a cluster of several
+#: brokers, one just created by another process (a second coordinator replica creating
+#: the changelog) shows in the metadata of the broker asked a moment later (seen: a
+#: replica refused to start on a 3-node cluster because its broker did not list it yet)
+METADATA_GRACE = 3.0
 
 
 @asynccontextmanager
@@ -106,12 +111,17 @@ async def ensure_compacted_topic(settings: KafkaSettings, topic: str, *, partiti
 async def partition_counts(settings: KafkaSettings, names: Iterable[str]) -> dict[str, int]:
     """``{topic: partition count}``; raises ``TopicMissingError`` naming absent topics."""
     wanted = list(dict.fromkeys(names))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + METADATA_GRACE
     async with admin_client(settings) as admin:
-        counts = await _existing_counts(admin, wanted)
-    missing = [name for name in wanted if name not in counts]
-    if missing:
-        raise TopicMissingError(missing, settings.bootstrap_servers)
-    return counts
+        while True:
+            counts = await _existing_counts(admin, wanted)
+            missing = [name for name in wanted if name not in counts]
+            if not missing:
+                return counts
+            if loop.time() >= deadline:
+                raise TopicMissingError(missing, settings.bootstrap_servers)
+            await asyncio.sleep(0.2)
 
 
 async def check_copartitioned(

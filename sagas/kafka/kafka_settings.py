@@ -168,7 +168,10 @@ class KafkaSettings(BaseSettings):
             )
         if self.ssl_keyfile and not self.ssl_certfile:
             raise ValueError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE")
-        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
+        if (
+            self.min_insync_replicas is not None
+            and self.min_insync_replicas > self.replication_factor
+        ):
             raise ValueError(
                 f"SAGAS_MIN_INSYNC_REPLICAS={self.min_insync_replicas} is more than "
                 f"SAGAS_REPLICATION_FACTOR={self.replication_factor}: no write could ever "

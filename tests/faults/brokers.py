@@ -101,7 +101,48 @@ class BrokerCluster:
             "SAGAS_MIN_INSYNC_REPLICAS": str(MIN_INSYNC_REPLICAS),
         }
 
+    # -- faults, by node (0-based) -----------------------------------------------------
+
+    async def kill(self, node: int, sig: int) -> None:
+        """SIGKILL or SIGTERM ``node`` and wait until it has exited (off the event loop)."""
+        self.down.add(node)
+        await asyncio.to_thread(self.running.kill_node, node, sig)
+
+    def restart(self, node: int) -> None:
+        self.running.start_node(node)
+
+    def pause(self, node: int) -> None:
+        self.down.add(node)
+        self.running.pause_node(node)
+
+    def resume(self, node: int) -> None:
+        self.running.resume_node(node)
+
+    def cut(self, node: int) -> None:
+        assert self.network is not None
+        self.down.add(node)
+        self.network.cut(node)
+
+    def heal(self, node: int) -> None:
+        assert self.network is not None
+        self.network.heal(node)
+
+    async def wait_back(self, node: int, topics: Sequence[str], timeout: float) -> float:
+        """Until ``node`` is back in the ISR of every partition of ``topics``."""
+        took = await self.wait_in_sync(topics, timeout)
+        self.down.discard(node)
+        return took
+
     # -- metadata from the nodes that are up -----------------------------------------
+
+    async def topic_names(self, prefixes: Sequence[str]) -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._live_bootstrap())
+        try:
+            await admin.start()
+            names = await admin.list_topics()
+        finally:
+            await admin.close()
+        return sorted(n for n in names if n.startswith(tuple(prefixes)))
 
     def _live_bootstrap(self) -> str:
         return ",".join(self.running.node_address(i) for i in range(3) if i not in self.down)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -245,6 +247,18 @@ class FaultSystem:
     @property
     def run_dir(self) -> Path:
         return self.launcher.run_dir
+
+
+def new_run_dir(plan_name: str, max_age: float = 12 * 3600) -> Path:
+    """A fresh folder for the run's logs and table, outside pytest's rotating basetemp
+    (other pytest sessions on the machine would delete it). Folders older than ``max_age``
+    are pruned; younger ones may belong to a run still going on in another checkout."""
+    base = Path(tempfile.gettempdir()) / "sagas-faults"
+    base.mkdir(exist_ok=True)
+    for old in base.iterdir():
+        if time.time() - old.stat().st_mtime > max_age:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-{plan_name}-", dir=base))
 
 
 def load_average() -> str:

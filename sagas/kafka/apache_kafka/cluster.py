@@ -371,7 +371,8 @@ class ApacheKafka:
         from aiokafka.admin import AIOKafkaAdminClient
 
         assert self._layout is not None
-        for i, ports in enumerate(self._layout.ports):  # a plain connect first: aiokafka logs each refusal
+        # A plain connect first: aiokafka logs each refusal.
+        for i, ports in enumerate(self._layout.ports):
             refused = await tcp_refused_async(self._layout.host_of(i), ports.client)
             if refused is not None:
                 self._last_probe_error = refused
