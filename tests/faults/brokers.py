@@ -86,11 +86,13 @@ class BrokerCluster:
         return self.kafka
 
     def settings(self) -> KafkaSettings:
-        """Client settings for the engine: every node, replication factor 3, min ISR 2."""
+        """Client settings for the engine: every node, replication factor 3, min ISR 2,
+        idempotent producers (without them a SIGKILLed leader left duplicate records)."""
         return self.running.settings().model_copy(
             update={
                 "replication_factor": REPLICATION_FACTOR,
                 "min_insync_replicas": MIN_INSYNC_REPLICAS,
+                "enable_idempotence": True,
             }
         )
 
@@ -99,6 +101,7 @@ class BrokerCluster:
         return {
             "SAGAS_REPLICATION_FACTOR": str(REPLICATION_FACTOR),
             "SAGAS_MIN_INSYNC_REPLICAS": str(MIN_INSYNC_REPLICAS),
+            "KAFKA_ENABLE_IDEMPOTENCE": "true",
         }
 
     # -- faults, by node (0-based) -----------------------------------------------------

@@ -17,7 +17,7 @@ _VARS = [
     "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SSL_CAFILE",
     "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
     "KAFKA_SASL_PASSWORD", "SAGAS_TOPIC_PREFIX", "SAGAS_PARTITIONS", "SAGAS_REPLICATION_FACTOR",
-    "SAGAS_MIN_INSYNC_REPLICAS",
+    "SAGAS_MIN_INSYNC_REPLICAS", "KAFKA_ENABLE_IDEMPOTENCE",
 ]  # fmt: skip
 
 
@@ -62,6 +62,16 @@ def test_created_topics_get_min_insync_replicas_only_when_it_is_set(
     clean_env.setenv("SAGAS_REPLICATION_FACTOR", "3")
     clean_env.setenv("SAGAS_MIN_INSYNC_REPLICAS", "2")
     assert KafkaSettings().topic_configs() == {"min.insync.replicas": "2"}
+
+
+def test_producers_wait_for_every_in_sync_replica_and_are_idempotent_when_asked(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092")
+    kwargs = KafkaSettings().producer_kwargs()
+    assert (kwargs["acks"], kwargs["enable_idempotence"]) == ("all", False)
+    clean_env.setenv("KAFKA_ENABLE_IDEMPOTENCE", "true")
+    assert KafkaSettings().producer_kwargs()["enable_idempotence"] is True
 
 
 def test_min_insync_replicas_above_the_replication_factor_is_refused(
