@@ -119,21 +119,27 @@ class BrokerNetwork:
         self.cut_nodes.discard(node)
 
     def close(self) -> None:
-        """Delete what this network created, by name; what is already gone is fine."""
+        """Delete what this network created, by name; what is already gone is fine.
+        The root ends of the veths first (which takes their peers along), then the
+        namespaces, then the bridge."""
         problems = []
+
+        def delete(*args: str) -> None:
+            try:
+                _ip(*args)
+            except NetnsError as exc:
+                if "Cannot find device" not in str(exc) and "No such file" not in str(exc):
+                    problems.append(str(exc))
+
+        links = _ip("-o", "link", "show")
+        for veth in self.veths:
+            if f" {veth}:" in links or f" {veth}@" in links:
+                delete("link", "del", veth)
         present = set(_ip("netns", "list").split())
         for ns in self.namespaces:
             if ns in present:
-                try:
-                    _ip("netns", "del", ns)
-                except NetnsError as exc:
-                    problems.append(str(exc))
-        links = _ip("-o", "link", "show")
-        for name in (*self.veths, self.bridge):
-            if f" {name}:" in links or f" {name}@" in links:
-                try:
-                    _ip("link", "del", name)
-                except NetnsError as exc:
-                    problems.append(str(exc))
+                delete("netns", "del", ns)
+        if f" {self.bridge}:" in _ip("-o", "link", "show"):
+            delete("link", "del", self.bridge)
         if problems:
             raise NetnsError("; ".join(problems))
