@@ -67,7 +67,9 @@ def _coordinator(definitions: Path) -> Coordinator:
     return coordinator
 
 
-def run_once(definitions: Path, sagas: int, batch: int, profile: cProfile.Profile | None) -> RunResult:
+def run_once(
+    definitions: Path, sagas: int, batch: int, profile: cProfile.Profile | None
+) -> RunResult:
     """Start ``sagas`` bench sagas, ``batch`` records per batch, until all are terminal."""
     coordinator = _coordinator(definitions)
     plan = Plan(
@@ -126,7 +128,11 @@ def run_once(definitions: Path, sagas: int, batch: int, profile: cProfile.Profil
 
     gc.collect()
     asyncio.run(drive())
-    terminal = sum(1 for raw in coordinator.table.data.values() if b'"status":"completed"' in raw or b'"status":"compensated"' in raw)
+    terminal = sum(
+        1
+        for raw in coordinator.table.data.values()
+        if b'"status":"completed"' in raw or b'"status":"compensated"' in raw
+    )
     if terminal != sagas:
         raise SystemExit(f"only {terminal} of {sagas} sagas ended; the harness is broken")
     return RunResult(sagas, batches, records, cpu)
