@@ -98,6 +98,11 @@ class CoordinatorSettings(BaseSettings):
             "and input offsets are one Kafka transaction, read read_committed."
         ),
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="auto: uvloop when installed (the `uvloop` extra; less CPU per saga), "
+        "else asyncio's loop. uvloop: refuse to start without it. asyncio: the standard loop.",
+    )
     log_level: LogLevel = "warning"
     log_format: Literal["text", "json"] = "text"
 
