@@ -90,6 +90,28 @@ class CoordinatorSettings(BaseSettings):
             "each). Size it to the sagas in flight at once: throughput x saga duration."
         ),
     )
+    max_in_flight: int = Field(
+        default=4000,
+        ge=0,
+        description=(
+            "Sagas running or compensating in one replica past which it pauses its trigger "
+            "topics: further starts wait in Kafka until 3/4 of this is reached again (0: no "
+            "bound). Starts through the API are not held back. See the README's Overload."
+        ),
+    )
+    retry_budget_ratio: float = Field(
+        default=0.2,
+        ge=0,
+        description=(
+            "Step deadlines a replica fires per command it sends that is not a retry; a "
+            "deadline past the budget waits (0 with SAGAS_RETRY_BUDGET_PER_SECOND 0: no budget)."
+        ),
+    )
+    retry_budget_per_second: float = Field(
+        default=10.0,
+        ge=0,
+        description="Step deadlines a replica may always fire per second, whatever it sends.",
+    )
     log_level: LogLevel = "warning"
     log_format: Literal["text", "json"] = "text"
 
