@@ -132,12 +132,17 @@ def in_flight_change(decisions: Iterable[DecisionSignal]) -> int:
 
 
 def first_tries(decisions: Iterable[DecisionSignal]) -> int:
-    """Commands a batch's decisions send that are not retries (the retry budget's deposits)."""
+    """Commands a batch's decisions send as their first attempt (the retry budget's
+    deposits); a retry, or a re-send of the same attempt, is none."""
     sent = 0
     for signal in decisions:
         decision = signal.decision
-        retries = sum(1 for s in decision.signals if s.kind == "retry")
-        sent += max(0, len(decision.commands) - retries)
+        if not decision.commands or decision.state is None:
+            continue
+        issued = decision.state.issued
+        for command in decision.commands:
+            what = issued.get(command.event.id)
+            sent += what is not None and what[2] == 1
     return sent
 
 
