@@ -44,7 +44,7 @@ from sagas.admission_gate import AdmissionGate
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
-from sagas.deadline_budget import DeadlineBudget
+from sagas.deadline_budget import DeadlineBudget, timer_kind
 from sagas.kafka.consumer_lag import LagRow, partition_lag
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.offset_commits import OffsetCommits
@@ -417,7 +417,8 @@ class Coordinator:
                 token, self.table.get(key), self.live.get(saga_id)
             ):
                 continue
-            if not self.deadline_budget.allows(token, now):
+            kind = timer_kind(token, self.table.get(key), self.live.get(saga_id))
+            if not self.deadline_budget.allows(token, now, kind):
                 self.admission.metrics.budget_refused.inc()
                 self.timers.push(now + self.deadline_budget.policy.retry_after, saga_id, token)
                 continue

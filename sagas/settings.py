@@ -103,14 +103,17 @@ class CoordinatorSettings(BaseSettings):
         default=0.2,
         ge=0,
         description=(
-            "Step deadlines a replica fires per command it sends that is not a retry; a "
+            "Step deadlines a replica fires per command it sends as a first attempt; a "
             "deadline past the budget waits (0 with SAGAS_RETRY_BUDGET_PER_SECOND 0: no budget)."
         ),
     )
     retry_budget_per_second: float = Field(
-        default=10.0,
+        default=100.0,
         ge=0,
-        description="Step deadlines a replica may always fire per second, whatever it sends.",
+        description=(
+            "Step deadlines a replica may always fire per second, whatever it sends (and ten "
+            "times this at once)."
+        ),
     )
     log_level: LogLevel = "warning"
     log_format: Literal["text", "json"] = "text"

@@ -7,9 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sagas import retry_budget
-from sagas.deadline_budget import DeadlineBudget
+from sagas.deadline_budget import DeadlineBudget, timer_kind
+from sagas.machine import decide
+from sagas.messages import StartSaga, TimerFired
 from sagas.retry_budget import RetryBudgetPolicy
+from sagas.state_codec import dump_state
 from sagas.table_codec import EARLY_TOKEN, PURGE_TOKEN
+from tests.unit.saga_fixtures import three_step
 
 
 def test_a_policy_that_cannot_work_is_refused() -> None:
@@ -85,9 +89,28 @@ def test_deadlines_fired_stay_within_the_budget(
             assert fired <= burst + ratio * sent + per_second * now + 1e-6
 
 
-def test_the_table_s_own_deadlines_are_not_budgeted() -> None:
+def test_only_deadlines_are_budgeted() -> None:
     budget = DeadlineBudget(RetryBudgetPolicy(0.0, 1.0, 1), 0.0)
-    assert budget.allows("step-deadline", 0.0)
-    assert not budget.allows("step-deadline", 0.0)
-    assert budget.allows(EARLY_TOKEN + "s-1", 0.0)
-    assert budget.allows(PURGE_TOKEN + "s-1", 0.0)
+    assert budget.allows("t-1", 0.0, "deadline")
+    assert not budget.allows("t-2", 0.0, "deadline")
+    # the end of a retry's backoff (its deadline paid already), the table's own timers
+    assert budget.allows("t-3", 0.0, "retry")
+    assert budget.allows(EARLY_TOKEN + "s-1", 0.0, "table")
+
+
+def test_the_kind_of_a_timer_is_read_from_the_state_or_its_stored_json() -> None:
+    definition = three_step(retries=2)
+    start = decide(definition, None, StartSaga("s-1", {}), 0.0)
+    assert start.state is not None
+    deadline = next(iter(start.state.timers))
+    waiting = decide(definition, start.state, TimerFired(deadline), 100.0)
+    assert waiting.state is not None
+    backoff = next(iter(waiting.state.timers))
+    for state in (start.state, waiting.state):
+        for token, spec in state.timers.items():
+            assert timer_kind(token, None, state) == spec.kind
+            assert timer_kind(token, dump_state(state), None) == spec.kind
+    assert timer_kind(deadline, None, start.state) == "deadline"
+    assert timer_kind(backoff, dump_state(waiting.state), None) == "retry"
+    assert timer_kind(PURGE_TOKEN + "s-1", dump_state(start.state), None) == "table"
+    assert timer_kind("gone", None, None) == "table"
