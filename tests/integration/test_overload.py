@@ -89,7 +89,7 @@ def scrape(port: int) -> dict[str, float]:
         text = response.read().decode()
     samples = {}
     for line in text.splitlines():
-        if line.startswith("saga_admission") or line.startswith("saga_starts_deferred"):
+        if line.startswith(("saga_admission", "saga_starts_deferred", "saga_retry_budget")):
             name, value = line.rsplit(" ", 1)
             samples[name] = float(value)
     return samples
@@ -181,3 +181,76 @@ async def test_a_burst_past_the_bound_waits_in_kafka_and_every_saga_completes(
         assert metrics["saga_admission_pauses_total"] >= 1
         assert metrics["saga_admission_in_flight"] == 0
         assert metrics["saga_admission_paused"] == 0
+
+
+SILENT = """
+name: quiet
+version: 1
+trigger: {{topic: {p}quiet, type: quiet.requested}}
+steps:
+  - name: ask
+    command: {{type: quiet.ask, topic: {p}void.commands}}
+    reply_topic: {p}void.replies
+    success: [quiet.answered]
+    timeout: 1
+    retry: {{attempts: 2, initial: 0.1}}
+"""
+#: sagas whose only participant never answers; the budget fires 20 deadlines at once
+#: (ten seconds of its floor), then 2 a second
+SILENT_SAGAS = 30
+
+
+async def test_deadlines_past_the_retry_budget_wait_and_every_saga_still_ends(
+    kafka_bootstrap: str, tmp_path: pytest.TempPathFactory
+) -> None:
+    p = f"q{uuid.uuid4().hex[:8]}."
+    path = tmp_path / "quiet.yaml"  # type: ignore[operator]
+    path.write_text(SILENT.format(p=p))
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=p)
+    names = ["quiet", "void.commands", "void.replies", "saga.lifecycle", "saga.deadletter"]
+    await ensure_topics(kafka, [f"{p}{n}" for n in [*names, "saga.control"]])
+    port = free_port()
+    worker = sagas_process(
+        ["worker", "-d", str(path), "--web-port", str(port)],
+        bootstrap=kafka_bootstrap,
+        log_dir=tmp_path,  # type: ignore[arg-type]
+        name="coordinator",
+        extra_env={
+            "SAGAS_TOPIC_PREFIX": p,
+            "SAGAS_APP_ID": f"{p}coordinator",
+            "SAGAS_RETRY_BUDGET_RATIO": "0",
+            "SAGAS_RETRY_BUDGET_PER_SECOND": "2",
+            **GROUP,
+        },
+    ).start()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(worker.stop)
+        seen = await stack.enter_async_context(TopicRecorder(kafka_bootstrap, f"{p}saga.lifecycle"))
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        ids = [f"quiet-{i}-{uuid.uuid4().hex[:6]}" for i in range(SILENT_SAGAS)]
+        for sid in ids:
+            value, _ = encode(new_event("quiet.requested", source="test", sagaid=sid))
+            await producer.send(f"{p}quiet", value, key=sid.encode())
+        await producer.flush()
+        await eventually(
+            lambda: len(seen.terminal()) == SILENT_SAGAS,
+            90,
+            lambda: (
+                f"{SILENT_SAGAS} sagas to end, got {len(seen.terminal())}; "
+                f"worker log:\n{worker.log_tail()}"
+            ),
+            alive=worker.alive,
+        )
+        events = [e for _, e in seen.events]
+        # every saga timed out twice (a retry, then the end) and ended: none is lost
+        assert set(seen.terminal()) == set(ids)
+        failed = [e for e in events if e.type == "saga.step.failed"]
+        assert Counter(e.sagaid for e in failed) == Counter(set(ids))
+        # 2 x 30 deadlines: 20 at once, the other 40 at 2 a second, not all within a tick
+        started = min(e.time for e in events if e.type == "saga.started")  # type: ignore[type-var]
+        last = max(e.time for e in failed)  # type: ignore[type-var]
+        assert (last - started).total_seconds() >= 15  # type: ignore[operator]
+        metrics = await asyncio.to_thread(scrape, port)
+        assert metrics["saga_retry_budget_refused_total"] >= 40
