@@ -137,7 +137,9 @@ async def run_scenario(
     verdict = await judge(rig.system, outcome, quiet_timeout=plan.settle)
     if rig.guarantee == "exactly_once":
         report = await rig.system.duplicate_deliveries()
-        verdict.notes.append(report.describe(limit=3))
+        doubled = sum(len(ids) for ids in report.duplicates.values())
+        read = sum(report.records.values())
+        verdict.notes.append(f"{doubled} ids delivered twice ({read} records read)")
         if not report.ok:
             verdict.violations.append(report.describe())
     return verdict
