@@ -65,10 +65,10 @@ def bad_values(field: FieldInfo, env: str = "") -> list[str]:
     base = args[0] if len(args) == 1 else annotation
     if typing.get_origin(base) is typing.Literal:
         return ["bogus"]
-    if base is bool:
-        return ["maybe"]
     if env.endswith("_FILE") or str(field.validation_alias or "").endswith(("FILE", "CAFILE")):
         return ["/nonexistent/file.pem"]
+    if base is bool:
+        return ["maybe"]
     values = []
     if base in (int, float):
         values.append("abc")
