@@ -196,3 +196,59 @@ async def test_a_service_principal_overstepping_is_refused_with_one_line(
         assert f"Write on topic '{p}saga.lifecycle'" in line, line
     else:
         assert f"Read on group '{coordinator_group}'" in line, line
+
+
+@pytest.mark.parametrize("missing", ["group", "commands"])
+async def test_a_coordinator_missing_one_acl_says_which_and_exits(
+    acl_kafka: ApacheKafka, missing: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    """The printed ACLs but one (applied in-process, as the super user): the coordinator's
+    group, or Write on inventory's command topic. It must stop with one line naming it."""
+    from events.topics import Topics
+    from sagas.coordinator import changelog_topic
+    from sagas.deployment_acls import Deployment, deployment_acls
+    from sagas.kafka.acl_admin import create_acls
+    from sagas.loader import DefinitionRegistry
+
+    p = unique_prefix
+    admin = env_of(acl_kafka, ADMIN)
+    system = OrderSaga(
+        settings_of(admin),
+        p,
+        tmp_path,
+        env={"SERVICES_TOPIC_PREFIX": p, "SAGAS_APP_ID": f"{p}coordinator"},
+        services_config="inventory: {initial_stock: {A: 10}}\n",
+        embedded=False,
+    )
+    await system.create_topics()
+    app_id = f"{p}coordinator"
+    registry = DefinitionRegistry([definitions.load("order_orchestrated", p)])
+    computed = deployment_acls(
+        registry, Deployment(Topics.with_prefix(p), p, app_id, changelog_topic(app_id))
+    )
+    dropped = [
+        a
+        for a in computed.acls
+        if a.principal == "User:sagas-coordinator"
+        and (
+            (missing == "group" and a.resource_type == "Group")
+            or (missing == "commands" and a.name == f"{p}inventory.commands")
+        )
+    ]
+    assert len(dropped) == 1, dropped
+    await create_acls(system.kafka, [a for a in computed.acls if a not in dropped])
+    try:
+        process = system.start_coordinator(env_of(acl_kafka, ROLES["coordinator"]))
+        if missing == "commands":  # the first command it sends is refused
+            start_service(system, acl_kafka, "inventory", ROLES["inventory"])
+            await system.place([("acl-miss-0", order(0))])
+        output = await finished(system, process, "the coordinator", 90)
+    finally:
+        await system.stop()
+    assert process.proc is not None and process.proc.returncode not in (0, None), output
+    line = refusal_line(output)
+    assert "User:sagas-coordinator" in line and "sagas topics acl" in line, line
+    if missing == "group":
+        assert f"Read on group '{app_id}'" in line, line
+    else:
+        assert f"Write on topic '{p}inventory.commands'" in line, line
