@@ -238,7 +238,14 @@ async def test_a_coordinator_missing_one_acl_says_which_and_exits(
     assert len(dropped) == 1, dropped
     await create_acls(system.kafka, [a for a in computed.acls if a not in dropped])
     try:
-        process = system.start_coordinator(env_of(acl_kafka, ROLES["coordinator"]))
+        # as docker compose runs it: the operator made the topics (`sagas topics init`)
+        definition = definitions.write("order_orchestrated", p, tmp_path)
+        process = system.start(
+            "coordinator",
+            [*system.sagas_command(), "worker", "-d", str(definition), "--web-port",
+             str(free_port()), "--no-create-topics"],
+            env_of(acl_kafka, ROLES["coordinator"]),
+        )  # fmt: skip
         if missing == "commands":  # the first command it sends is refused
             start_service(system, acl_kafka, "inventory", ROLES["inventory"])
             await system.place([("acl-miss-0", order(0))])
