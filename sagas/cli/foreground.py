@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from sagas.process.event_loop import EventLoopChoice, EventLoopError
+from sagas.process.event_loop import run as run_on_loop
+
 if TYPE_CHECKING:
     from sagas.kafka.kafka_settings import KafkaSettings
     from sagas.participants.participant import Participant
@@ -129,8 +132,13 @@ def serve_until_signal(participant: Participant[Any], what: str) -> None:
     run_until_signal(participant.serve, what)
 
 
-def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: str) -> None:
-    """Run ``serve(stop)`` until SIGTERM or SIGINT sets ``stop``.
+def run_until_signal(
+    serve: Callable[[asyncio.Event], Awaitable[None]],
+    what: str,
+    event_loop: EventLoopChoice = "asyncio",
+) -> None:
+    """Run ``serve(stop)`` on ``event_loop`` (`sagas.process.event_loop`) until SIGTERM or
+    SIGINT sets ``stop``.
 
     A broker, network or client error ends the process with ``error: <what> stopped:
     <error>`` (exit code 2); any other error propagates with its traceback.
@@ -144,8 +152,15 @@ def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: st
         await serve(stop)
 
     try:
-        asyncio.run(main())
+        run_on_loop(main(), event_loop)
+    except EventLoopError as exc:
+        fail(str(exc))
     except Exception as exc:  # shown to a person: what stopped it, not a traceback
+        from sagas.kafka.guarantee import GuaranteeError, TransactionsUnsupported
+        from sagas.kafka.transactions import ReplicaFenced
+
+        if isinstance(exc, (GuaranteeError, TransactionsUnsupported, ReplicaFenced)):
+            fail(f"{what} stopped: {exc}")
         if (reason := kafka_failure(exc)) is not None:
             fail(f"{what} stopped: {reason}")
         if isinstance(exc, OSError) or exc.__class__.__module__.startswith(("events", "aiokafka")):

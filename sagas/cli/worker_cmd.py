@@ -43,7 +43,9 @@ def worker(
     )
     from sagas.coordinator import Coordinator, changelog_topic
     from sagas.errors import SagaError
+    from sagas.kafka.guarantee import TransactionsUnsupported, require_transactions
     from sagas.loader import DefinitionRegistry, load_definitions
+    from sagas.process.event_loop import EventLoopError, chosen_loop
     from sagas.settings import CoordinatorSettings
     from sagas.topic_setup import prepare_topics
 
@@ -57,6 +59,10 @@ def worker(
         if not given:
             raise  # a variable's mistake: `sagas` names it (sagas.cli.exits)
         fail(f"{', '.join(sorted(given))}: {exc.errors()[0]['msg']}")
+    try:
+        chosen_loop(settings.event_loop)  # a loop that cannot run is said before Kafka is
+    except EventLoopError as exc:
+        fail(str(exc))
     kafka = kafka_from_environment()
     # until it serves, a failure is said in one line below, not in aiokafka's log too
     with kafka_client_logs_held_back():
@@ -71,7 +77,15 @@ def worker(
                 ),
                 "coordinator",
             )
+            if settings.processing_guarantee == "exactly_once":
+                # the embedded broker has no transactions: refuse now, not at the first batch
+                prepare_until_signal(
+                    lambda: require_transactions(kafka, f"{settings.app_id}-eos-probe"),
+                    "coordinator",
+                )
         except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
+            if isinstance(exc, TransactionsUnsupported):
+                fail(str(exc))
             if (reason := kafka_failure(exc)) is not None:
                 fail(reason)
             if isinstance(exc, SagaError) or exc.__class__.__module__.startswith(
@@ -121,7 +135,7 @@ def run_coordinator(coordinator: Coordinator, log_level: str, log_format: str = 
             announce.cancel()
             asked.cancel()
 
-    run_until_signal(serve, "coordinator")
+    run_until_signal(serve, "coordinator", coordinator.settings.event_loop)
 
 
 #: seconds a replica may take to finish its batches and leave the group after SIGTERM

@@ -23,6 +23,7 @@ from sagas.kafka.broker_watch import start_client
 from sagas.kafka.kafka_settings import KafkaSettings
 
 __all__ = [
+    "METADATA_GRACE",
     "TopicMissingError",
     "TopicPartitionMismatchError",
     "admin_client",
@@ -37,6 +38,12 @@ DEFAULT_READY_TIMEOUT = 30.0
 #: accepts connections and says nothing holds `sagas worker`, `service` and `topics init`
 #: for aiokafka's request timeout (40 s) before they can say so
 CONNECT_TIMEOUT = 15.0
+#: seconds a topic that was just ensured may be missing before it is reported so (callers
+#: that have just created or seen a topic pass it): on a cluster of several
+#: brokers, one just created by another process (a second coordinator replica creating
+#: the changelog) shows in the metadata of the broker asked a moment later (seen: a
+#: replica refused to start on a 3-node cluster because its broker did not list it yet)
+METADATA_GRACE = 10.0
 
 
 @asynccontextmanager
@@ -77,7 +84,12 @@ async def ensure_topics(
         missing = [name for name in wanted if name not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(name, partitions, replication_factor) for name in missing]
+                [
+                    NewTopic(
+                        name, partitions, replication_factor, topic_configs=settings.topic_configs()
+                    )
+                    for name in missing
+                ]
             )
             _raise_creation_errors(response, settings, partitions, replication_factor)
         expected = {name: partitions for name in missing}
@@ -92,19 +104,32 @@ async def ensure_compacted_topic(settings: KafkaSettings, topic: str, *, partiti
     """Create a compacted topic (a changelog) with ``partitions`` if it is missing."""
     async with admin_client(settings) as admin:
         if topic not in set(await admin.list_topics()):
-            new = NewTopic(topic, partitions, settings.replication_factor, topic_configs=COMPACTED)
+            configs = settings.topic_configs(**COMPACTED)
+            new = NewTopic(topic, partitions, settings.replication_factor, topic_configs=configs)
             response = await admin.create_topics([new])
             _raise_creation_errors(response, settings, partitions, settings.replication_factor)
     await ensure_topics(settings, [topic], partitions=partitions)
 
 
-async def partition_counts(settings: KafkaSettings, names: Iterable[str]) -> dict[str, int]:
-    """``{topic: partition count}``; raises ``TopicMissingError`` naming absent topics."""
+async def partition_counts(
+    settings: KafkaSettings, names: Iterable[str], *, grace: float = 0.0
+) -> dict[str, int]:
+    """``{topic: partition count}``; raises ``TopicMissingError`` naming absent topics
+    (after asking again for ``grace`` seconds)."""
     wanted = list(dict.fromkeys(names))
     principal = _authenticated(settings)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
     async with admin_client(settings) as admin:
-        counts = await _existing_counts(admin, wanted)
-        missing = [name for name in wanted if name not in counts]
+        while True:
+            counts = await _existing_counts(admin, wanted)
+            missing = [name for name in wanted if name not in counts]
+            # A broker may list a topic before it knows its partitions (0): not yet.
+            if not missing and all(counts.values()):
+                return counts
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.2)
         refused = await _refused(admin, missing) if missing and principal else []
     if refused:
         assert principal is not None
@@ -117,7 +142,11 @@ async def partition_counts(settings: KafkaSettings, names: Iterable[str]) -> dic
 
 
 async def check_copartitioned(
-    settings: KafkaSettings, names: Iterable[str], *, expected: int | None = None
+    settings: KafkaSettings,
+    names: Iterable[str],
+    *,
+    expected: int | None = None,
+    grace: float = 0.0,
 ) -> int:
     """Refuse topics with different partition counts; return the common count.
 
@@ -125,7 +154,7 @@ async def check_copartitioned(
     partition number only if all topics read together have the same count.
     With ``expected``, every topic must have exactly that many partitions.
     """
-    counts = await partition_counts(settings, names)
+    counts = await partition_counts(settings, names, grace=grace)
     if not counts:
         return expected or settings.partitions
     distinct = set(counts.values())

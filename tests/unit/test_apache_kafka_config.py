@@ -52,6 +52,21 @@ def test_three_nodes_form_one_quorum_with_three_replicas_and_two_in_sync() -> No
     assert cluster.bootstrap_servers() == "127.0.0.1:9000,127.0.0.1:9010,127.0.0.1:9020"
 
 
+def test_nodes_on_addresses_of_their_own_listen_and_meet_there() -> None:
+    """The broker-fault tests put each node in a network namespace with its own address."""
+    base = layout(3)
+    hosts = ("10.218.7.11", "10.218.7.12", "10.218.7.13")
+    cluster = ClusterLayout(base.host, base.ports, base.data_dirs, base.listener, hosts)
+    nodes = [properties(node_properties(cluster, i)) for i in range(3)]
+    assert nodes[1]["listeners"] == (
+        "CLIENT://10.218.7.12:9010,INTERNAL://10.218.7.12:9011,CONTROLLER://10.218.7.12:9012"
+    )
+    assert nodes[2]["advertised.listeners"].startswith("CLIENT://10.218.7.13:9020,")
+    voters = "1@10.218.7.11:9002,2@10.218.7.12:9012,3@10.218.7.13:9022"
+    assert {n["controller.quorum.voters"] for n in nodes} == {voters}
+    assert cluster.bootstrap_servers() == "10.218.7.11:9000,10.218.7.12:9010,10.218.7.13:9020"
+
+
 def test_one_node_replicates_nothing_and_keeps_the_shared_settings() -> None:
     node = properties(node_properties(layout(1), 0))
     assert node["default.replication.factor"] == "1"

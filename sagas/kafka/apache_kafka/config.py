@@ -128,10 +128,15 @@ class ClusterLayout:
     ports: tuple[NodePorts, ...]
     data_dirs: tuple[Path, ...]
     listener: ClientListener = ClientListener()
+    #: each node's own address (e.g. inside a network namespace); empty: ``host`` for all
+    hosts: tuple[str, ...] = ()
 
     @property
     def nodes(self) -> int:
         return len(self.ports)
+
+    def host_of(self, node: int) -> str:
+        return self.hosts[node] if self.hosts else self.host
 
     @property
     def replication_factor(self) -> int:
@@ -142,17 +147,19 @@ class ClusterLayout:
         return 2 if self.nodes >= 3 else 1
 
     def voters(self) -> str:
-        return ",".join(f"{i + 1}@{self.host}:{p.controller}" for i, p in enumerate(self.ports))
+        return ",".join(
+            f"{i + 1}@{self.host_of(i)}:{p.controller}" for i, p in enumerate(self.ports)
+        )
 
     def bootstrap_servers(self) -> str:
-        return ",".join(f"{self.host}:{p.client}" for p in self.ports)
+        return ",".join(f"{self.host_of(i)}:{p.client}" for i, p in enumerate(self.ports))
 
 
 def node_properties(layout: ClusterLayout, node: int, shared: str | None = None) -> str:
     """The ``server.properties`` of ``node`` (0-based) in ``layout``."""
     base = shared if shared is not None else BROKER_PROPERTIES.read_text()
     ports = layout.ports[node]
-    host = layout.host
+    host = layout.host_of(node)
     listener = layout.listener
     rf = layout.replication_factor
     # With authorization, brokers and controllers log in to each other (never anonymous).
