@@ -109,30 +109,38 @@ async def deployed(
 
 
 def start_service(
-    system: OrderSaga, kafka: ApacheKafka, name: str, user: SaslUser, as_name: str | None = None
+    system: OrderSaga,
+    kafka: ApacheKafka,
+    name: str,
+    user: SaslUser,
+    as_name: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> ManagedProcess:
     """``sagas service`` as a deployment with ACLs runs it: the operator made the topics."""
     system.ports[as_name or name] = free_port()
     args = [*system.sagas_command(), "service", name, "--config", str(system.config),
             "--metrics-port", str(system.ports[as_name or name]), "--no-create-topics"]  # fmt: skip
-    return system.start(as_name or name, args, env_of(kafka, user))
+    return system.start(as_name or name, args, {**env_of(kafka, user), **(env or {})})
 
 
-@pytest.mark.parametrize("payment_by", ["service", "bridge"])
+@pytest.mark.parametrize("payment_by", ["service", "bridge", "exactly_once"])
 async def test_order_saga_runs_with_a_principal_per_process_under_the_printed_acls(
     acl_kafka: ApacheKafka, payment_by: str, unique_prefix: str, tmp_path: Path
 ) -> None:
     """``bridge``: payment is served by `sagas bridge` (``User:sagas-bridge``) from an HTTP
-    API, and the ACLs are printed with ``--bridge payment=payment-bridge``."""
+    API, and the ACLs are printed with ``--bridge payment=payment-bridge``.
+    ``exactly_once``: every process runs with ``SAGAS_PROCESSING_GUARANTEE=exactly_once``
+    (transactional ids that start with its group id: the prefixed TransactionalId ACLs)."""
     bridged = ["--bridge", "payment=payment-bridge"] if payment_by == "bridge" else []
     system, _ = await deployed(acl_kafka, unique_prefix, tmp_path, *bridged)
+    mode = {"SAGAS_PROCESSING_GUARANTEE": "exactly_once"} if payment_by == "exactly_once" else {}
     api = None
     try:
-        system.start_coordinator(env_of(acl_kafka, ROLES["coordinator"]))
+        system.start_coordinator({**env_of(acl_kafka, ROLES["coordinator"]), **mode})
         for name in ("inventory", "shipping"):
-            start_service(system, acl_kafka, name, ROLES[name])
-        if payment_by == "service":
-            start_service(system, acl_kafka, "payment", ROLES["payment"])
+            start_service(system, acl_kafka, name, ROLES[name], env=mode)
+        if payment_by != "bridge":
+            start_service(system, acl_kafka, "payment", ROLES["payment"], env=mode)
         else:
             api = await start_bridge(system, acl_kafka, unique_prefix, tmp_path)
         await system.ready("inventory", "payment", "shipping", timeout=90)
