@@ -1,12 +1,13 @@
 """Create ACLs on a Kafka cluster with aiokafka (``sagas topics acl --apply``).
 
 aiokafka 0.14's ``AIOKafkaAdminClient`` has no ``create_acls`` (aio-libs/aiokafka#955,
-open) and its protocol module defines CreateAcls v0 and v1 only, which Apache Kafka 4
-no longer serves (KIP-896 removed them). This module adds CreateAcls v2/v3 (the
-flexible versions; same fields as v1) on aiokafka's protocol classes and sends one
-request, through the admin client's connection, to any broker (a KRaft broker
-forwards it to the controller), then asks every broker (DescribeAcls v2/v3) until
-each enforces them. No JVM and no ``kafka-acls.sh`` are needed.
+open). Its protocol module has CreateAcls v0/v1 wrappers that carry one ACL per
+request (Kafka 4 removed v0, KIP-896; v1 is its oldest). This module adds CreateAcls
+and DescribeAcls v2/v3 (the flexible versions the Java client sends; same fields as
+v1) on aiokafka's protocol classes, sends every ACL in one request, through the admin
+client's connection, to any broker (a KRaft broker forwards it to the controller),
+then asks every broker (DescribeAcls) until each enforces them. No JVM and no
+``kafka-acls.sh`` are needed.
 """
 
 from __future__ import annotations
