@@ -23,6 +23,10 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
+from sagas.kafka.authorization_failure import (
+    explain_authorization_failure,
+    is_authorization_failure,
+)
 from sagas.kafka.kafka_settings import KafkaSettings
 
 __all__ = [
@@ -88,6 +92,8 @@ async def require_transactions(
     try:
         await asyncio.wait_for(producer.start(), timeout)
     except Exception as exc:  # noqa: BLE001 - any failure means "no transactions here"
+        if is_authorization_failure(exc):  # transactions exist; this principal may not use them
+            raise explain_authorization_failure(exc, kafka, "Write") from None
         reason = "no answer" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
         raise TransactionsUnsupported(
             f"{GUARANTEE_VARIABLE}=exactly_once needs Kafka transactions, but the broker at "
