@@ -58,9 +58,21 @@ class _GatedProducer:
     def __init__(self, producer: AIOKafkaProducer, gate: asyncio.Event) -> None:
         self._producer = producer
         self._gate = gate
+        self._acks: list[asyncio.Future[Any]] = []
         self.sent = asyncio.Event()
 
+    async def send_batch(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        ack = await self._producer.send_batch(*args, **kwargs)
+        self._acks.append(ack)
+        return ack
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        ack = await self._producer.send(*args, **kwargs)
+        self._acks.append(ack)
+        return ack
+
     async def commit_transaction(self) -> None:
+        await asyncio.gather(*self._acks)  # the batch is in the log, not yet committed
         self.sent.set()
         await self._gate.wait()
         await self._producer.commit_transaction()
@@ -110,6 +122,7 @@ async def test_a_zombie_replica_is_fenced_and_its_open_transaction_is_never_read
         gate.set()
         await zombie.persist([record(b"before")], {in_tp: 5})
         gate.clear()
+        gated[0].sent.clear()
         held = zombie.persist([record(b"zombie-1"), record(b"zombie-2")], {in_tp: 9})
         await asyncio.wait_for(gated[0].sent.wait(), 30)  # written, not committed
 
