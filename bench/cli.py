@@ -73,6 +73,17 @@ def bench(
     profile: float | None = typer.Option(
         None, help="Seconds of py-spy on the coordinator during the sustained run (0: none)."
     ),
+    overload: str | None = typer.Option(
+        None,
+        help="Overload points as multiples of the sweep's peak, e.g. 2,3 (admission control "
+        "off, then on); 'none' for no overload points.",
+    ),
+    overload_bound: int | None = typer.Option(
+        None,
+        min=1,
+        help="SAGAS_MAX_IN_FLIGHT of the overload points' 'on' half (default: "
+        "the coordinator's default).",
+    ),
     partitions: int | None = typer.Option(
         None,
         min=1,
@@ -120,6 +131,8 @@ def bench(
         "services_rates": _rates(services_rates),
         "profile": profile,
         "partitions": partitions,
+        "overload": () if overload == "none" else _rates(overload),
+        "overload_bound": overload_bound,
         "results_dir": results_dir,
         "plot": plot,
         "brokers": _brokers(broker),

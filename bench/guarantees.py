@@ -18,15 +18,33 @@ from __future__ import annotations
 
 import os
 import statistics
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
+from bench.brokers import BrokerUnderTest
+from bench.options import Options
 from sagas.kafka.guarantee import GUARANTEE_VARIABLE
 
-if TYPE_CHECKING:
-    from bench.brokers import BrokerUnderTest
-    from bench.run import BenchRun
-
 __all__ = ["compare_guarantees", "summarise"]
+
+class BenchRun(Protocol):
+    """What the comparison uses of `bench.run.BenchRun` (named here, so that `bench.run`,
+    which calls it, is not imported back)."""
+
+    o: Options
+    say: Callable[..., Any]
+
+    def fresh_system(
+        self,
+        name: str,
+        label: str,
+        out: dict[str, Any],
+        broker: BrokerUnderTest,
+        coordinator_env: dict[str, str] | None = None,
+        via_trigger: bool = False,
+    ) -> AbstractAsyncContextManager[Any]: ...
+
 
 #: the figures compared: (name in the summary, how to read it from a point)
 FIGURES = (

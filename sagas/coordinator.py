@@ -39,8 +39,12 @@ from events.envelope import CloudEvent
 from events.partitioning import partition_for
 from events.records import InRecord
 from sagas import control
+from sagas.admission import AdmissionLimits, start_only_topics
+from sagas.admission_gate import AdmissionGate
+from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
+from sagas.deadline_budget import DeadlineBudget, timer_kind
 from sagas.kafka.consumer_lag import LagRow, partition_lag
 from sagas.kafka.guarantee import isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
@@ -54,6 +58,7 @@ from sagas.metrics import CoordinatorMetrics
 from sagas.persist import Persister
 from sagas.process.gc_policy import freeze_long_lived, relax_young_collections
 from sagas.process.heap_trim import trim_heap
+from sagas.retry_budget import RetryBudgetPolicy
 from sagas.saga_table import SagaTable
 from sagas.settings import CoordinatorSettings
 from sagas.state import SagaState
@@ -127,6 +132,18 @@ class Coordinator:
         #: sends what each batch decided, then its states (`sagas.persist`)
         self.persister = Persister(
             self.metrics, self.table.topic, kafka.partitions, lambda: self._generation
+        )
+        #: the bound on sagas in flight, applied to the trigger partitions (`sagas.admission`)
+        self.admission = AdmissionGate(
+            AdmissionLimits.of(settings.max_in_flight),
+            start_only_topics(registry, self.topics.control),
+            AdmissionMetrics.create(self.metrics_registry, self._start_backlog),
+        )
+        #: step deadlines fired stay a share of the commands sent (`sagas.retry_budget`)
+        per_second = settings.retry_budget_per_second
+        self.deadline_budget = DeadlineBudget(
+            RetryBudgetPolicy(settings.retry_budget_ratio, per_second, max(10.0, per_second * 10)),
+            time.time(),
         )
         self.started = False
         self.rebalancing = False
@@ -272,6 +289,10 @@ class Coordinator:
     def input_lag(self) -> list[LagRow]:
         return partition_lag(self.consumer, set(self.input_topics), self.committed)
 
+    def _start_backlog(self) -> float:
+        rows = partition_lag(self.consumer, self.admission.start_topics, self.committed)
+        return float(sum(lag for _, _, lag in rows))
+
     # -- the batch loop -------------------------------------------------------------------
 
     async def _consume(self) -> None:
@@ -289,10 +310,11 @@ class Coordinator:
                 if not self._may_decide(epoch, fetched):
                     self._rewind(fetched)
                     continue
-                records = [InRecord.of(record) for tp in fetched for record in fetched[tp]]
-                offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if rs}
-                persisted = self.process(records, time.time(), offsets)
-                await self.commits.add(persisted, offsets)
+                admitted = self.admission.admit(consumer, fetched)
+                records = [InRecord.of(r) for rs in admitted.records.values() for r in rs]
+                persisted = self.process(records, time.time(), admitted.offsets)
+                self.admission.apply(consumer)
+                await self.commits.add(persisted, admitted.offsets)
 
     def _trim_when_idle(self) -> None:
         now = time.monotonic()
@@ -336,6 +358,8 @@ class Coordinator:
         (exactly_once: when its transactions, with ``offsets``, are committed)."""
         batch = apply_batch(self.batch_context, records, now)
         self.count(batch)
+        self.admission.observe(batch.decisions)
+        self.deadline_budget.observe(batch.decisions)
         writes = {saga_id.encode(): w.raw for saga_id, w in batch.writes.items()}
         self.table.store(writes)
         for saga_id, w in batch.writes.items():
@@ -396,6 +420,9 @@ class Coordinator:
             self.timers.replace(
                 deadlines_in_table(self.table.data.items(), self.settings.retention)
             )
+            self.admission.recount(self.table.data.values())
+            if self.consumer is not None:
+                self.admission.apply(self.consumer)
             # What recovery built lives until the next rebalance: keep the cyclic GC from
             # walking it again and again (with 100,000 sagas in hand its full collections
             # took a third of the restarted replica's time).
@@ -453,6 +480,11 @@ class Coordinator:
             if partition_for(key, partitions) not in owned or not still_armed(
                 token, self.table.get(key), self.live.get(saga_id)
             ):
+                continue
+            kind = timer_kind(token, self.table.get(key), self.live.get(saga_id))
+            if not self.deadline_budget.allows(token, now, kind):
+                self.admission.metrics.budget_refused.inc()
+                self.timers.push(now + self.deadline_budget.policy.retry_after, saga_id, token)
                 continue
             value, headers = encode(control.timer_fired(saga_id, token))
             futures.append(await self.persister.send(self.topics.control, key, value, headers))

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from sagas.process.event_loop import EventLoopChoice, EventLoopError
+from sagas.process.event_loop import run as run_on_loop
+
 if TYPE_CHECKING:
     from sagas.kafka.kafka_settings import KafkaSettings
     from sagas.participants.participant import Participant
@@ -28,10 +31,17 @@ def fail(message: str) -> NoReturn:
 
 
 def kafka_failure(exc: BaseException) -> str | None:
-    """One line saying why Kafka could not be reached, or None for any other error."""
+    """One line saying why Kafka could not be reached or refused us, or None for any other
+    error."""
+    from sagas.kafka.authorization_failure import (
+        explain_authorization_failure,
+        is_authorization_failure,
+    )
     from sagas.kafka.connection_failure import explain_connection_failure, is_connection_failure
     from sagas.kafka.kafka_settings import KafkaSettings
 
+    if is_authorization_failure(exc):
+        return str(explain_authorization_failure(exc, KafkaSettings()))
     if not is_connection_failure(exc):
         return None
     return str(explain_connection_failure(exc, KafkaSettings()))
@@ -122,8 +132,13 @@ def serve_until_signal(participant: Participant[Any], what: str) -> None:
     run_until_signal(participant.serve, what)
 
 
-def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: str) -> None:
-    """Run ``serve(stop)`` until SIGTERM or SIGINT sets ``stop``.
+def run_until_signal(
+    serve: Callable[[asyncio.Event], Awaitable[None]],
+    what: str,
+    event_loop: EventLoopChoice = "asyncio",
+) -> None:
+    """Run ``serve(stop)`` on ``event_loop`` (`sagas.process.event_loop`) until SIGTERM or
+    SIGINT sets ``stop``.
 
     A broker, network or client error ends the process with ``error: <what> stopped:
     <error>`` (exit code 2); any other error propagates with its traceback.
@@ -137,7 +152,9 @@ def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: st
         await serve(stop)
 
     try:
-        asyncio.run(main())
+        run_on_loop(main(), event_loop)
+    except EventLoopError as exc:
+        fail(str(exc))
     except Exception as exc:  # shown to a person: what stopped it, not a traceback
         from sagas.kafka.guarantee import GuaranteeError, TransactionsUnsupported
         from sagas.kafka.transactions import ReplicaFenced

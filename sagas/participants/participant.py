@@ -62,6 +62,10 @@ from events.dead_letters import (
 )
 from events.errors import DecodeError
 from events.records import InRecord
+from sagas.kafka.authorization_failure import (
+    explain_authorization_failure,
+    is_authorization_failure,
+)
 from sagas.kafka.consumer_lag import partition_lag
 from sagas.kafka.guarantee import (
     ProcessingGuarantee,
@@ -243,7 +247,16 @@ class Participant(Generic[S]):
         self.ready.set()
 
     async def serve(self, stop: asyncio.Event) -> None:
-        """Start, process until ``stop`` is set, then stop; re-raises a failure of the loop."""
+        """Start, process until ``stop`` is set, then stop; re-raises a failure of the loop
+        (a refusal by Kafka's authorizer as a `KafkaAuthorizationError`: it cannot pass)."""
+        try:
+            await self._serve(stop)
+        except Exception as exc:
+            if is_authorization_failure(exc):
+                raise explain_authorization_failure(exc, self.kafka) from None
+            raise
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         async with self:
             assert self._run_task is not None
             stopper = asyncio.create_task(stop.wait())
@@ -258,7 +271,12 @@ class Participant(Generic[S]):
         published = asyncio.get_running_loop().create_future()
         published.set_result(None)  # `process` returns once its outputs are durable
         while not self._stopping.is_set():
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=self.batch_max)
+            try:
+                batches = await self._consumer.getmany(timeout_ms=100, max_records=self.batch_max)
+            except Exception as exc:
+                if is_authorization_failure(exc):
+                    raise explain_authorization_failure(exc, self.kafka, "Read") from None
+                raise
             records = [r for tp in sorted(batches) for r in batches[tp]]
             if records:
                 await self.process(records)
@@ -280,8 +298,9 @@ class Participant(Generic[S]):
                 await self._run_task
             except asyncio.CancelledError:
                 pass
-            except Exception:  # `serve` re-raises it; here the clients must still close
-                log.exception("%s: the batch loop failed", self.name)
+            except Exception as exc:  # `serve` re-raises it; here the clients must still close
+                if not is_authorization_failure(exc):  # that one is said in one line
+                    log.exception("%s: the batch loop failed", self.name)
         pending = list(self._late_pending)
         for task in pending:
             task.cancel()
@@ -394,9 +413,14 @@ class Participant(Generic[S]):
         elif self._txn is not None and records:
             await self._txn.begin()
         assert producer is not None
-        futures = await send_grouped(producer, records)
-        if futures:
-            await asyncio.gather(*futures)
+        try:
+            futures = await send_grouped(producer, records)
+            if futures:
+                await asyncio.gather(*futures)
+        except Exception as exc:
+            if is_authorization_failure(exc):
+                raise explain_authorization_failure(exc, self.kafka, "Write") from None
+            raise
 
     async def _send_dead_letters(self, records: Sequence[Record]) -> None:
         """Each record to the dead-letter topic; one too large for the producer or the

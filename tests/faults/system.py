@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sagas.kafka.guarantee import GUARANTEE_VARIABLE, ProcessingGuarantee
+from sagas.kafka.kafka_settings import KafkaSettings
 from services.demo.domains import DomainScenario
 from services.demo.drive import RunResult, drive
 from services.demo.scenario import Order, Scenario
@@ -100,18 +103,32 @@ class FaultSystem:
 
     @classmethod
     async def start(
-        cls, run_dir: Path, plan: Plan, *, guarantee: ProcessingGuarantee = "at_least_once"
+        cls,
+        run_dir: Path,
+        plan: Plan,
+        *,
+        kafka: KafkaSettings | None = None,
+        env: Mapping[str, str] | None = None,
+        domains: bool = True,
+        guarantee: ProcessingGuarantee = "at_least_once",
     ) -> FaultSystem:
+        """``kafka``: the cluster to run on (default: the suite's broker); ``env``: added to
+        every process's environment; ``domains``: also run the transfer and claim sagas;
+        ``guarantee``: the processing guarantee of every process."""
         base = Scenario(orders=plan.orders, rate=plan.rate)
-        secrets = {"KAFKA_SASL_PASSWORD": SASL_SECRET, GUARANTEE_VARIABLE: guarantee}
-        domains = DomainScenario()
+        secrets = {"KAFKA_SASL_PASSWORD": SASL_SECRET, GUARANTEE_VARIABLE: guarantee, **(env or {})}
+        domain = DomainScenario()
+        extra = ("bank_transfer", "insurance_claim") if domains else ()
         config = SystemConfig(
             mode="orchestrated",
             coordinators=2,
-            definitions=("order_orchestrated", "bank_transfer", "insurance_claim"),
-            services=(*SERVICES, *DOMAIN_SERVICES),
-            awaits_deadline=domains.deadline,
-            services_config={**base.services_config(), **domains.services_config()},
+            definitions=("order_orchestrated", *extra),
+            services=(*SERVICES, *(DOMAIN_SERVICES if domains else ())),
+            awaits_deadline=domain.deadline,
+            services_config={
+                **base.services_config(),
+                **(domain.services_config() if domains else {}),
+            },
             coordinator_env={
                 **secrets,
                 "SAGAS_API_TOKEN": API_SECRET,
@@ -121,7 +138,7 @@ class FaultSystem:
             service_env=secrets,
             ready_timeout=120.0,
         )
-        launcher = Launcher(config, run_dir=run_dir)
+        launcher = Launcher(config, run_dir=run_dir, kafka=kafka)
         await launcher.start()
         system = cls(launcher, base, guarantee)
         try:
@@ -248,6 +265,18 @@ class FaultSystem:
     @property
     def run_dir(self) -> Path:
         return self.launcher.run_dir
+
+
+def new_run_dir(plan_name: str, max_age: float = 12 * 3600) -> Path:
+    """A fresh folder for the run's logs and table, outside pytest's rotating basetemp
+    (other pytest sessions on the machine would delete it). Folders older than ``max_age``
+    are pruned; younger ones may belong to a run still going on in another checkout."""
+    base = Path(tempfile.gettempdir()) / "sagas-faults"
+    base.mkdir(exist_ok=True)
+    for old in base.iterdir():
+        if time.time() - old.stat().st_mtime > max_age:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-{plan_name}-", dir=base))
 
 
 def load_average() -> str:
