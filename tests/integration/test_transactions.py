@@ -36,6 +36,7 @@ from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
+BRIDGE_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "http-bridge"
 NO_TRANSACTIONS = (
     "the embedded Tansu broker has no Kafka transactions (InitProducerId fails): "
     "runs on Apache Kafka (make test-kafka)"
@@ -159,6 +160,8 @@ async def test_exactly_once_is_refused_on_the_embedded_broker_with_one_line_and_
         "SAGAS_APP_ID": f"{prefix}coordinator",
         "SAGAS_PROCESSING_GUARANTEE": "exactly_once",
     }
+    bridge = tmp_path / "bridge.yaml"
+    bridge.write_text((BRIDGE_EXAMPLE / "bridge.yaml").read_text())
     commands = {
         "worker": [
             "worker",
@@ -168,6 +171,7 @@ async def test_exactly_once_is_refused_on_the_embedded_broker_with_one_line_and_
             str(free_port()),
         ],
         "service": ["service", "inventory", "--log-level", "warning"],
+        "bridge": ["bridge", "--config", str(bridge), "--log-level", "warning"],
     }
     for what, args in commands.items():
         done = await asyncio.to_thread(
