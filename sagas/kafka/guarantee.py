@@ -37,6 +37,7 @@ __all__ = [
     "TransactionsUnsupported",
     "guarantee_from_env",
     "isolation_level",
+    "reader_isolation",
     "require_transactions",
 ]
 
@@ -70,6 +71,16 @@ def guarantee_from_env(environ: Mapping[str, str] | None = None) -> ProcessingGu
 def isolation_level(guarantee: ProcessingGuarantee) -> str:
     """What consumers read under ``guarantee``: only committed transactions in exactly_once."""
     return "read_committed" if guarantee == "exactly_once" else "read_uncommitted"
+
+
+def reader_isolation(environ: Mapping[str, str] | None = None) -> str:
+    """The isolation level of a reader of the engine's topics (``sagas tail``, the dead
+    letters API, the demo): read_committed when the environment says exactly_once. A bad
+    value reads uncommitted here; the processes that write refuse it."""
+    try:
+        return isolation_level(guarantee_from_env(environ))
+    except GuaranteeError:
+        return "read_uncommitted"
 
 
 async def require_transactions(
