@@ -53,8 +53,11 @@ test-e2e: $(STAMP)
 
 # Fault injection, long version: thousands of sagas per scenario, then the scenario table.
 # (`make test` runs the short version of the same scenarios; tests/faults/plan.py.)
-test-faults: $(STAMP)
+# The broker faults need Apache Kafka (a 3-node cluster of their own, each node in a
+# network namespace when run as root): their own session, after the others.
+test-faults: system-deps $(STAMP)
 	SAGAS_FAULTS=long $(PYTEST) tests/faults -q -rxX
+	SAGAS_FAULTS=long SAGAS_TEST_BROKER=kafka $(PYTEST) tests/faults/test_8_broker_faults.py -q -rxX
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -42,6 +42,18 @@ def _brokers(text: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def _guarantees(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    from sagas.kafka.guarantee import GUARANTEES
+
+    names = tuple(dict.fromkeys(g.strip() for g in text.split(",") if g.strip()))
+    unknown = [g for g in names if g not in GUARANTEES]
+    if not names or unknown:
+        raise typer.BadParameter(f"expected {' and/or '.join(GUARANTEES)}, got {text!r}")
+    return names
+
+
 def bench(
     smoke: bool = typer.Option(False, "--smoke", help="Seconds instead of minutes (for tests)."),
     rates: str | None = typer.Option(
@@ -61,6 +73,17 @@ def bench(
     profile: float | None = typer.Option(
         None, help="Seconds of py-spy on the coordinator during the sustained run (0: none)."
     ),
+    overload: str | None = typer.Option(
+        None,
+        help="Overload points as multiples of the sweep's peak, e.g. 2,3 (admission control "
+        "off, then on); 'none' for no overload points.",
+    ),
+    overload_bound: int | None = typer.Option(
+        None,
+        min=1,
+        help="SAGAS_MAX_IN_FLIGHT of the overload points' 'on' half (default: "
+        "the coordinator's default).",
+    ),
     partitions: int | None = typer.Option(
         None,
         min=1,
@@ -72,6 +95,18 @@ def bench(
         help="Brokers to measure, comma-separated, each in a section of its own: embedded "
         "(Tansu), kafka (Apache Kafka, started here; needs Java 17 and Maven). Default: "
         "embedded,kafka (--smoke: embedded). KAFKA_BOOTSTRAP_SERVERS replaces them.",
+    ),
+    guarantees: str | None = typer.Option(
+        None,
+        help="Also compare processing guarantees on each broker with transactions, e.g. "
+        "at_least_once,exactly_once: the bench saga at --guarantee-rate, fresh processes "
+        "per point, --guarantee-runs rounds (bench/guarantees.py).",
+    ),
+    guarantee_rate: float | None = typer.Option(
+        None, min=1, help="Offered sagas/s of the guarantee comparison."
+    ),
+    guarantee_runs: int | None = typer.Option(
+        None, min=1, help="Rounds of the guarantee comparison (spread over rounds)."
     ),
     results_dir: Path | None = typer.Option(None, help="Where the JSON results go."),
     plot: Path | None = typer.Option(None, help="Where the latency/throughput PNG goes."),
@@ -96,9 +131,14 @@ def bench(
         "services_rates": _rates(services_rates),
         "profile": profile,
         "partitions": partitions,
+        "overload": () if overload == "none" else _rates(overload),
+        "overload_bound": overload_bound,
         "results_dir": results_dir,
         "plot": plot,
         "brokers": _brokers(broker),
+        "guarantees": _guarantees(guarantees),
+        "guarantee_rate": guarantee_rate,
+        "guarantee_runs": guarantee_runs,
     }
     options = replace(options, **{k: v for k, v in changes.items() if v is not None})
     raise typer.Exit(run(options, run_dir))

@@ -29,10 +29,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.stats import latency_summary_ms
-from bench.workload import SOURCE
+from bench.workload import SOURCE, TRIGGER_TYPE
 from events.codec import CONTENT_TYPE_HEADER
 from events.envelope import derived_id
 from sagas import control
+from sagas.kafka.guarantee import guarantee_from_env, isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
 
 HEADERS = [CONTENT_TYPE_HEADER]
@@ -58,6 +59,7 @@ class Plan:
     warmup: float = 0.0  # seconds at the start not counted in the steady-state rate
     drain_timeout: float = 30.0  # after the last send, wait this long for stragglers
     label: str = "run"
+    via_trigger: bool = False  # bench: start with the saga's trigger event, not saga.start
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -71,6 +73,8 @@ class Tracker:
     by_outcome: dict[str, list[float]] = field(default_factory=dict)  # outcome -> latencies
     outcomes: dict[str, int] = field(default_factory=dict)
     started: set[bytes] = field(default_factory=set)
+    #: saga id -> when its saga.started event was read: the coordinator admitted it
+    started_at: dict[bytes, float] = field(default_factory=dict)
     end_times: list[float] = field(default_factory=list)
     duplicate_ends: int = 0
     lifecycle_events: int = 0
@@ -81,7 +85,18 @@ def start_record(plan: Plan, saga_id: str, i: int) -> bytes:
     """The record value that starts saga ``i`` (a CloudEvent, structured mode)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     fail = plan.fail_every > 0 and i % plan.fail_every == plan.fail_every // 2
-    if plan.workload == "bench":
+    if plan.workload == "bench" and plan.via_trigger:
+        doc = {
+            "specversion": "1.0",
+            "id": derived_id(TRIGGER_TYPE, saga_id),
+            "source": SOURCE,
+            "type": TRIGGER_TYPE,
+            "time": now,
+            "datacontenttype": "application/json",
+            "sagaid": saga_id,
+            "data": {"n": i, "fail": fail},
+        }
+    elif plan.workload == "bench":
         doc = {
             "specversion": "1.0",
             "id": derived_id(control.START, saga_id),
@@ -115,7 +130,9 @@ async def run(plan: Plan, emit: Any) -> dict[str, Any]:
     kafka = KafkaSettings(bootstrap_servers=plan.bootstrap)
     consumer = AIOKafkaConsumer(
         group_id=None, enable_auto_commit=False, auto_offset_reset="latest",
-        max_partition_fetch_bytes=4 * 1048576, **kafka.consumer_kwargs(),
+        max_partition_fetch_bytes=4 * 1048576,
+        # exactly_once: a saga ends when its terminal event is committed, not written
+        isolation_level=isolation_level(guarantee_from_env()), **kafka.consumer_kwargs(),
     )  # fmt: skip
     # Kafka's own default linger since 4.0 (KIP-1030). It matters on the embedded broker:
     # every producer request adds a batch to the trigger partition, and Tansu lists them
@@ -193,6 +210,7 @@ async def _read(consumer: AIOKafkaConsumer, tracker: Tracker, count: int) -> Non
                     continue
                 if _STARTED in value:
                     tracker.started.add(key)
+                    tracker.started_at.setdefault(key, now)
                     continue
                 for marker, outcome in _TERMINAL.items():
                     if marker in value:
@@ -249,10 +267,27 @@ def _result(plan: Plan, tracker: Tracker, first: float, last: float) -> dict[str
         # all sagas of the point over first send -> last terminal event
         "overall_per_s": round(len(tracker.ended) / max(finished_at - first, 1e-9), 1),
         "latency": latency_summary_ms(latencies),
+        **admission_summary(tracker),
         # the same, by how the sagas ended: compensating ones take more hops
         "latency_by_outcome": {
             outcome: latency_summary_ms(values) for outcome, values in tracker.by_outcome.items()
         },
+    }
+
+
+def admission_summary(tracker: Tracker) -> dict[str, Any]:
+    """How long the admitted sagas took from their admission (``saga.started`` read) to
+    their end, and how long starts waited to be admitted (due -> ``saga.started`` read):
+    under overload the first is what a saga costs the system, the second the backlog."""
+    admitted = [
+        tracker.ended[key] - (at - tracker.due[key])
+        for key, at in tracker.started_at.items()
+        if key in tracker.ended
+    ]
+    waits = [at - tracker.due[key] for key, at in tracker.started_at.items()]
+    return {
+        "admitted_latency": latency_summary_ms(admitted),
+        "start_wait": latency_summary_ms(waits),
     }
 
 

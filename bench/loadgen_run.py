@@ -68,6 +68,7 @@ def plan_for(
         "rate": rate,
         "count": count,
         "fail_every": workload.fail_every,
+        "via_trigger": workload.via_trigger,
         "warmup": warmup,
         "drain_timeout": drain_timeout,
         "label": f"{label}-{uuid.uuid4().hex[:6]}",

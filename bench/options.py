@@ -27,6 +27,12 @@ class Options:
     #: (what is still in flight at the end is not counted), so it is offered 10% more.
     sustained: float = 60.0
     sustained_rate: float = 1650.0
+    #: overload points, as multiples of the best rate the bench sweep achieved (its peak),
+    #: each run twice on fresh systems: admission control off (SAGAS_MAX_IN_FLIGHT=0), then
+    #: on (``overload_bound``; None: the coordinator's default). Started through the bench
+    #: saga's trigger topic, which is what admission control pauses. Empty: none.
+    overload: tuple[float, ...] = (2.0, 3.0)
+    overload_bound: int | None = None
     #: sagas parked on a participant that does not answer, for memory and recovery (0: none)
     park: int = 100_000
     park_rate: float = 5000.0
@@ -54,6 +60,12 @@ class Options:
     #: the brokers measured, in order, each in a section of its own (`bench.brokers`);
     #: KAFKA_BOOTSTRAP_SERVERS, when set, replaces them with that cluster ("external")
     brokers: tuple[str, ...] = ("embedded", "kafka")
+    #: processing guarantees to compare on each broker with transactions (`bench.guarantees`):
+    #: the bench saga at ``guarantee_rate`` for ``duration`` s, ``guarantee_runs`` rounds
+    #: each; () skips the comparison
+    guarantees: tuple[str, ...] = ()
+    guarantee_rate: float = 500.0
+    guarantee_runs: int = 2
     smoke: bool = False
     results_dir: Path = RESULTS_DIR
     plot: Path | None = PLOT_PATH
@@ -92,6 +104,7 @@ SMOKE = replace(
     ceiling_single=100,
     services=False,
     services_rates=(50,),
+    overload=(),
     profile=0.0,
     # short enough that a saga left waiting by a crash is retried within the recovery wait
     step_timeout=20.0,

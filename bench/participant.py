@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.workload import FAIL_STEP, SOURCE, STEPS, command_topic, reply_topic
 from events.codec import CONTENT_TYPE_HEADER
 from sagas.kafka.admin import partition_counts
+from sagas.kafka.guarantee import guarantee_from_env, isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.producer_batches import batching_producer
 
@@ -77,7 +78,10 @@ class BenchParticipant:
         counts = await partition_counts(self.kafka, self.inputs)
         consumer = AIOKafkaConsumer(
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1048576, **self.kafka.consumer_kwargs(),
+            max_partition_fetch_bytes=4 * 1048576,
+            # exactly_once: answer only commands of committed coordinator transactions
+            isolation_level=isolation_level(guarantee_from_env()),
+            **self.kafka.consumer_kwargs(),
         )  # fmt: skip
         producer = batching_producer(self.kafka)
         await consumer.start()

@@ -11,6 +11,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from bench.report_overload import overload_markdown, overload_table
+
 
 @dataclass(frozen=True)
 class Targets:
@@ -178,6 +180,8 @@ def print_section(
                     f"{name} / {system_name} sustained", {"sweep": [system["sustained"]]}, c
                 )
             )
+        if system.get("overload"):
+            console.print(overload_table(name, system["overload"]))
         if system.get("memory"):
             mem = system["memory"]
             console.print(
@@ -424,6 +428,8 @@ def section_markdown(name: str, section: dict[str, Any], options: dict[str, Any]
         lines.append("")
         if any(p.get("latency_by_outcome") for p in points):
             lines += [outcome_line(points), ""]
+        if system.get("overload"):
+            lines += overload_markdown(system["overload"])
         if system.get("memory"):
             mem = system["memory"]
             lines.append(

@@ -19,7 +19,8 @@ section), or ``external`` (``KAFKA_BOOTSTRAP_SERVERS``). Per broker, in order
    and the sustained run, as in production;
 3. ``bench`` only: a sustained run (1,650 sagas/s offered, the 1,500/s target plus
    10%, or the best the sweep saw),
-   py-spy on the coordinator meanwhile;
+   py-spy on the coordinator meanwhile; then the overload points (`bench.overload`):
+   2x and 3x the sweep's peak, admission control off then on;
 4. ``bench`` only: park ``park`` sagas on the participant (SIGSTOP) and read the
    coordinator's RSS; then let the participant answer, SIGKILL the coordinator
    while it works through them, start it again and time until it processes
@@ -46,7 +47,7 @@ from bench.ceiling import measure as measure_ceiling
 from bench.loadgen_run import plan_for, run_loadgen
 from bench.options import Options
 from bench.procstat import ProcSampler
-from bench.workload import bench_workload, order_workload
+from bench.workload import bench_trigger_workload, bench_workload, order_workload
 from sagas.kafka.kafka_settings import KafkaSettings
 
 log = logging.getLogger("bench")
@@ -144,6 +145,10 @@ class BenchRun:
                 workloads = ["bench"] + (["order"] if self.o.services else [])
                 for name in workloads:
                     section["systems"][name] = await self.system_phases(name, broker)
+                if self.o.guarantees:
+                    from bench.guarantees import compare_guarantees
+
+                    section["guarantees"] = await compare_guarantees(self, broker)
                 section["elapsed_s"] = round(time.monotonic() - clock, 1)
                 for name in chosen:
                     os.environ.pop(name, None)
@@ -184,6 +189,10 @@ class BenchRun:
             if name == "bench" and self.o.sustained > 0:
                 async with self.phase_system(name, "sustained", out, broker, shared) as phase:
                     out["sustained"] = await phase.sustained(sweep)
+        if name == "bench" and self.o.overload and sweep:
+            from bench.overload import overload_points
+
+            out["overload"] = await overload_points(self, broker, sweep, out)
         if name == "bench" and self.o.park > 0:
             # Fresh processes and topics (on the same broker): the memory per parked saga
             # is read against an idle coordinator that holds no earlier sagas.
@@ -217,17 +226,18 @@ class BenchRun:
 
     @contextlib.asynccontextmanager
     async def fresh_system(
-        self, name: str, label: str, out: dict[str, Any], broker: BrokerUnderTest
-    ) -> AsyncIterator[SystemRun]:
+        self, name: str, label: str, out: dict[str, Any], broker: BrokerUnderTest,
+        coordinator_env: dict[str, str] | None = None, via_trigger: bool = False,
+    ) -> AsyncIterator[SystemRun]:  # fmt: skip
         """A started, warmed-up system for one phase, its processes sampled meanwhile."""
         from bench.system import launch
 
         clock = time.monotonic()
         async with launch(
             name, self.run_dir / broker.name / name / label, step_timeout=self.o.step_timeout,
-            kafka=broker.settings,
+            kafka=broker.settings, extra_coordinator_env=coordinator_env,
         ) as system:  # fmt: skip
-            phase = SystemRun(self, name, system, broker)
+            phase = SystemRun(self, name, system, broker, via_trigger=via_trigger)
             await phase.warm_up()
             out.setdefault("workload", phase.workload.description)
             out["phase_seconds"][f"{label} (start)"] = round(time.monotonic() - clock, 1)
@@ -256,7 +266,10 @@ class BenchRun:
 class SystemRun:
     """The phases run against one started system."""
 
-    def __init__(self, parent: BenchRun, name: str, system: Any, broker: BrokerUnderTest) -> None:
+    def __init__(
+        self, parent: BenchRun, name: str, system: Any, broker: BrokerUnderTest,
+        via_trigger: bool = False,
+    ) -> None:  # fmt: skip
         from bench.system import pids
 
         self.parent = parent
@@ -267,7 +280,9 @@ class SystemRun:
         self.kafka: KafkaSettings = system.kafka
         self.lifecycle = system.topics.lifecycle
         self.workload = (
-            bench_workload(system.prefix, system.topics.control)
+            (bench_trigger_workload if via_trigger else bench_workload)(
+                system.prefix, system.topics.control
+            )
             if name == "bench"
             else order_workload(system.prefix)
         )

@@ -25,6 +25,9 @@ STEPS = 4
 FAIL_STEP = 3
 SOURCE = "sagastream/bench"
 TERMINAL_TYPES = ("saga.completed", "saga.compensated", "saga.failed", "saga.aborted")
+#: the bench saga's trigger: the overload points start sagas with it, so that admission
+#: control (which pauses trigger topics, not the control topic) applies to them
+TRIGGER_TYPE = "bench.requested"
 
 
 def step_name(n: int) -> str:
@@ -37,6 +40,10 @@ def command_topic(prefix: str, n: int) -> str:
 
 def reply_topic(prefix: str, n: int) -> str:
     return f"{prefix}bench.{step_name(n)}.replies"
+
+
+def trigger_topic(prefix: str) -> str:
+    return f"{prefix}bench.starts"
 
 
 def bench_definition(prefix: str, *, timeout: float) -> dict[str, Any]:
@@ -67,7 +74,12 @@ def bench_definition(prefix: str, *, timeout: float) -> dict[str, Any]:
                 "retry": {"attempts": 5, "initial": 0.5},
             }
         steps.append(step)
-    return {"name": BENCH_SAGA, "version": 1, "steps": steps}
+    return {
+        "name": BENCH_SAGA,
+        "version": 1,
+        "trigger": {"topic": trigger_topic(prefix), "type": TRIGGER_TYPE},
+        "steps": steps,
+    }
 
 
 def write_bench_definition(prefix: str, directory: Path, *, timeout: float) -> Path:
@@ -85,6 +97,8 @@ class Workload:
     #: where a saga is started: the control topic (bench) or the trigger topic (order)
     start_topic: str
     fail_every: int  # every n-th saga is made to fail (bench); 0 = the services decide
+    #: True: ``start_topic`` is a trigger topic (events of the trigger type), not control
+    via_trigger: bool = False
 
     @property
     def is_bench(self) -> bool:
@@ -97,6 +111,17 @@ def bench_workload(prefix: str, control_topic: str) -> Workload:
         f"4-step bench saga, bench participants; 10% refused at step {FAIL_STEP} (2 compensations)",
         control_topic,
         10,
+    )
+
+
+def bench_trigger_workload(prefix: str, control_topic: str = "") -> Workload:
+    """The bench saga started by its trigger event (the overload points)."""
+    return Workload(
+        "bench",
+        f"4-step bench saga started by {TRIGGER_TYPE} on its trigger topic",
+        trigger_topic(prefix),
+        10,
+        via_trigger=True,
     )
 
 

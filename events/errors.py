@@ -275,10 +275,19 @@ class TopicPartitionMismatchError(TopicError):
 class TopicMissingError(TopicError):
     """Topics the contract needs do not exist on the cluster."""
 
-    def __init__(self, topics: Iterable[str], bootstrap: str | None = None) -> None:
+    def __init__(
+        self, topics: Iterable[str], bootstrap: str | None = None, principal: str | None = None
+    ) -> None:
         self.topics = tuple(sorted(topics))
         on = f" on {bootstrap}" if bootstrap else ""
+        # Kafka lists only the topics a principal may describe: absent may mean refused.
+        hidden = (
+            f" (or {principal} has no ACL to use them: Kafka hides such topics; `sagas topics "
+            f"acl` lists the ACLs each principal needs)"
+            if principal
+            else ""
+        )
         super().__init__(
-            f"missing topics{on}: {', '.join(self.topics)}. Create them with the same partition "
-            f"count as the other saga topics, or let the admin create them at start-up"
+            f"missing topics{on}: {', '.join(self.topics)}{hidden}. Create them with the same "
+            f"partition count as the other saga topics, or let the admin create them at start-up"
         )

@@ -35,7 +35,7 @@ class SagaClient:
         self._producer: AIOKafkaProducer | None = None
 
     async def __aenter__(self) -> SagaClient:
-        producer = AIOKafkaProducer(**self.kafka.aiokafka_kwargs(), linger_ms=2)
+        producer = AIOKafkaProducer(**self.kafka.producer_kwargs(), linger_ms=2)
         await start_client(producer, self.connect_timeout)
         self._producer = producer
         return self

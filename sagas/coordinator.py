@@ -39,12 +39,18 @@ from events.envelope import CloudEvent
 from events.partitioning import partition_for
 from events.records import InRecord
 from sagas import control
+from sagas.admission import AdmissionLimits, start_only_topics
+from sagas.admission_gate import AdmissionGate
+from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
+from sagas.deadline_budget import DeadlineBudget, timer_kind
 from sagas.kafka.consumer_lag import LagRow, partition_lag
+from sagas.kafka.guarantee import isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.offset_commits import OffsetCommits
 from sagas.kafka.producer_batches import batching_producer
+from sagas.kafka.transactions import PartitionTransactions, ReplicaFenced, TransactionalCommits
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.membership import CoPartitionedAssignor
@@ -52,6 +58,7 @@ from sagas.metrics import CoordinatorMetrics
 from sagas.persist import Persister
 from sagas.process.gc_policy import freeze_long_lived, relax_young_collections
 from sagas.process.heap_trim import trim_heap
+from sagas.retry_budget import RetryBudgetPolicy
 from sagas.saga_table import SagaTable
 from sagas.settings import CoordinatorSettings
 from sagas.state import SagaState
@@ -62,6 +69,8 @@ log = logging.getLogger("sagas.coordinator")
 
 #: exit status of a replica that stopped because a batch could not be persisted
 EXIT_BATCH_FAILED = 70
+#: exit status of a replica fenced by another one holding its transactional ids (exactly_once)
+EXIT_FENCED = 75
 #: seconds between two returns of freed heap memory to the OS, when idle (`sagas.process.heap_trim`)
 HEAP_TRIM_INTERVAL = 5.0
 
@@ -96,7 +105,10 @@ class Coordinator:
         #: pay for parsing its saga's state; the table stays the truth (cleared on rebalance)
         self.live = LiveStates(settings.live_cache)
         self.input_topics = sorted(registry.topics_read() | {self.topics.control})
-        self.table = SagaTable(kafka, changelog_topic(settings.app_id), kafka.partitions)
+        self.isolation = isolation_level(settings.processing_guarantee)
+        self.table = SagaTable(
+            kafka, changelog_topic(settings.app_id), kafka.partitions, isolation=self.isolation
+        )
         #: what the batch step may know of this replica
         self.batch_context = BatchContext(
             registry,
@@ -110,10 +122,28 @@ class Coordinator:
         #: table partitions recovered and being processed here
         self.owned: frozenset[int] = frozenset()
         #: batches being persisted, and committing their offsets once they are
-        self.commits = OffsetCommits(depth=settings.pipeline, interval=settings.commit_interval)
+        self.commits: OffsetCommits | TransactionalCommits = (
+            TransactionalCommits(depth=settings.pipeline)
+            if settings.processing_guarantee == "exactly_once"
+            else OffsetCommits(depth=settings.pipeline, interval=settings.commit_interval)
+        )
+        #: exactly_once: one transactional producer per owned input partition
+        self.transactions: PartitionTransactions | None = None
         #: sends what each batch decided, then its states (`sagas.persist`)
         self.persister = Persister(
             self.metrics, self.table.topic, kafka.partitions, lambda: self._generation
+        )
+        #: the bound on sagas in flight, applied to the trigger partitions (`sagas.admission`)
+        self.admission = AdmissionGate(
+            AdmissionLimits.of(settings.max_in_flight),
+            start_only_topics(registry, self.topics.control),
+            AdmissionMetrics.create(self.metrics_registry, self._start_backlog),
+        )
+        #: step deadlines fired stay a share of the commands sent (`sagas.retry_budget`)
+        per_second = settings.retry_budget_per_second
+        self.deadline_budget = DeadlineBudget(
+            RetryBudgetPolicy(settings.retry_budget_ratio, per_second, max(10.0, per_second * 10)),
+            time.time(),
         )
         self.started = False
         self.rebalancing = False
@@ -146,12 +176,24 @@ class Coordinator:
         )
         await self.producer.start()
         self.persister.producer = self.producer
+        if isinstance(self.commits, TransactionalCommits):
+            self.transactions = PartitionTransactions(
+                lambda tx_id: batching_producer(
+                    k,
+                    record_limit=s.max_record_bytes,
+                    transactional_id=tx_id,
+                    max_request_size=max(s.max_record_bytes * 2, 1_048_576),
+                ),
+                s.app_id,
+                k.partitions,
+            )
         self.consumer = AIOKafkaConsumer(
             **k.consumer_kwargs(),
             group_id=s.app_id,
             group_instance_id=s.instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level=self.isolation,
             partition_assignment_strategy=(self.assignor,),
             session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
@@ -160,7 +202,8 @@ class Coordinator:
             max_partition_fetch_bytes=max(s.max_record_bytes * 2, 1_048_576),
         )
         await self.consumer.start()
-        self.commits.consumer = self.consumer
+        if isinstance(self.commits, OffsetCommits):
+            self.commits.consumer = self.consumer
         self.consumer.subscribe(self.input_topics, listener=_Listener(self))
         self.started = True
         self._tasks = [
@@ -180,6 +223,8 @@ class Coordinator:
             async with self._lock:
                 await self.commits.drain()
             await self.consumer.stop()
+        if self.transactions is not None:
+            await self.transactions.stop()
         if self.producer is not None:
             await self.producer.stop()
 
@@ -199,6 +244,8 @@ class Coordinator:
             await loop
         except asyncio.CancelledError:
             raise
+        except ReplicaFenced as exc:
+            _exit_fenced(exc)
         except BaseException:
             # A batch that did not finish must not be half-applied: exit, and a restarted
             # replica replays it from the last committed offset (like a SIGKILL).
@@ -242,6 +289,10 @@ class Coordinator:
     def input_lag(self) -> list[LagRow]:
         return partition_lag(self.consumer, set(self.input_topics), self.committed)
 
+    def _start_backlog(self) -> float:
+        rows = partition_lag(self.consumer, self.admission.start_topics, self.committed)
+        return float(sum(lag for _, _, lag in rows))
+
     # -- the batch loop -------------------------------------------------------------------
 
     async def _consume(self) -> None:
@@ -259,10 +310,11 @@ class Coordinator:
                 if not self._may_decide(epoch, fetched):
                     self._rewind(fetched)
                     continue
-                records = [InRecord.of(record) for tp in fetched for record in fetched[tp]]
-                offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if rs}
-                persisted = self.process(records, time.time())
-                await self.commits.add(persisted, offsets)
+                admitted = self.admission.admit(consumer, fetched)
+                records = [InRecord.of(r) for rs in admitted.records.values() for r in rs]
+                persisted = self.process(records, time.time(), admitted.offsets)
+                self.admission.apply(consumer)
+                await self.commits.add(persisted, admitted.offsets)
 
     def _trim_when_idle(self) -> None:
         now = time.monotonic()
@@ -296,10 +348,18 @@ class Coordinator:
         raw = self.table.get(saga_id.encode())
         return None if raw is None else decode_value(raw)
 
-    def process(self, records: Sequence[InRecord], now: float) -> asyncio.Future[None]:
-        """Apply a batch (in memory at once) and start persisting it; resolves when durable."""
+    def process(
+        self,
+        records: Sequence[InRecord],
+        now: float,
+        offsets: dict[TopicPartition, int] | None = None,
+    ) -> asyncio.Future[None]:
+        """Apply a batch (in memory at once) and start persisting it; resolves when durable
+        (exactly_once: when its transactions, with ``offsets``, are committed)."""
         batch = apply_batch(self.batch_context, records, now)
         self.count(batch)
+        self.admission.observe(batch.decisions)
+        self.deadline_budget.observe(batch.decisions)
         writes = {saga_id.encode(): w.raw for saga_id, w in batch.writes.items()}
         self.table.store(writes)
         for saga_id, w in batch.writes.items():
@@ -309,6 +369,9 @@ class Coordinator:
                 self.live.forget(saga_id)
         for due, saga_id, token in batch.timers:
             self.timers.push(due, saga_id, token)
+        if self.transactions is not None and offsets is not None:
+            records_out = self.persister.batch_records(batch.outgoing, writes)
+            return self.transactions.persist(records_out, offsets)
         return self.persister.persist(batch.outgoing, writes)
 
     def count(self, batch: BatchResult) -> None:
@@ -344,6 +407,8 @@ class Coordinator:
             self.table.drop(set(range(self.kafka.partitions)) - wanted)
             self.recovering = True
             started = time.monotonic()
+            if self.transactions is not None:
+                await self._fence_previous_owners(wanted, assigned)
             try:
                 found = await self.table.recover(wanted)
             finally:
@@ -355,6 +420,9 @@ class Coordinator:
             self.timers.replace(
                 deadlines_in_table(self.table.data.items(), self.settings.retention)
             )
+            self.admission.recount(self.table.data.values())
+            if self.consumer is not None:
+                self.admission.apply(self.consumer)
             # What recovery built lives until the next rebalance: keep the cyclic GC from
             # walking it again and again (with 100,000 sagas in hand its full collections
             # took a third of the restarted replica's time).
@@ -369,6 +437,29 @@ class Coordinator:
             found.records,
             time.monotonic() - started,
         )
+
+    async def _fence_previous_owners(
+        self, wanted: frozenset[int], assigned: set[TopicPartition]
+    ) -> None:
+        """exactly_once: take the partitions' transactional ids (aborting what a previous
+        owner left open), then read their committed offsets again: aiokafka fetched them
+        before this callback, possibly while that owner's last transaction was committing."""
+        assert self.transactions is not None and self.consumer is not None
+        try:
+            await self.transactions.own(wanted)
+            for tp in sorted(assigned):
+                offset = await self.consumer.committed(tp)
+                if offset is not None:
+                    self.consumer.seek(tp, offset)
+        except Exception:
+            # aiokafka only logs a listener's error: exit instead of running unfenced
+            log.critical(
+                "could not take the transactional ids of partitions %s; exiting",
+                sorted(wanted),
+                exc_info=True,
+            )
+            logging.shutdown()
+            os._exit(EXIT_BATCH_FAILED)
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -390,10 +481,21 @@ class Coordinator:
                 token, self.table.get(key), self.live.get(saga_id)
             ):
                 continue
+            kind = timer_kind(token, self.table.get(key), self.live.get(saga_id))
+            if not self.deadline_budget.allows(token, now, kind):
+                self.admission.metrics.budget_refused.inc()
+                self.timers.push(now + self.deadline_budget.policy.retry_after, saga_id, token)
+                continue
             value, headers = encode(control.timer_fired(saga_id, token))
             futures.append(await self.persister.send(self.topics.control, key, value, headers))
         if futures:
             await asyncio.gather(*futures)
+
+
+def _exit_fenced(exc: ReplicaFenced) -> None:
+    log.error("replica fenced, exiting so that a restart rejoins the group: %s", exc)
+    logging.shutdown()
+    os._exit(EXIT_FENCED)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

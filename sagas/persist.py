@@ -94,14 +94,26 @@ class Persister:
 
     async def enqueue_states(self, writes: dict[bytes, bytes | None]) -> list[Any]:
         """Queue saga states on the table's changelog, each in its saga's partition."""
+        return await self.send_all(self.state_records(writes))
+
+    def state_records(self, writes: dict[bytes, bytes | None]) -> list[OutRecord]:
+        """The changelog records of saga states, stamped with this replica's generation."""
         headers = [(GENERATION_HEADER, str(self.generation()).encode())]
         topic, partitions = self.topic, self.partitions
-        return await self.send_all(
-            [
-                OutRecord(topic, key, raw, headers, partition_for(key, partitions))
-                for key, raw in writes.items()
-            ]
-        )
+        return [
+            OutRecord(topic, key, raw, headers, partition_for(key, partitions))
+            for key, raw in writes.items()
+        ]
+
+    def batch_records(
+        self, outgoing: Sequence[OutRecord], writes: dict[bytes, bytes | None]
+    ) -> list[OutRecord]:
+        """Everything a batch writes, counted, for one transaction (exactly_once): its
+        commands, lifecycle events and dead letters, then its states."""
+        records = [*outgoing, *self.state_records(writes)]
+        for topic, n in Counter(record.topic for record in records).items():
+            self.metrics.child(self.metrics.messages, topic, "out").inc(n)
+        return records
 
     async def send_all(self, records: Sequence[OutRecord]) -> list[Any]:
         """Queue records grouped per partition (`sagas.kafka.producer_batches`); one future each batch."""

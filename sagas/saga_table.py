@@ -46,8 +46,17 @@ class Recovery:
 
 
 class SagaTable:
-    def __init__(self, kafka: KafkaSettings, topic: str, partitions: int) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        partitions: int,
+        *,
+        isolation: str = "read_uncommitted",
+    ) -> None:
         self.kafka = kafka
+        #: read_committed under exactly_once: an aborted transaction's states never come back
+        self.isolation = isolation
         self.topic = topic
         self.partitions = partitions
         self.data: dict[bytes, bytes] = {}
@@ -87,7 +96,7 @@ class SagaTable:
         tps = [TopicPartition(self.topic, n) for n in sorted(found.partitions)]
         best: dict[bytes, int] = {}
         data = self.data
-        async for batch in read_to_end(self.kafka, tps):
+        async for batch in read_to_end(self.kafka, tps, isolation=self.isolation):
             for record in batch:
                 key = record.key
                 if key is None:

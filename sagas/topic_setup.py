@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from sagas.kafka.admin import check_copartitioned, ensure_compacted_topic, ensure_topics
+from sagas.kafka.admin import (
+    METADATA_GRACE,
+    check_copartitioned,
+    ensure_compacted_topic,
+    ensure_topics,
+)
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.loader import DefinitionRegistry
 
@@ -32,7 +37,8 @@ async def prepare_topics(
     if create:
         await ensure_topics(kafka, [*reads, *writes])
     # Every record of a saga must land in the same partition number of every input.
-    count = await check_copartitioned(kafka, reads)
+    grace = METADATA_GRACE if create else 0.0  # just ensured: every broker lists them soon
+    count = await check_copartitioned(kafka, reads, grace=grace)
     if changelog is not None:
         await ensure_compacted_topic(kafka, changelog, partitions=count)
-        await check_copartitioned(kafka, [*reads, changelog])
+        await check_copartitioned(kafka, [*reads, changelog], grace=METADATA_GRACE)

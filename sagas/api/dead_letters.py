@@ -219,7 +219,7 @@ class DeadLetters:
     async def _started_producer(self) -> AIOKafkaProducer:
         async with self._lock:
             if self._producer is None:
-                producer = AIOKafkaProducer(**self.kafka.aiokafka_kwargs())
+                producer = AIOKafkaProducer(**self.kafka.producer_kwargs())
                 await producer.start()
                 self._producer = producer
             return self._producer

@@ -20,6 +20,7 @@ PLUGIN_GROUP = "sagas.commands"
 #: The command modules: each adds its commands to `app` (and imports it, so they are
 #: named here rather than imported, which would make an import circle).
 COMMANDS = (
+    "acl_cmd",
     "bridge_cmd",
     "broker_cmd",
     "ops_cmd",

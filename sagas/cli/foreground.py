@@ -31,10 +31,17 @@ def fail(message: str) -> NoReturn:
 
 
 def kafka_failure(exc: BaseException) -> str | None:
-    """One line saying why Kafka could not be reached, or None for any other error."""
+    """One line saying why Kafka could not be reached or refused us, or None for any other
+    error."""
+    from sagas.kafka.authorization_failure import (
+        explain_authorization_failure,
+        is_authorization_failure,
+    )
     from sagas.kafka.connection_failure import explain_connection_failure, is_connection_failure
     from sagas.kafka.kafka_settings import KafkaSettings
 
+    if is_authorization_failure(exc):
+        return str(explain_authorization_failure(exc, KafkaSettings()))
     if not is_connection_failure(exc):
         return None
     return str(explain_connection_failure(exc, KafkaSettings()))
@@ -149,6 +156,11 @@ def run_until_signal(
     except EventLoopError as exc:
         fail(str(exc))
     except Exception as exc:  # shown to a person: what stopped it, not a traceback
+        from sagas.kafka.guarantee import GuaranteeError, TransactionsUnsupported
+        from sagas.kafka.transactions import ReplicaFenced
+
+        if isinstance(exc, (GuaranteeError, TransactionsUnsupported, ReplicaFenced)):
+            fail(f"{what} stopped: {exc}")
         if (reason := kafka_failure(exc)) is not None:
             fail(f"{what} stopped: {reason}")
         if isinstance(exc, OSError) or exc.__class__.__module__.startswith(("events", "aiokafka")):

@@ -43,6 +43,7 @@ def worker(
     )
     from sagas.coordinator import Coordinator, changelog_topic
     from sagas.errors import SagaError
+    from sagas.kafka.guarantee import TransactionsUnsupported, require_transactions
     from sagas.loader import DefinitionRegistry, load_definitions
     from sagas.process.event_loop import EventLoopError, chosen_loop
     from sagas.settings import CoordinatorSettings
@@ -76,7 +77,15 @@ def worker(
                 ),
                 "coordinator",
             )
+            if settings.processing_guarantee == "exactly_once":
+                # the embedded broker has no transactions: refuse now, not at the first batch
+                prepare_until_signal(
+                    lambda: require_transactions(kafka, f"{settings.app_id}-eos-probe"),
+                    "coordinator",
+                )
         except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
+            if isinstance(exc, TransactionsUnsupported):
+                fail(str(exc))
             if (reason := kafka_failure(exc)) is not None:
                 fail(reason)
             if isinstance(exc, SagaError) or exc.__class__.__module__.startswith(

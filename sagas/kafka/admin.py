@@ -15,13 +15,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
 from events.errors import TopicMissingError, TopicPartitionMismatchError
+from sagas.kafka.authorization_failure import KafkaAuthorizationError, principal_of
 from sagas.kafka.broker_watch import start_client
 from sagas.kafka.kafka_settings import KafkaSettings
 
 __all__ = [
+    "METADATA_GRACE",
     "TopicMissingError",
     "TopicPartitionMismatchError",
     "admin_client",
@@ -36,6 +38,12 @@ DEFAULT_READY_TIMEOUT = 30.0
 #: accepts connections and says nothing holds `sagas worker`, `service` and `topics init`
 #: for aiokafka's request timeout (40 s) before they can say so
 CONNECT_TIMEOUT = 15.0
+#: seconds a topic that was just ensured may be missing before it is reported so (callers
+#: that have just created or seen a topic pass it): on a cluster of several
+#: brokers, one just created by another process (a second coordinator replica creating
+#: the changelog) shows in the metadata of the broker asked a moment later (seen: a
+#: replica refused to start on a 3-node cluster because its broker did not list it yet)
+METADATA_GRACE = 10.0
 
 
 @asynccontextmanager
@@ -76,7 +84,12 @@ async def ensure_topics(
         missing = [name for name in wanted if name not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(name, partitions, replication_factor) for name in missing]
+                [
+                    NewTopic(
+                        name, partitions, replication_factor, topic_configs=settings.topic_configs()
+                    )
+                    for name in missing
+                ]
             )
             _raise_creation_errors(response, settings, partitions, replication_factor)
         expected = {name: partitions for name in missing}
@@ -91,25 +104,49 @@ async def ensure_compacted_topic(settings: KafkaSettings, topic: str, *, partiti
     """Create a compacted topic (a changelog) with ``partitions`` if it is missing."""
     async with admin_client(settings) as admin:
         if topic not in set(await admin.list_topics()):
-            new = NewTopic(topic, partitions, settings.replication_factor, topic_configs=COMPACTED)
+            configs = settings.topic_configs(**COMPACTED)
+            new = NewTopic(topic, partitions, settings.replication_factor, topic_configs=configs)
             response = await admin.create_topics([new])
             _raise_creation_errors(response, settings, partitions, settings.replication_factor)
     await ensure_topics(settings, [topic], partitions=partitions)
 
 
-async def partition_counts(settings: KafkaSettings, names: Iterable[str]) -> dict[str, int]:
-    """``{topic: partition count}``; raises ``TopicMissingError`` naming absent topics."""
+async def partition_counts(
+    settings: KafkaSettings, names: Iterable[str], *, grace: float = 0.0
+) -> dict[str, int]:
+    """``{topic: partition count}``; raises ``TopicMissingError`` naming absent topics
+    (after asking again for ``grace`` seconds)."""
     wanted = list(dict.fromkeys(names))
+    principal = _authenticated(settings)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
     async with admin_client(settings) as admin:
-        counts = await _existing_counts(admin, wanted)
-    missing = [name for name in wanted if name not in counts]
+        while True:
+            counts = await _existing_counts(admin, wanted)
+            missing = [name for name in wanted if name not in counts]
+            # A broker may list a topic before it knows its partitions (0): not yet.
+            if not missing and all(counts.values()):
+                return counts
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.2)
+        refused = await _refused(admin, missing) if missing and principal else []
+    if refused:
+        assert principal is not None
+        raise KafkaAuthorizationError(
+            principal, "Describe (Read)", "Topic", refused, "TopicAuthorizationFailedError"
+        )
     if missing:
-        raise TopicMissingError(missing, settings.bootstrap_servers)
+        raise TopicMissingError(missing, settings.bootstrap_servers, principal)
     return counts
 
 
 async def check_copartitioned(
-    settings: KafkaSettings, names: Iterable[str], *, expected: int | None = None
+    settings: KafkaSettings,
+    names: Iterable[str],
+    *,
+    expected: int | None = None,
+    grace: float = 0.0,
 ) -> int:
     """Refuse topics with different partition counts; return the common count.
 
@@ -117,7 +154,7 @@ async def check_copartitioned(
     partition number only if all topics read together have the same count.
     With ``expected``, every topic must have exactly that many partitions.
     """
-    counts = await partition_counts(settings, names)
+    counts = await partition_counts(settings, names, grace=grace)
     if not counts:
         return expected or settings.partitions
     distinct = set(counts.values())
@@ -137,11 +174,25 @@ def _raise_creation_errors(
         if code in (0, TopicAlreadyExistsError.errno):
             continue
         error_class = for_code(code)
+        if error_class is TopicAuthorizationFailedError:
+            raise KafkaAuthorizationError(
+                principal_of(settings),
+                "Create",
+                "Topic",
+                [entry.get("topic")],
+                "TopicAuthorizationFailedError; the topic is missing, or hidden from a "
+                "principal without an ACL on it",
+            )
         raise error_class(
             f"cannot create topic {entry.get('topic')!r} with {partitions} partitions and "
             f"replication factor {replication_factor} on {settings.bootstrap_servers}: "
             f"{entry.get('error_message') or error_class.__name__}"
         )
+
+
+def _authenticated(settings: KafkaSettings) -> str | None:
+    """The principal, when the cluster knows who we are (it may hide topics from us)."""
+    return principal_of(settings) if settings.security_protocol != "PLAINTEXT" else None
 
 
 async def _existing_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
@@ -154,6 +205,20 @@ async def _existing_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict
         description["topic"]: len(description["partitions"])
         for description in await admin.describe_topics(present)
     }
+
+
+async def _refused(admin: AIOKafkaAdminClient, names: list[str]) -> list[str]:
+    """Those of ``names`` (absent from our topic list) that Kafka refuses to describe to us
+    rather than does not have. Asked without auto-creation, which the admin client's
+    ``describe_topics`` would allow."""
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    response = await admin._send_request(MetadataRequest(names, allow_auto_topic_creation=False))
+    return [
+        topic["topic"]
+        for topic in response.to_object()["topics"]
+        if topic["error_code"] == TopicAuthorizationFailedError.errno
+    ]
 
 
 def _ready_count(description: dict[str, Any]) -> int:

@@ -27,13 +27,16 @@ async def read_to_end(
     *,
     max_records: int = 10_000,
     idle_timeout: float = 30.0,
+    isolation: str = "read_uncommitted",
 ) -> AsyncIterator[list[Any]]:
     """Yield the records of ``partitions`` in batches, each partition in offset order.
 
     Stops when every partition has been read up to its end as of the start
     (records written meanwhile may or may not be included). Raises
     ``TimeoutError`` naming the partitions when nothing arrives for
-    ``idle_timeout`` seconds while records are still missing.
+    ``idle_timeout`` seconds while records are still missing. With ``isolation``
+    ``read_committed`` the end is the last stable offset: records of open or aborted
+    transactions are never yielded.
     """
     tps = sorted(set(partitions))
     if not tps:
@@ -42,6 +45,7 @@ async def read_to_end(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level=isolation,
         **kafka.consumer_kwargs(),
     )
     await consumer.start()
@@ -56,10 +60,10 @@ async def read_to_end(
             fetched = await consumer.getmany(*pending, timeout_ms=200, max_records=max_records)
             batch: list[Any] = []
             for tp, records in fetched.items():
-                ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
+                ends[tp] = max(ends[tp], _fetched_end(consumer, tp, isolation) or 0)
                 batch.extend(r for r in records if r.offset < ends[tp])
             for tp in list(pending):
-                highwater = consumer.highwater(tp)
+                highwater = _fetched_end(consumer, tp, isolation)
                 if highwater is not None:
                     ends[tp] = max(ends[tp], highwater)
                 if await consumer.position(tp) >= ends[tp]:
@@ -75,3 +79,11 @@ async def read_to_end(
                 )
     finally:
         await consumer.stop()
+
+
+def _fetched_end(consumer: AIOKafkaConsumer, tp: TopicPartition, isolation: str) -> int | None:
+    """The end a fetch reported: the high watermark, or under read_committed the last
+    stable offset (records past it belong to a transaction still open)."""
+    if isolation == "read_committed":
+        return consumer.last_stable_offset(tp)
+    return consumer.highwater(tp)

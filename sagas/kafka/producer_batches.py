@@ -55,7 +55,7 @@ def batching_producer(
     """
     size = BATCH_BYTES if record_limit is None else min(BATCH_BYTES, record_limit)
     options.setdefault("linger_ms", LINGER_MS)
-    return AIOKafkaProducer(**kafka.aiokafka_kwargs(), max_batch_size=size, **options)
+    return AIOKafkaProducer(**{**kafka.producer_kwargs(), **options}, max_batch_size=size)
 
 
 async def send_grouped(producer: Any, records: Iterable[OutRecord]) -> list[asyncio.Future[Any]]:

@@ -62,10 +62,21 @@ from events.dead_letters import (
 )
 from events.errors import DecodeError
 from events.records import InRecord
+from sagas.kafka.authorization_failure import (
+    explain_authorization_failure,
+    is_authorization_failure,
+)
 from sagas.kafka.consumer_lag import partition_lag
+from sagas.kafka.guarantee import (
+    ProcessingGuarantee,
+    guarantee_from_env,
+    isolation_level,
+    require_transactions,
+)
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.offset_commits import OffsetCommits
 from sagas.kafka.producer_batches import batching_producer, send_grouped
+from sagas.kafka.transactions import WriterTransaction
 from sagas.participants import participant_io as io
 from sagas.participants.participant_io import ParticipantMetrics, Record
 from sagas.participants.participant_store import (
@@ -119,6 +130,7 @@ class Participant(Generic[S]):
         views: Mapping[str, View[S]] | None = None,
         create_topics: bool = True,
         batch_max: int = 500,
+        guarantee: ProcessingGuarantee | None = None,
     ) -> None:
         from events.topics import Topics
 
@@ -138,6 +150,12 @@ class Participant(Generic[S]):
         self.deadletter_topic = Topics.from_settings(kafka).deadletter
         self.changelog_topic = f"{kafka.topic_prefix}{name}.changelog"
         self.group_id = f"{kafka.topic_prefix}{name}"
+        #: None: ``SAGAS_PROCESSING_GUARANTEE``, read by `start`
+        self.guarantee = guarantee
+        #: exactly_once: the batch's transaction (changelog, replies, dead letters, offsets)
+        self._txn: WriterTransaction | None = None
+        #: exactly_once: late answers go out on their own, outside any batch's transaction
+        self._late_producer: AIOKafkaProducer | None = None
         self.core: ParticipantCore[S] = ParticipantCore(handler, initial_state)
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -177,9 +195,24 @@ class Participant(Generic[S]):
         """Create topics, replay the changelog, then start consuming; sets ``ready``."""
         relax_young_collections()
         counts = await io.prepare_topics(self, create=self.create_topics)
-        self._producer = batching_producer(self.kafka, acks="all")
-        await self._producer.start()
-        replayed = await io.replay_changelog(self.kafka, self.changelog_topic, self.core)
+        if self.guarantee is None:
+            self.guarantee = guarantee_from_env()
+        isolation = isolation_level(self.guarantee)
+        if self.guarantee == "exactly_once":
+            txn = WriterTransaction(None, self.group_id)
+            # refuses a broker without transactions in one line (the embedded one)
+            await require_transactions(self.kafka, txn.id)
+            txn.producer = self._producer = batching_producer(self.kafka, transactional_id=txn.id)
+            await self._producer.start()
+            self._txn = txn
+            self._late_producer = batching_producer(self.kafka, acks="all")
+            await self._late_producer.start()
+        else:
+            self._producer = batching_producer(self.kafka, acks="all")
+            await self._producer.start()
+        replayed = await io.replay_changelog(
+            self.kafka, self.changelog_topic, self.core, isolation=isolation
+        )
         if self.core.mismatches:
             log.warning(
                 "%s: %d of %d replayed inputs produced other outputs than recorded; the "
@@ -192,6 +225,7 @@ class Participant(Generic[S]):
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level=isolation,
             **self.kafka.consumer_kwargs(),
         )
         await self._consumer.start()
@@ -213,7 +247,16 @@ class Participant(Generic[S]):
         self.ready.set()
 
     async def serve(self, stop: asyncio.Event) -> None:
-        """Start, process until ``stop`` is set, then stop; re-raises a failure of the loop."""
+        """Start, process until ``stop`` is set, then stop; re-raises a failure of the loop
+        (a refusal by Kafka's authorizer as a `KafkaAuthorizationError`: it cannot pass)."""
+        try:
+            await self._serve(stop)
+        except Exception as exc:
+            if is_authorization_failure(exc):
+                raise explain_authorization_failure(exc, self.kafka) from None
+            raise
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         async with self:
             assert self._run_task is not None
             stopper = asyncio.create_task(stop.wait())
@@ -228,11 +271,20 @@ class Participant(Generic[S]):
         published = asyncio.get_running_loop().create_future()
         published.set_result(None)  # `process` returns once its outputs are durable
         while not self._stopping.is_set():
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=self.batch_max)
+            try:
+                batches = await self._consumer.getmany(timeout_ms=100, max_records=self.batch_max)
+            except Exception as exc:
+                if is_authorization_failure(exc):
+                    raise explain_authorization_failure(exc, self.kafka, "Read") from None
+                raise
             records = [r for tp in sorted(batches) for r in batches[tp]]
             if records:
                 await self.process(records)
                 offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
+                if self._txn is not None:  # exactly_once: the offsets join the batch's writes
+                    await self._txn.commit(offsets)
+                    self.committed.update(offsets)
+                    continue
                 await self.commits.add(published, offsets)
             else:
                 await self.commits.drain()
@@ -246,8 +298,9 @@ class Participant(Generic[S]):
                 await self._run_task
             except asyncio.CancelledError:
                 pass
-            except Exception:  # `serve` re-raises it; here the clients must still close
-                log.exception("%s: the batch loop failed", self.name)
+            except Exception as exc:  # `serve` re-raises it; here the clients must still close
+                if not is_authorization_failure(exc):  # that one is said in one line
+                    log.exception("%s: the batch loop failed", self.name)
         pending = list(self._late_pending)
         for task in pending:
             task.cancel()
@@ -256,7 +309,7 @@ class Participant(Generic[S]):
         self._late_pending.clear()
         if held and self._producer is not None:
             try:
-                await self._send_all(io.output_records(held))
+                await self._send_all(io.output_records(held), late=True)
             except Exception:
                 log.exception("%s: %d held-back answers could not be sent", self.name, len(held))
         self.metrics.lag.forget(self.name)
@@ -264,6 +317,8 @@ class Participant(Generic[S]):
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
+        if self._late_producer is not None:
+            await self._late_producer.stop()
         if self._http is not None:
             await self._http.cleanup()
 
@@ -344,16 +399,28 @@ class Participant(Generic[S]):
     async def _publish_later(self, delay: float, outputs: tuple[Outgoing, ...]) -> None:
         await asyncio.sleep(delay)
         try:
-            await self._send_all(io.output_records(outputs))
+            await self._send_all(io.output_records(outputs), late=True)
         except Exception:  # the effect is durable; the coordinator's deadline covers the loss
             log.exception("%s: a late answer could not be sent", self.name)
         self._late_pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
-    async def _send_all(self, records: Sequence[Record]) -> None:
-        assert self._producer is not None
-        futures = await send_grouped(self._producer, records)
-        if futures:
-            await asyncio.gather(*futures)
+    async def _send_all(self, records: Sequence[Record], *, late: bool = False) -> None:
+        """Send and wait; in exactly_once a batch's records join its transaction, and late
+        answers (``late``) go out on their own producer."""
+        producer = self._producer
+        if late and self._late_producer is not None:
+            producer = self._late_producer
+        elif self._txn is not None and records:
+            await self._txn.begin()
+        assert producer is not None
+        try:
+            futures = await send_grouped(producer, records)
+            if futures:
+                await asyncio.gather(*futures)
+        except Exception as exc:
+            if is_authorization_failure(exc):
+                raise explain_authorization_failure(exc, self.kafka, "Write") from None
+            raise
 
     async def _send_dead_letters(self, records: Sequence[Record]) -> None:
         """Each record to the dead-letter topic; one too large for the producer or the

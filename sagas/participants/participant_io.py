@@ -144,10 +144,18 @@ async def ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
     await ensure_compacted_topic(kafka, topic, partitions=1)
 
 
-async def replay_changelog(kafka: KafkaSettings, topic: str, core: ParticipantCore[Any]) -> int:
-    """Feed every changelog entry to ``core``; return how many were read."""
+async def replay_changelog(
+    kafka: KafkaSettings,
+    topic: str,
+    core: ParticipantCore[Any],
+    *,
+    isolation: str = "read_uncommitted",
+) -> int:
+    """Feed every changelog entry to ``core``; return how many were read (``isolation``
+    read_committed in exactly_once: an aborted batch's entries are not replayed)."""
     read = 0
-    async for batch in read_to_end(kafka, [TopicPartition(topic, 0)], max_records=5000):
+    tps = [TopicPartition(topic, 0)]
+    async for batch in read_to_end(kafka, tps, max_records=5000, isolation=isolation):
         for record in batch:
             if record.value is None:
                 continue

@@ -199,7 +199,7 @@ async def drive_domains(
     chosen = [work[n] for n in names if n in work]
     sagas = {sid: saga for saga, _, _, items in chosen for sid, _ in items}
     reviewer = Reviewer(system, scenario, sagas)
-    producer = AIOKafkaProducer(**system.kafka.aiokafka_kwargs(), linger_ms=5)
+    producer = AIOKafkaProducer(**system.kafka.producer_kwargs(), linger_ms=5)
     await producer.start()
     async with SagaClient(system.kafka) as client:
         watching = asyncio.create_task(reviewer.run(client))

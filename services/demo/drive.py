@@ -68,7 +68,7 @@ async def drive(
     topic = f"{system.prefix}orders"
     placed = 0
     async with SagaObserver(system.kafka, system.definitions, system.topics) as observer:
-        producer = AIOKafkaProducer(**system.kafka.aiokafka_kwargs(), linger_ms=5)
+        producer = AIOKafkaProducer(**system.kafka.producer_kwargs(), linger_ms=5)
         await producer.start()
         try:
             ids = [o.saga_id for o in orders]

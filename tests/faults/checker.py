@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from services.demo.checks import Check, run_all
@@ -32,6 +33,8 @@ from tests.faults.system import SERVICES, FaultLog, FaultSystem, Outcome, load_a
 
 #: filled by the scenarios, printed as a table at the end of the pytest session
 VERDICTS: list[Verdict] = []
+#: where each system's run wrote the table (printed with it)
+TABLE_FILES: list[Path] = []
 #: per-saga findings already charged to an earlier scenario (the audits are cumulative)
 _REPORTED: set[str] = set()
 

@@ -11,9 +11,6 @@ session and written next to the run's logs.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,11 +18,10 @@ import pytest
 import pytest_asyncio
 
 from tests.faults import plan
-from tests.faults.checker import VERDICTS, table
-from tests.faults.system import FaultSystem, load_average
+from tests.faults.checker import TABLE_FILES, VERDICTS, table
+from tests.faults.system import FaultSystem, load_average, new_run_dir
 
 _HERE = Path(__file__).parent
-_TABLE_FILE: list[Path] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,21 +40,9 @@ def fault_plan() -> plan.Plan:
     return plan.current()
 
 
-def _run_dir(plan_name: str, max_age: float = 12 * 3600) -> Path:
-    """A fresh folder for the run's logs and table, outside pytest's rotating basetemp
-    (other pytest sessions on the machine would delete it). Folders older than ``max_age``
-    are pruned; younger ones may belong to a run still going on in another checkout."""
-    base = Path(tempfile.gettempdir()) / "sagas-faults"
-    base.mkdir(exist_ok=True)
-    for old in base.iterdir():
-        if time.time() - old.stat().st_mtime > max_age:
-            shutil.rmtree(old, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-{plan_name}-", dir=base))
-
-
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
 async def faults(fault_plan: plan.Plan) -> AsyncIterator[FaultSystem]:
-    run_dir = _run_dir(fault_plan.name)
+    run_dir = new_run_dir(fault_plan.name)
     system = await FaultSystem.start(run_dir, fault_plan)
     try:
         yield system
@@ -67,7 +51,7 @@ async def faults(fault_plan: plan.Plan) -> AsyncIterator[FaultSystem]:
         if VERDICTS:
             path = run_dir / "fault-table.md"
             path.write_text(table(VERDICTS) + "\n")
-            _TABLE_FILE.append(path)
+            TABLE_FILES.append(path)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -76,5 +60,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section(f"fault scenarios ({plan.current().name})")
     terminalreporter.write_line(table(VERDICTS))
     terminalreporter.write_line(f"load average at the end: {load_average()}")
-    for path in _TABLE_FILE:
+    for path in TABLE_FILES:
         terminalreporter.write_line(f"table and logs: {path.parent}")

@@ -25,6 +25,10 @@ class Plan:
     pause: float  # seconds a coordinator is SIGSTOPped (> its session timeout)
     slow_for: float  # seconds a service runs throttled
     settle: float  # seconds to wait after the last order for every saga to end
+    #: broker faults (tests/faults/test_8_broker_faults.py), on a 3-node Apache Kafka:
+    broker_orders: int = 0  # orders placed per broker-fault scenario
+    broker_rate: float = 1.0  # orders per second while placing (open loop)
+    broker_down: float = 0.0  # seconds a killed or cut-off broker stays out after it is fenced
 
 
 SHORT = Plan(
@@ -37,6 +41,9 @@ SHORT = Plan(
     pause=7.0,
     slow_for=7.0,
     settle=90.0,
+    broker_orders=120,
+    broker_rate=8.0,
+    broker_down=0.0,
 )
 LONG = Plan(
     "long",
@@ -48,6 +55,9 @@ LONG = Plan(
     pause=10.0,
     slow_for=15.0,
     settle=240.0,
+    broker_orders=2_400,
+    broker_rate=40.0,
+    broker_down=10.0,
 )
 
 

@@ -9,7 +9,11 @@ business failures switched on) and adds what the fault scenarios need:
   fire, then judge the result against everything placed on this system so
   far (`tests.faults.checker`);
 * the audits of `tests.faults.audit`, read incrementally;
-* peak memory of the coordinators (``VmHWM`` in ``/proc/PID/status``).
+* peak memory of the coordinators (``VmHWM`` in ``/proc/PID/status``);
+* ``guarantee="exactly_once"`` runs every coordinator and service with
+  ``SAGAS_PROCESSING_GUARANTEE=exactly_once`` (Apache Kafka only), and
+  `duplicate_deliveries` counts command ids and lifecycle events delivered
+  twice (`tests.faults.delivery`).
 
 Secrets are set to marker strings in every process's environment so the
 security scenario can look for them in the logs and ``/metrics``.
@@ -19,18 +23,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sagas.kafka.guarantee import GUARANTEE_VARIABLE, ProcessingGuarantee
+from sagas.kafka.kafka_settings import KafkaSettings
 from services.demo.domains import DomainScenario
 from services.demo.drive import RunResult, drive
 from services.demo.scenario import Order, Scenario
 from services.launch import Launcher, SystemConfig
 from tests.faults.audit import LedgerAudit, LifecycleAudit, StateAudit
+from tests.faults.delivery import DeliveryReport, duplicate_deliveries
 from tests.faults.plan import Plan
 
 COORDINATORS = ("coordinator-1", "coordinator-2")
@@ -75,9 +84,12 @@ class Outcome:
 
 
 class FaultSystem:
-    def __init__(self, launcher: Launcher, base: Scenario) -> None:
+    def __init__(
+        self, launcher: Launcher, base: Scenario, guarantee: ProcessingGuarantee = "at_least_once"
+    ) -> None:
         self.launcher = launcher
         self.base = base
+        self.guarantee = guarantee
         self.orders: list[Order] = []  # every order placed on this system, all scenarios
         self.extra_sagas: set[str] = set()  # sagas started by other means (the fuzzer)
         self.lifecycle = LifecycleAudit(launcher.kafka, launcher.topics.lifecycle)
@@ -90,17 +102,33 @@ class FaultSystem:
     # -- start and stop -----------------------------------------------------------------
 
     @classmethod
-    async def start(cls, run_dir: Path, plan: Plan) -> FaultSystem:
+    async def start(
+        cls,
+        run_dir: Path,
+        plan: Plan,
+        *,
+        kafka: KafkaSettings | None = None,
+        env: Mapping[str, str] | None = None,
+        domains: bool = True,
+        guarantee: ProcessingGuarantee = "at_least_once",
+    ) -> FaultSystem:
+        """``kafka``: the cluster to run on (default: the suite's broker); ``env``: added to
+        every process's environment; ``domains``: also run the transfer and claim sagas;
+        ``guarantee``: the processing guarantee of every process."""
         base = Scenario(orders=plan.orders, rate=plan.rate)
-        secrets = {"KAFKA_SASL_PASSWORD": SASL_SECRET}
-        domains = DomainScenario()
+        secrets = {"KAFKA_SASL_PASSWORD": SASL_SECRET, GUARANTEE_VARIABLE: guarantee, **(env or {})}
+        domain = DomainScenario()
+        extra = ("bank_transfer", "insurance_claim") if domains else ()
         config = SystemConfig(
             mode="orchestrated",
             coordinators=2,
-            definitions=("order_orchestrated", "bank_transfer", "insurance_claim"),
-            services=(*SERVICES, *DOMAIN_SERVICES),
-            awaits_deadline=domains.deadline,
-            services_config={**base.services_config(), **domains.services_config()},
+            definitions=("order_orchestrated", *extra),
+            services=(*SERVICES, *(DOMAIN_SERVICES if domains else ())),
+            awaits_deadline=domain.deadline,
+            services_config={
+                **base.services_config(),
+                **(domain.services_config() if domains else {}),
+            },
             coordinator_env={
                 **secrets,
                 "SAGAS_API_TOKEN": API_SECRET,
@@ -110,9 +138,9 @@ class FaultSystem:
             service_env=secrets,
             ready_timeout=120.0,
         )
-        launcher = Launcher(config, run_dir=run_dir)
+        launcher = Launcher(config, run_dir=run_dir, kafka=kafka)
         await launcher.start()
-        system = cls(launcher, base)
+        system = cls(launcher, base, guarantee)
         try:
             for audit in (system.lifecycle, system.ledgers, system.states):
                 await audit.tail.start()
@@ -208,6 +236,13 @@ class FaultSystem:
         result = await drive(self.launcher, scenario, faults=bound, settle_timeout=settle)
         return Outcome(name, orders, result, log)
 
+    async def duplicate_deliveries(self) -> DeliveryReport:
+        """Command ids and lifecycle events found in two records (raw, read_committed)."""
+        commands = {t for d in self.launcher.definitions for t in d.topics_written()}
+        return await duplicate_deliveries(
+            self.launcher.kafka, commands=commands, lifecycle=self.launcher.topics.lifecycle
+        )
+
     # -- measurements -------------------------------------------------------------------
 
     def memory(self, name: str) -> dict[str, int]:
@@ -230,6 +265,18 @@ class FaultSystem:
     @property
     def run_dir(self) -> Path:
         return self.launcher.run_dir
+
+
+def new_run_dir(plan_name: str, max_age: float = 12 * 3600) -> Path:
+    """A fresh folder for the run's logs and table, outside pytest's rotating basetemp
+    (other pytest sessions on the machine would delete it). Folders older than ``max_age``
+    are pruned; younger ones may belong to a run still going on in another checkout."""
+    base = Path(tempfile.gettempdir()) / "sagas-faults"
+    base.mkdir(exist_ok=True)
+    for old in base.iterdir():
+        if time.time() - old.stat().st_mtime > max_age:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-{plan_name}-", dir=base))
 
 
 def load_average() -> str:

@@ -24,6 +24,7 @@ EXPECTED = {
     "SagasNotFinishing",
     "RecordProcessingErrors",  # issue 17: a record our code raised on
     "ApprovalsPastDeadline",  # issue 20: a person's step waits past its deadline
+    "SagaStartBacklogGrowing",  # issue 19: starts wait in Kafka longer and longer
 }
 
 
@@ -59,7 +60,7 @@ def test_promtool_rule_tests_pass_and_drive_the_dead_letter_alert_to_firing() ->
         for case in test.get("alert_rule_test", [])
         if case.get("exp_alerts")
     }
-    assert {"SagaDeadLettersGrowing", "RecordProcessingErrors"} <= fired
+    assert {"SagaDeadLettersGrowing", "RecordProcessingErrors", "SagaStartBacklogGrowing"} <= fired
     result = run("test", "rules", str(ALERT_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout

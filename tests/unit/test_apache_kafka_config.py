@@ -52,6 +52,21 @@ def test_three_nodes_form_one_quorum_with_three_replicas_and_two_in_sync() -> No
     assert cluster.bootstrap_servers() == "127.0.0.1:9000,127.0.0.1:9010,127.0.0.1:9020"
 
 
+def test_nodes_on_addresses_of_their_own_listen_and_meet_there() -> None:
+    """The broker-fault tests put each node in a network namespace with its own address."""
+    base = layout(3)
+    hosts = ("10.218.7.11", "10.218.7.12", "10.218.7.13")
+    cluster = ClusterLayout(base.host, base.ports, base.data_dirs, base.listener, hosts)
+    nodes = [properties(node_properties(cluster, i)) for i in range(3)]
+    assert nodes[1]["listeners"] == (
+        "CLIENT://10.218.7.12:9010,INTERNAL://10.218.7.12:9011,CONTROLLER://10.218.7.12:9012"
+    )
+    assert nodes[2]["advertised.listeners"].startswith("CLIENT://10.218.7.13:9020,")
+    voters = "1@10.218.7.11:9002,2@10.218.7.12:9012,3@10.218.7.13:9022"
+    assert {n["controller.quorum.voters"] for n in nodes} == {voters}
+    assert cluster.bootstrap_servers() == "10.218.7.11:9000,10.218.7.12:9010,10.218.7.13:9020"
+
+
 def test_one_node_replicates_nothing_and_keeps_the_shared_settings() -> None:
     node = properties(node_properties(layout(1), 0))
     assert node["default.replication.factor"] == "1"
@@ -109,3 +124,48 @@ def test_cluster_ids_never_start_with_a_dash_the_storage_tool_reads_as_an_option
 
     ids = [_cluster_id() for _ in range(5000)]  # about 78 would start with "-" otherwise
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def test_a_superuser_turns_on_the_standard_authorizer_and_authenticates_the_nodes() -> None:
+    admin, service = SaslUser("sagas-admin", "Admin-1"), SaslUser("svc-a", "Svc-1")
+    listener = ClientListener("SASL_PLAINTEXT", users=(service, admin), superuser="sagas-admin")
+    props = properties(node_properties(layout(3, listener), 1, shared=""))
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:sagas-admin"
+    # No anonymous principal anywhere: the nodes log in to each other as the super user.
+    assert props["listener.security.protocol.map"] == (
+        "CLIENT:SASL_PLAINTEXT,INTERNAL:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    )
+    assert props["sasl.mechanism.inter.broker.protocol"] == "PLAIN"
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    for name in ("internal", "controller"):
+        jaas = props[f"listener.name.{name}.plain.sasl.jaas.config"]
+        assert 'username="sagas-admin" password="Admin-1"' in jaas
+        assert "svc-a" not in jaas  # a service cannot log in as a node
+
+
+def test_without_a_superuser_nothing_is_authorized_and_the_nodes_stay_plaintext() -> None:
+    listener = ClientListener("SASL_PLAINTEXT", users=(SaslUser("u", "p"),))
+    props = properties(node_properties(layout(1, listener), 0, shared=""))
+    assert "authorizer.class.name" not in props
+    assert props["listener.security.protocol.map"].endswith(
+        "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    )
+
+
+@pytest.mark.parametrize(
+    ("listener", "problem"),
+    [
+        (ClientListener("PLAINTEXT", superuser="admin"), "needs authenticated clients"),
+        (
+            ClientListener("SASL_PLAINTEXT", users=(SaslUser("u", "p"),), superuser="admin"),
+            "not one of the SASL users",
+        ),
+    ],
+)
+def test_a_superuser_needs_sasl_and_must_be_a_user(listener: ClientListener, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        listener.check()

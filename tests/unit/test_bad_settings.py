@@ -67,6 +67,8 @@ def bad_values(field: FieldInfo, env: str = "") -> list[str]:
         return ["bogus"]
     if env.endswith("_FILE") or str(field.validation_alias or "").endswith(("FILE", "CAFILE")):
         return ["/nonexistent/file.pem"]
+    if base is bool:
+        return ["maybe"]
     values = []
     if base in (int, float):
         values.append("abc")

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from sagas.admission_metrics import AdmissionMetrics
 from sagas.metrics import CoordinatorMetrics
 from sagas.participants.participant_io import ParticipantMetrics
 
@@ -40,6 +41,7 @@ def exported_metrics() -> set[str]:
 
     registry = CollectorRegistry()
     CoordinatorMetrics.create(registry)
+    AdmissionMetrics.create(registry, lambda: 0.0)
     ParticipantMetrics.create(registry)
     families = list(registry.collect())
     families += list(CoordinatorCollector.describe(None))  # type: ignore[arg-type]
@@ -87,6 +89,10 @@ def test_the_panels_issue_5_asks_for() -> None:
         "participant command rate by service": r"by \(service, result\) \(rate\(participant_commands_total",
         "participant latency by service": r"by \(le, service\) \(rate\(participant_command_duration_seconds_bucket",
         "consumer lag": r"saga_consumer_lag",
+        # issue 19: admitted vs waiting starts, and whether a replica holds them back
+        "admitted starts": r"sum\(rate\(saga_started_total",
+        "waiting starts": r"sum\(saga_start_backlog\)",
+        "paused trigger partitions": r"saga_admission_paused",
     }
     missing = [what for what, pattern in wanted.items() if not re.search(pattern, text)]
     assert not missing, f"panels missing: {missing}"

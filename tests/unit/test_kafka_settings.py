@@ -17,6 +17,7 @@ _VARS = [
     "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SSL_CAFILE",
     "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
     "KAFKA_SASL_PASSWORD", "SAGAS_TOPIC_PREFIX", "SAGAS_PARTITIONS", "SAGAS_REPLICATION_FACTOR",
+    "SAGAS_MIN_INSYNC_REPLICAS", "KAFKA_ENABLE_IDEMPOTENCE",
 ]  # fmt: skip
 
 
@@ -50,6 +51,35 @@ def test_read_from_the_documented_variables(clean_env: pytest.MonkeyPatch) -> No
     }
     assert (settings.partitions, settings.replication_factor) == (12, 3)
     assert Topics.from_settings(settings).lifecycle == "staging.saga.lifecycle"
+
+
+def test_created_topics_get_min_insync_replicas_only_when_it_is_set(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    assert KafkaSettings().topic_configs(**{"cleanup.policy": "compact"}) == {
+        "cleanup.policy": "compact"
+    }
+    clean_env.setenv("SAGAS_REPLICATION_FACTOR", "3")
+    clean_env.setenv("SAGAS_MIN_INSYNC_REPLICAS", "2")
+    assert KafkaSettings().topic_configs() == {"min.insync.replicas": "2"}
+
+
+def test_producers_wait_for_every_in_sync_replica_and_are_idempotent_when_asked(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092")
+    kwargs = KafkaSettings().producer_kwargs()
+    assert (kwargs["acks"], kwargs["enable_idempotence"]) == ("all", False)
+    clean_env.setenv("KAFKA_ENABLE_IDEMPOTENCE", "true")
+    assert KafkaSettings().producer_kwargs()["enable_idempotence"] is True
+
+
+def test_min_insync_replicas_above_the_replication_factor_is_refused(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("SAGAS_MIN_INSYNC_REPLICAS", "2")
+    with pytest.raises(ValidationError, match="SAGAS_MIN_INSYNC_REPLICAS=2 is more than"):
+        KafkaSettings()
 
 
 def test_an_empty_bootstrap_variable_means_unset(clean_env: pytest.MonkeyPatch) -> None:

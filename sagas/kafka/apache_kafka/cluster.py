@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -81,12 +82,18 @@ class ApacheKafka:
         work_dir: str | os.PathLike[str] | None = None,
         probe_settings: KafkaSettings | None = None,
         port: int | None = None,
+        hosts: Sequence[str] = (),
+        node_commands: Sequence[Sequence[str]] = (),
     ) -> None:
         """``listener`` sets the client listener's security (PLAINTEXT by default);
         ``probe_settings`` are the client settings the readiness probe uses on an
         authenticating listener (by default it logs in as the first SASL user, with
         no client certificate). ``work_dir`` keeps data and logs there instead of in
-        a temporary folder removed on stop. ``port`` fixes the first node's client port."""
+        a temporary folder removed on stop. ``port`` fixes the first node's client port.
+        ``hosts`` gives each node its own address instead of ``host``, and
+        ``node_commands`` a command each node's JVM runs under (e.g. ``ip netns exec NAME``,
+        which execs, so the PID stays the JVM's): the broker-fault tests put every node in
+        a network namespace of its own to cut one off (tests/faults/netns.py)."""
         if nodes not in (1, 3):
             raise ApacheKafkaError(f"nodes must be 1 or 3 (a KRaft quorum), got {nodes}")
         self.nodes = nodes
@@ -101,6 +108,11 @@ class ApacheKafka:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.requested_port = port
+        for what, given in (("hosts", hosts), ("node_commands", node_commands)):
+            if given and len(given) != nodes:
+                raise ApacheKafkaError(f"{what}: expected one per node ({nodes}), got {len(given)}")
+        self.hosts = tuple(hosts)
+        self.node_commands = tuple(tuple(c) for c in node_commands)
         self.probe_settings = probe_settings
         self._keep_dir = work_dir is not None
         self._work_dir = Path(work_dir) if work_dir is not None else None
@@ -137,7 +149,7 @@ class ApacheKafka:
 
     def node_address(self, node: int) -> str:
         assert self._layout is not None
-        return f"{self.host}:{self._layout.ports[node].client}"
+        return f"{self._layout.host_of(node)}:{self._layout.ports[node].client}"
 
     def settings(self, base: KafkaSettings | None = None) -> KafkaSettings:
         """``base`` (or settings from the environment) pointed at this cluster."""
@@ -295,7 +307,7 @@ class ApacheKafka:
             for i in range(self.nodes)
         )
         data_dirs = tuple(self._work_dir / f"node-{i + 1}" / "data" for i in range(self.nodes))
-        self._layout = ClusterLayout(self.host, ports, data_dirs, self.listener)
+        self._layout = ClusterLayout(self.host, ports, data_dirs, self.listener, self.hosts)
         cluster_id = _cluster_id()
         shared = None
         formats: list[subprocess.Popen[bytes]] = []
@@ -325,8 +337,9 @@ class ApacheKafka:
     def _spawn(self, node: _Node) -> None:
         assert self._classpath is not None
         java = require_java()
+        prefix = list(self.node_commands[node.index]) if self.node_commands else []
         cmd = [
-            java, f"-Xms{self.heap}", f"-Xmx{self.heap}", *_JVM_FLAGS,
+            *prefix, java, f"-Xms{self.heap}", f"-Xmx{self.heap}", *_JVM_FLAGS,
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "-cp", self._classpath, "kafka.Kafka", str(node.properties),
         ]  # fmt: skip
@@ -358,8 +371,9 @@ class ApacheKafka:
         from aiokafka.admin import AIOKafkaAdminClient
 
         assert self._layout is not None
-        for ports in self._layout.ports:  # a plain connect first: aiokafka logs each refusal
-            refused = await tcp_refused_async(self.host, ports.client)
+        # A plain connect first: aiokafka logs each refusal.
+        for i, ports in enumerate(self._layout.ports):
+            refused = await tcp_refused_async(self._layout.host_of(i), ports.client)
             if refused is not None:
                 self._last_probe_error = refused
                 return False
@@ -398,7 +412,7 @@ class ApacheKafka:
             context.verify_mode = ssl.CERT_NONE
             kwargs["ssl_context"] = context
         if self.listener.uses_sasl:
-            user = self.listener.users[0]
+            user = self.listener.admin() if self.listener.authorizes else self.listener.users[0]
             kwargs.update(
                 sasl_mechanism="PLAIN",
                 sasl_plain_username=user.name,

@@ -53,12 +53,20 @@ class ClientListener:
     and certificate chain; ``truststore``: the CA (PEM) that client certificates
     must chain to, which makes client certificates required (mutual TLS).
     ``users`` may log in with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+
+    ``superuser`` (the name of one of ``users``) turns authorization on: KRaft's
+    ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false``, so a
+    principal may do only what an ACL grants it; ``superuser`` is the only super
+    user, and brokers and controllers authenticate to each other as it (SASL PLAIN
+    on the ``INTERNAL`` and ``CONTROLLER`` listeners), so no anonymous principal
+    is trusted anywhere.
     """
 
     protocol: SecurityProtocol = "PLAINTEXT"
     keystore: Path | None = None
     truststore: Path | None = None
     users: tuple[SaslUser, ...] = ()
+    superuser: str | None = None
 
     @property
     def uses_tls(self) -> bool:
@@ -68,7 +76,25 @@ class ClientListener:
     def uses_sasl(self) -> bool:
         return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
 
+    @property
+    def authorizes(self) -> bool:
+        return self.superuser is not None
+
+    def admin(self) -> SaslUser:
+        """The super user, which brokers and controllers log in as."""
+        for user in self.users:
+            if user.name == self.superuser:
+                return user
+        raise ValueError(f"superuser {self.superuser!r} is not one of the SASL users")
+
     def check(self) -> None:
+        if self.authorizes and not self.uses_sasl:
+            raise ValueError(
+                f"authorization (superuser {self.superuser!r}) needs authenticated clients: "
+                "use a SASL_PLAINTEXT or SASL_SSL listener"
+            )
+        if self.authorizes:
+            self.admin()
         if self.uses_tls and self.keystore is None:
             raise ValueError(f"a {self.protocol} listener needs a keystore (PEM key + chain)")
         if self.uses_sasl and not self.users:
@@ -102,10 +128,15 @@ class ClusterLayout:
     ports: tuple[NodePorts, ...]
     data_dirs: tuple[Path, ...]
     listener: ClientListener = ClientListener()
+    #: each node's own address (e.g. inside a network namespace); empty: ``host`` for all
+    hosts: tuple[str, ...] = ()
 
     @property
     def nodes(self) -> int:
         return len(self.ports)
+
+    def host_of(self, node: int) -> str:
+        return self.hosts[node] if self.hosts else self.host
 
     @property
     def replication_factor(self) -> int:
@@ -116,19 +147,23 @@ class ClusterLayout:
         return 2 if self.nodes >= 3 else 1
 
     def voters(self) -> str:
-        return ",".join(f"{i + 1}@{self.host}:{p.controller}" for i, p in enumerate(self.ports))
+        return ",".join(
+            f"{i + 1}@{self.host_of(i)}:{p.controller}" for i, p in enumerate(self.ports)
+        )
 
     def bootstrap_servers(self) -> str:
-        return ",".join(f"{self.host}:{p.client}" for p in self.ports)
+        return ",".join(f"{self.host_of(i)}:{p.client}" for i, p in enumerate(self.ports))
 
 
 def node_properties(layout: ClusterLayout, node: int, shared: str | None = None) -> str:
     """The ``server.properties`` of ``node`` (0-based) in ``layout``."""
     base = shared if shared is not None else BROKER_PROPERTIES.read_text()
     ports = layout.ports[node]
-    host = layout.host
+    host = layout.host_of(node)
     listener = layout.listener
     rf = layout.replication_factor
+    # With authorization, brokers and controllers log in to each other (never anonymous).
+    inner = "SASL_PLAINTEXT" if listener.authorizes else "PLAINTEXT"
     lines = [
         "process.roles=broker,controller",
         f"node.id={node + 1}",
@@ -138,8 +173,8 @@ def node_properties(layout: ClusterLayout, node: int, shared: str | None = None)
         f"advertised.listeners=CLIENT://{host}:{ports.client},INTERNAL://{host}:{ports.internal}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=INTERNAL",
-        f"listener.security.protocol.map=CLIENT:{listener.protocol},INTERNAL:PLAINTEXT,"
-        "CONTROLLER:PLAINTEXT",
+        f"listener.security.protocol.map=CLIENT:{listener.protocol},INTERNAL:{inner},"
+        f"CONTROLLER:{inner}",
         f"log.dirs={layout.data_dirs[node]}",
         f"default.replication.factor={rf}",
         f"min.insync.replicas={layout.min_insync_replicas}",
@@ -150,6 +185,7 @@ def node_properties(layout: ClusterLayout, node: int, shared: str | None = None)
         f"share.coordinator.state.topic.min.isr={layout.min_insync_replicas}",
     ]
     lines += _security_lines(listener)
+    lines += _authorizer_lines(listener)
     return (
         base.rstrip("\n")
         + "\n\n# -- this node (sagas/kafka/apache_kafka/config.py) --\n"
@@ -166,6 +202,30 @@ def scram_arguments(listener: ClientListener) -> list[str]:
         for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
             args += ["--add-scram", f"{mechanism}=[name={user.name},password={user.password}]"]
     return args
+
+
+def _authorizer_lines(listener: ClientListener) -> list[str]:
+    """StandardAuthorizer, deny unless an ACL allows, and PLAIN between the nodes as the super
+    user (SCRAM cannot serve the controllers: its credentials live in the metadata they hold)."""
+    if not listener.authorizes:
+        return []
+    admin = listener.admin()
+    jaas = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{admin.name}" password="{admin.password}" '
+        f'user_{admin.name}="{admin.password}";'
+    )
+    return [
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+        f"super.users=User:{admin.name}",
+        "sasl.mechanism.inter.broker.protocol=PLAIN",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        "listener.name.internal.sasl.enabled.mechanisms=PLAIN",
+        f"listener.name.internal.plain.sasl.jaas.config={jaas}",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        f"listener.name.controller.plain.sasl.jaas.config={jaas}",
+    ]
 
 
 def _security_lines(listener: ClientListener) -> list[str]:

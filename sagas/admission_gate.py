@@ -1,0 +1,105 @@
+"""Applies admission control (`sagas.admission`) to the coordinator's consumer.
+
+The runtime half: it counts this replica's sagas in flight from each batch's
+decisions (and from the table after a rebalance), hands back to Kafka the
+trigger records a batch may not admit (a seek to the first of them), and
+pauses or resumes the trigger partitions as `sagas.admission.gate` says.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from sagas import admission
+from sagas.admission import AdmissionLimits, GateChange
+from sagas.admission_metrics import AdmissionMetrics
+from sagas.batch_values import DecisionSignal
+
+log = logging.getLogger("sagas.admission")
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """The records of a fetch a batch may decide, and the offsets it then commits."""
+
+    records: dict[TopicPartition, list[Any]]
+    offsets: dict[TopicPartition, int]
+
+
+class AdmissionGate:
+    def __init__(
+        self, limits: AdmissionLimits, start_topics: frozenset[str], metrics: AdmissionMetrics
+    ) -> None:
+        self.limits = limits
+        self.start_topics = start_topics
+        self.metrics = metrics
+        self.in_flight = 0
+        self.paused = False
+        metrics.limit.set(limits.high)
+
+    def admit(self, consumer: Any, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
+        """Keep what fits under the bound; fetch the rest of a trigger partition again."""
+        if not self.limits.bounded or not self.start_topics:
+            return Admitted(fetched, _ends(fetched))
+        starts = [tp for tp in fetched if tp.topic in self.start_topics and fetched[tp]]
+        if not starts:
+            return Admitted(fetched, _ends(fetched))
+        kept = admission.admit(self.limits, self.in_flight, [len(fetched[tp]) for tp in starts])
+        records = dict(fetched)
+        deferred = 0
+        for tp, n in zip(starts, kept, strict=True):
+            rs = fetched[tp]
+            if n == len(rs):
+                continue
+            consumer.seek(tp, rs[n].offset)
+            records[tp] = rs[:n]
+            deferred += len(rs) - n
+        if deferred:
+            self.metrics.deferred.inc(deferred)
+        return Admitted(records, _ends(records))
+
+    def observe(self, decisions: Sequence[DecisionSignal]) -> None:
+        self.in_flight = max(0, self.in_flight + admission.in_flight_change(decisions))
+        self.metrics.in_flight.set(self.in_flight)
+
+    def recount(self, values: Iterable[bytes]) -> None:
+        """After a rebalance: the sagas in flight in the partitions now held."""
+        self.in_flight = admission.in_flight_in(values)
+        self.metrics.in_flight.set(self.in_flight)
+        # a new assignment starts with no partition paused
+        self.paused = False
+        self.metrics.paused.set(0)
+
+    def apply(self, consumer: Any) -> None:
+        """Pause or resume the trigger partitions this replica is assigned."""
+        change = admission.gate(self.limits, self.in_flight, self.paused)
+        if change is GateChange.KEEP or not self.start_topics:
+            return
+        try:
+            tps = [tp for tp in consumer.assignment() if tp.topic in self.start_topics]
+        except Exception:  # noqa: BLE001 - between assignments: the next batch applies it
+            return
+        if change is GateChange.PAUSE:
+            consumer.pause(*tps)
+            self.paused = True
+            self.metrics.pauses.inc()
+            log.info(
+                "%d sagas in flight (bound %d): new starts wait in Kafka on %s",
+                self.in_flight,
+                self.limits.high,
+                ", ".join(sorted(self.start_topics)),
+            )
+        else:
+            consumer.resume(*tps)
+            self.paused = False
+            log.info("%d sagas in flight: admitting new starts again", self.in_flight)
+        self.metrics.paused.set(1 if self.paused else 0)
+
+
+def _ends(records: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
+    return {tp: rs[-1].offset + 1 for tp, rs in records.items() if rs}

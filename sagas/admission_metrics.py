@@ -1,0 +1,80 @@
+"""Prometheus metrics of overload handling (admission control and the retry budget).
+
+Per replica, no labels (every value is this replica's: sum them over replicas):
+
+* ``saga_admission_in_flight``: sagas running or compensating in this replica's
+  partitions, the count the bound applies to;
+* ``saga_admission_limit``: the bound (``SAGAS_MAX_IN_FLIGHT``; 0: none);
+* ``saga_admission_paused``: 1 while the trigger partitions are paused;
+* ``saga_admission_pauses_total``: times they were paused;
+* ``saga_starts_deferred_total``: trigger records fetched and handed back to
+  Kafka because the bound was reached (they are fetched again later);
+* ``saga_start_backlog``: records on the trigger partitions this replica holds
+  that it has not committed yet: the starts waiting in Kafka;
+* ``saga_retry_budget_refused_total``: step deadlines the retry budget held
+  back (each fires later, when the budget allows).
+
+Admitted starts are ``saga_started_total``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+@dataclass(frozen=True)
+class AdmissionMetrics:
+    in_flight: Gauge
+    limit: Gauge
+    paused: Gauge
+    pauses: Counter
+    deferred: Counter
+    backlog: Gauge
+    budget_refused: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, backlog: Callable[[], float]) -> AdmissionMetrics:
+        metrics = cls(
+            in_flight=Gauge(
+                "saga_admission_in_flight",
+                "Sagas running or compensating in this replica's partitions (what the "
+                "admission bound counts).",
+                registry=registry,
+            ),
+            limit=Gauge(
+                "saga_admission_limit",
+                "Sagas in flight past which this replica pauses its trigger partitions "
+                "(SAGAS_MAX_IN_FLIGHT; 0: no bound).",
+                registry=registry,
+            ),
+            paused=Gauge(
+                "saga_admission_paused",
+                "1 while this replica's trigger partitions are paused (new starts wait in Kafka).",
+                registry=registry,
+            ),
+            pauses=Counter(
+                "saga_admission_pauses",
+                "Times this replica paused its trigger partitions.",
+                registry=registry,
+            ),
+            deferred=Counter(
+                "saga_starts_deferred",
+                "Trigger records fetched and handed back to Kafka because the bound was reached.",
+                registry=registry,
+            ),
+            backlog=Gauge(
+                "saga_start_backlog",
+                "Records on this replica's trigger partitions not committed yet: starts waiting.",
+                registry=registry,
+            ),
+            budget_refused=Counter(
+                "saga_retry_budget_refused",
+                "Step deadlines the retry budget held back to fire later.",
+                registry=registry,
+            ),
+        )
+        metrics.backlog.set_function(backlog)
+        return metrics

@@ -1,0 +1,167 @@
+"""Exactly-once persistence on Apache Kafka (`sagas.kafka.transactions`), and its refusal
+on the embedded broker.
+
+The fencing test plays two replicas of one coordinator group in one process: each a
+`PartitionTransactions` with real transactional producers; the first (the zombie) is
+held just before committing while the second takes the partition over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from events.records import OutRecord
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.embedded_broker import EmbeddedBroker
+from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.kafka.log_reader import read_to_end
+from sagas.kafka.producer_batches import batching_producer
+from sagas.kafka.transactions import PartitionTransactions, ReplicaFenced
+from tests.integration.api_system import definitions_file
+from tests.support.processes import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+NO_TRANSACTIONS = (
+    "the embedded Tansu broker has no Kafka transactions (InitProducerId fails): "
+    "runs on Apache Kafka (make test-kafka)"
+)
+
+
+@pytest.fixture
+def transactional_kafka(
+    kafka_settings: KafkaSettings, embedded_broker: EmbeddedBroker | None
+) -> KafkaSettings:
+    if embedded_broker is not None:
+        pytest.skip(NO_TRANSACTIONS)
+    return kafka_settings
+
+
+class _GatedProducer:
+    """A real transactional producer whose commit waits for ``gate``: a replica paused
+    between writing its batch and committing it."""
+
+    def __init__(self, producer: AIOKafkaProducer, gate: asyncio.Event) -> None:
+        self._producer = producer
+        self._gate = gate
+        self.sent = asyncio.Event()
+
+    async def commit_transaction(self) -> None:
+        self.sent.set()
+        await self._gate.wait()
+        await self._producer.commit_transaction()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+async def _values(kafka: KafkaSettings, tp: TopicPartition, isolation: str) -> list[bytes]:
+    out: list[bytes] = []
+    async for batch in read_to_end(kafka, [tp], isolation=isolation):
+        out += [r.value for r in batch if r.value is not None]
+    return out
+
+
+async def _committed(kafka: KafkaSettings, group: str, tp: TopicPartition) -> int | None:
+    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **kafka.consumer_kwargs())
+    await consumer.start()
+    try:
+        return await consumer.committed(tp)  # type: ignore[no-any-return]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_zombie_replica_is_fenced_and_its_open_transaction_is_never_read(
+    transactional_kafka: KafkaSettings, topic_factory: Any
+) -> None:
+    kafka = transactional_kafka
+    out_topic, in_topic = topic_factory("lifecycle"), topic_factory("inputs")
+    await ensure_topics(kafka, {out_topic: 2, in_topic: 2})
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    out_tp, in_tp = TopicPartition(out_topic, 0), TopicPartition(in_topic, 0)
+    gate = asyncio.Event()
+    gated: list[_GatedProducer] = []
+
+    def zombie_producer(tx_id: str) -> Any:
+        gated.append(_GatedProducer(batching_producer(kafka, transactional_id=tx_id), gate))
+        return gated[-1]
+
+    def record(value: bytes) -> OutRecord:
+        return OutRecord(out_topic, None, value, [], 0)
+
+    zombie = PartitionTransactions(zombie_producer, group, 2)
+    heir = PartitionTransactions(lambda i: batching_producer(kafka, transactional_id=i), group, 2)
+    try:
+        await zombie.own({0})
+        gate.set()
+        await zombie.persist([record(b"before")], {in_tp: 5})
+        gate.clear()
+        held = zombie.persist([record(b"zombie-1"), record(b"zombie-2")], {in_tp: 9})
+        await asyncio.wait_for(gated[0].sent.wait(), 30)  # written, not committed
+
+        await heir.own({0})  # the rebalance gave partition 0 to the heir: same id, new epoch
+        await heir.persist([record(b"heir")], {in_tp: 7})
+        gate.set()
+        with pytest.raises(ReplicaFenced, match=r"eos-0.*input partition 0"):
+            await asyncio.wait_for(held, 30)
+        with pytest.raises(ReplicaFenced):  # and it stays fenced: a later batch fails too
+            await asyncio.wait_for(zombie.persist([record(b"zombie-3")], {in_tp: 10}), 30)
+    finally:
+        gate.set()
+        await zombie.stop()
+        await heir.stop()
+
+    committed = await _values(kafka, out_tp, "read_committed")
+    assert committed == [b"before", b"heir"], committed
+    # the zombie did write: its records are in the log, only read_committed hides them
+    assert b"zombie-1" in await _values(kafka, out_tp, "read_uncommitted")
+    assert await _committed(kafka, group, in_tp) == 7
+
+
+@pytest.mark.embedded_only
+async def test_exactly_once_is_refused_on_the_embedded_broker_with_one_line_and_exit_2(
+    embedded_broker: EmbeddedBroker | None, tmp_path: Path
+) -> None:
+    if embedded_broker is None:
+        pytest.skip("about the embedded broker: KAFKA_BOOTSTRAP_SERVERS names another cluster")
+    prefix = f"x{uuid.uuid4().hex[:6]}."
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SAGAS_", "KAFKA_"))},
+        "KAFKA_BOOTSTRAP_SERVERS": embedded_broker.bootstrap_servers,
+        "SAGAS_TOPIC_PREFIX": prefix,
+        "SAGAS_APP_ID": f"{prefix}coordinator",
+        "SAGAS_PROCESSING_GUARANTEE": "exactly_once",
+    }
+    commands = {
+        "worker": [
+            "worker",
+            "-d",
+            str(definitions_file(tmp_path, prefix)),
+            "--web-port",
+            str(free_port()),
+        ],
+        "service": ["service", "inventory", "--log-level", "warning"],
+    }
+    for what, args in commands.items():
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "sagas", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, (what, done.returncode, done.stderr[-2000:])
+        assert len(lines) == 1 and lines[0].startswith("error: "), (what, done.stderr)
+        assert "SAGAS_PROCESSING_GUARANTEE=exactly_once needs Kafka transactions" in lines[0]
+        assert "SAGAS_PROCESSING_GUARANTEE=at_least_once" in lines[0], lines[0]

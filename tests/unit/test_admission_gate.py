@@ -1,0 +1,129 @@
+"""The admission gate applies the pure decisions to a consumer and exports what it does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from sagas.admission import AdmissionLimits
+from sagas.admission_gate import AdmissionGate
+from sagas.admission_metrics import AdmissionMetrics
+from sagas.batch_values import DecisionSignal
+from sagas.machine import decide
+from sagas.messages import StartSaga
+from tests.unit.saga_fixtures import three_step
+
+ORDERS = TopicPartition("orders", 0)
+REPLIES = TopicPartition("inventory.replies", 0)
+
+
+@dataclass
+class Record:
+    offset: int
+
+
+@dataclass
+class FakeConsumer:
+    """What the gate uses of an AIOKafkaConsumer: assignment, seek, pause, resume."""
+
+    assigned: set[TopicPartition]
+    paused: set[TopicPartition] = field(default_factory=set)
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp] = offset
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused |= set(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused -= set(tps)
+
+
+def value(registry: CollectorRegistry, name: str) -> float:
+    got = registry.get_sample_value(name)
+    assert got is not None, name
+    return got
+
+
+def starts(n: int) -> list[DecisionSignal]:
+    definition = three_step()
+    return [
+        DecisionSignal("order", decide(definition, None, StartSaga(f"s-{i}", {}), 0.0), True, False)
+        for i in range(n)
+    ]
+
+
+def test_the_gate_admits_up_to_the_bound_pauses_and_resumes_with_its_metrics() -> None:
+    registry = CollectorRegistry()
+    gate = AdmissionGate(
+        AdmissionLimits(10, 7),
+        frozenset({"orders"}),
+        AdmissionMetrics.create(registry, lambda: 42.0),
+    )
+    consumer = FakeConsumer({ORDERS, REPLIES})
+    assert value(registry, "saga_admission_limit") == 10
+    assert value(registry, "saga_start_backlog") == 42
+
+    fetched = {ORDERS: [Record(o) for o in range(100, 115)], REPLIES: [Record(7)]}
+    admitted = gate.admit(consumer, fetched)
+    # ten starts fit; the other five are fetched again from offset 110; replies all pass
+    assert [r.offset for r in admitted.records[ORDERS]] == list(range(100, 110))
+    assert admitted.records[REPLIES] == fetched[REPLIES]
+    assert admitted.offsets == {ORDERS: 110, REPLIES: 8}
+    assert consumer.positions == {ORDERS: 110}
+    assert value(registry, "saga_starts_deferred_total") == 5
+
+    gate.observe(starts(10))
+    gate.apply(consumer)
+    assert consumer.paused == {ORDERS}  # never the replies
+    assert value(registry, "saga_admission_in_flight") == 10
+    assert value(registry, "saga_admission_paused") == 1
+    assert value(registry, "saga_admission_pauses_total") == 1
+
+    # a full replica admits nothing of a fetch, and commits nothing of that partition
+    held = gate.admit(consumer, {ORDERS: [Record(110)]})
+    assert held.records[ORDERS] == [] and ORDERS not in held.offsets
+
+    gate.in_flight = 8  # above the low-water mark: still paused
+    gate.apply(consumer)
+    assert consumer.paused == {ORDERS}
+    gate.in_flight = 7
+    gate.apply(consumer)
+    assert consumer.paused == set()
+    assert value(registry, "saga_admission_paused") == 0
+
+
+def test_no_bound_passes_everything_through() -> None:
+    registry = CollectorRegistry()
+    gate = AdmissionGate(
+        AdmissionLimits.of(0), frozenset({"orders"}), AdmissionMetrics.create(registry, lambda: 0)
+    )
+    consumer = FakeConsumer({ORDERS})
+    fetched = {ORDERS: [Record(o) for o in range(50)]}
+    assert gate.admit(consumer, fetched).offsets == {ORDERS: 50}
+    gate.observe(starts(50))
+    gate.apply(consumer)
+    assert consumer.paused == set() and consumer.positions == {}
+    assert value(registry, "saga_admission_limit") == 0
+
+
+def test_a_rebalance_recounts_from_the_table_and_starts_unpaused() -> None:
+    from sagas.state_codec import dump_state
+
+    registry = CollectorRegistry()
+    gate = AdmissionGate(
+        AdmissionLimits(2, 1), frozenset({"orders"}), AdmissionMetrics.create(registry, lambda: 0)
+    )
+    gate.paused = True
+    states = [s.decision.state for s in starts(3)]
+    gate.recount(dump_state(s) for s in states if s is not None)
+    assert gate.in_flight == 3 and not gate.paused
+    consumer = FakeConsumer({ORDERS})
+    gate.apply(consumer)
+    assert consumer.paused == {ORDERS}
