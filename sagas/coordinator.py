@@ -39,7 +39,6 @@ from events.envelope import CloudEvent
 from events.partitioning import partition_for
 from events.records import InRecord
 from sagas import control
-from sagas.admission import AdmissionLimits, start_only_topics
 from sagas.admission_gate import AdmissionGate
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch import apply_batch
@@ -134,9 +133,10 @@ class Coordinator:
             self.metrics, self.table.topic, kafka.partitions, lambda: self._generation
         )
         #: the bound on sagas in flight, applied to the trigger partitions (`sagas.admission`)
-        self.admission = AdmissionGate(
-            AdmissionLimits.of(settings.max_in_flight),
-            start_only_topics(registry, self.topics.control),
+        self.admission = AdmissionGate.for_registry(
+            registry,
+            self.topics.control,
+            settings.max_in_flight,
             AdmissionMetrics.create(self.metrics_registry, self._start_backlog),
         )
         #: step deadlines fired stay a share of the commands sent (`sagas.retry_budget`)
