@@ -12,15 +12,48 @@ saga's trigger event, since admission control pauses trigger topics. Per point:
 * ``admitted_latency``: from a saga's admission (its ``saga.started`` read) to its
   end, what a saga costs the system once it is in;
 * ``start_wait``: from when a start was due to its admission: the backlog's wait;
-* ``latency``: due to end, what a client sees (the two above together).
+* ``latency``: due to end, what a client sees (the two above together);
+* ``admission``: what the coordinator says it did meanwhile (its /metrics): times it
+  paused its trigger partitions, trigger records it handed back, deadlines the retry
+  budget held back. None paused: the bound was never reached, and "on" ran as "off".
 """
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
 from typing import Any
 
 from bench.brokers import BrokerUnderTest
 from sagas.settings import CoordinatorSettings
+
+#: the coordinator's counters of what admission control and the retry budget did
+COUNTERS = {
+    "saga_admission_pauses_total": "pauses",
+    "saga_starts_deferred_total": "starts_handed_back",
+    "saga_retry_budget_refused_total": "deadlines_held_back",
+}
+
+
+def admission_counters(metrics_text: str) -> dict[str, float]:
+    """The `COUNTERS` in a /metrics page (0 for one it does not show)."""
+    found = dict.fromkeys(COUNTERS.values(), 0.0)
+    for line in metrics_text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in COUNTERS:
+            found[COUNTERS[name]] = float(value)
+    return found
+
+
+async def read_counters(url: str | None) -> dict[str, float]:
+    if url is None:
+        return admission_counters("")
+
+    def fetch() -> str:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return str(response.read().decode())
+
+    return admission_counters(await asyncio.to_thread(fetch))
 
 
 def bound_setting(option: int | None) -> int:
@@ -52,8 +85,12 @@ async def overload_points(
             "bench", label, out, broker, coordinator_env={"SAGAS_MAX_IN_FLIGHT": env},
             via_trigger=True,
         ) as phase:  # fmt: skip
+            url = phase.system["coordinator"].url("/metrics")
             for factor in o.overload:
+                before = await read_counters(url)
                 point = await phase.point(peak * factor, o.duration, f"{label}-{factor:g}x")
+                after = await read_counters(url)
+                point["admission"] = {k: after[k] - before[k] for k in after}
                 point["bound"] = setting
                 point["factor"] = factor
                 point["goodput_share"] = round(point["achieved_per_s"] / max(peak, 1e-9), 3)
@@ -61,7 +98,8 @@ async def overload_points(
                 run.say(
                     f"    {factor:g}x peak: goodput {point['goodput_share']:.0%} of the peak; "
                     f"admitted p99 {admitted['p99_ms']} ms; start wait p50 "
-                    f"{waited['p50_ms']} p99 {waited['p99_ms']} ms"
+                    f"{waited['p50_ms']} p99 {waited['p99_ms']} ms; admission "
+                    f"{point['admission']}"
                 )
                 result["points"].append(point)
     return result

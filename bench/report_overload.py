@@ -18,6 +18,7 @@ COLUMNS = (
     "due-to-end p99 ms",
     "missing",
     "CPU us/saga coordinator",
+    "pauses",
 )
 
 
@@ -38,6 +39,7 @@ def rows(overload: dict[str, Any]) -> list[list[str]]:
                 f"{p['latency']['p99_ms']}",
                 f"{p['missing']}",
                 f"{(p.get('cpu_us_per_saga') or {}).get('coordinator', 0):,.0f}",
+                f"{(p.get('admission') or {}).get('pauses', 0):,.0f}",
             ]
         )
     return out

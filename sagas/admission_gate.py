@@ -19,6 +19,7 @@ from sagas import admission
 from sagas.admission import AdmissionLimits, GateChange
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch_values import DecisionSignal
+from sagas.loader import DefinitionRegistry
 
 log = logging.getLogger("sagas.admission")
 
@@ -41,6 +42,29 @@ class AdmissionGate:
         self.in_flight = 0
         self.paused = False
         metrics.limit.set(limits.high)
+
+    @classmethod
+    def for_registry(
+        cls,
+        registry: DefinitionRegistry,
+        control_topic: str,
+        max_in_flight: int,
+        metrics: AdmissionMetrics,
+    ) -> AdmissionGate:
+        """The gate of a replica running ``registry``'s sagas; says which starts it cannot
+        hold back (a trigger topic that also carries replies is never paused)."""
+        limits = AdmissionLimits.of(max_in_flight)
+        shared = admission.shared_trigger_topics(registry, control_topic)
+        if limits.bounded and shared:
+            log.warning(
+                "SAGAS_MAX_IN_FLIGHT=%d does not hold back starts on %s: %s also carry "
+                "replies or observed events, which must keep flowing; give starts a topic "
+                "of their own",
+                limits.high,
+                ", ".join(sorted(shared)),
+                "it" if len(shared) == 1 else "they",
+            )
+        return cls(limits, admission.start_only_topics(registry, control_topic), metrics)
 
     def admit(self, consumer: Any, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
         """Keep what fits under the bound; fetch the rest of a trigger partition again."""

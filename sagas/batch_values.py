@@ -67,7 +67,7 @@ class Timer(NamedTuple):
     token: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per record (see events.records)
 class StateWrite:
     """A saga's new table value and its stored bytes (both None: removed)."""
 
@@ -75,7 +75,7 @@ class StateWrite:
     raw: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per record (see events.records)
 class DecisionSignal:
     """One decision of the state machine, for `sagas.metrics.CoordinatorMetrics.observe`."""
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -39,12 +40,15 @@ from events.envelope import CloudEvent
 from events.partitioning import partition_for
 from events.records import InRecord
 from sagas import control
-from sagas.admission import AdmissionLimits, start_only_topics
 from sagas.admission_gate import AdmissionGate
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
 from sagas.deadline_budget import DeadlineBudget, timer_kind
+from sagas.kafka.authorization_failure import (
+    explain_authorization_failure,
+    is_authorization_failure,
+)
 from sagas.kafka.consumer_lag import LagRow, partition_lag
 from sagas.kafka.guarantee import isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
@@ -134,9 +138,10 @@ class Coordinator:
             self.metrics, self.table.topic, kafka.partitions, lambda: self._generation
         )
         #: the bound on sagas in flight, applied to the trigger partitions (`sagas.admission`)
-        self.admission = AdmissionGate(
-            AdmissionLimits.of(settings.max_in_flight),
-            start_only_topics(registry, self.topics.control),
+        self.admission = AdmissionGate.for_registry(
+            registry,
+            self.topics.control,
+            settings.max_in_flight,
             AdmissionMetrics.create(self.metrics_registry, self._start_backlog),
         )
         #: step deadlines fired stay a share of the commands sent (`sagas.retry_budget`)
@@ -246,12 +251,23 @@ class Coordinator:
             raise
         except ReplicaFenced as exc:
             _exit_fenced(exc)
-        except BaseException:
+        except BaseException as exc:
             # A batch that did not finish must not be half-applied: exit, and a restarted
             # replica replays it from the last committed offset (like a SIGKILL).
-            log.critical(
-                "coordinator loop failed; exiting so that its batch is replayed", exc_info=True
-            )
+            if is_authorization_failure(exc):  # the operator's to fix: one line, no trace
+                refused = explain_authorization_failure(exc, self.kafka)
+                if refused.resource_type == "Topic" and not (
+                    {*self.input_topics, self.table.topic} & set(refused.names)
+                ):
+                    # topics it only writes: commands, lifecycle, dead letters
+                    refused = explain_authorization_failure(exc, self.kafka, "Write")
+                log.critical("coordinator loop stopped: %s", refused)
+                print(f"error: coordinator stopped: {refused}", file=sys.stderr, flush=True)
+            else:
+                log.critical(
+                    "coordinator loop failed; exiting so that its batch is replayed",
+                    exc_info=True,
+                )
             logging.shutdown()
             os._exit(EXIT_BATCH_FAILED)
 

@@ -98,11 +98,6 @@ class CoordinatorSettings(BaseSettings):
             "and input offsets are one Kafka transaction, read read_committed."
         ),
     )
-    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
-        default="auto",
-        description="auto: uvloop when installed (the `uvloop` extra; less CPU per saga), "
-        "else asyncio's loop. uvloop: refuse to start without it. asyncio: the standard loop.",
-    )
     max_in_flight: int = Field(
         # One replica's peak (~1,450 bench sagas/s) x its p99 there (~0.7 s), by Little's law
         # the sagas in flight at the peak: past it a saga only waits longer inside.

@@ -99,10 +99,13 @@ class DeadLetters:
         return set(range(counts[self.topic]))
 
     def _consumer(self) -> AIOKafkaConsumer:
+        from sagas.kafka.guarantee import reader_isolation
+
         return AIOKafkaConsumer(
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level=reader_isolation(),
             **self.kafka.consumer_kwargs(),
         )
 

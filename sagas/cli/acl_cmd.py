@@ -165,7 +165,7 @@ def _unowned_note(computed: DeploymentAcls, comment: str) -> str:
 
 def _apply(kafka: object, acls: Sequence[Acl]) -> None:
     from sagas.cli.foreground import fail, kafka_client_logs_held_back, kafka_failure
-    from sagas.kafka.acl_admin import AclCreationError, create_acls
+    from sagas.kafka.acl_admin import AclCreationError, AclsNotEffectiveError, create_acls
     from sagas.kafka.kafka_settings import KafkaSettings
 
     assert isinstance(kafka, KafkaSettings)
@@ -174,9 +174,9 @@ def _apply(kafka: object, acls: Sequence[Acl]) -> None:
     with kafka_client_logs_held_back():
         try:
             created = asyncio.run(create_acls(kafka, acls))
-        except AclCreationError as exc:
+        except (AclCreationError, AclsNotEffectiveError) as exc:
             fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - shown to a person, then exit
             fail(kafka_failure(exc) or f"{type(exc).__name__}: {exc}")
     principals = len({a.principal for a in acls})
-    typer.echo(f"{created} ACLs applied for {principals} principals")
+    typer.echo(f"{created} ACLs applied for {principals} principals, enforced by every broker")

@@ -16,9 +16,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from sagas.process.event_loop import EventLoopChoice, EventLoopError
-from sagas.process.event_loop import run as run_on_loop
-
 if TYPE_CHECKING:
     from sagas.kafka.kafka_settings import KafkaSettings
     from sagas.participants.participant import Participant
@@ -132,13 +129,8 @@ def serve_until_signal(participant: Participant[Any], what: str) -> None:
     run_until_signal(participant.serve, what)
 
 
-def run_until_signal(
-    serve: Callable[[asyncio.Event], Awaitable[None]],
-    what: str,
-    event_loop: EventLoopChoice = "asyncio",
-) -> None:
-    """Run ``serve(stop)`` on ``event_loop`` (`sagas.process.event_loop`) until SIGTERM or
-    SIGINT sets ``stop``.
+def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: str) -> None:
+    """Run ``serve(stop)`` until SIGTERM or SIGINT sets ``stop``.
 
     A broker, network or client error ends the process with ``error: <what> stopped:
     <error>`` (exit code 2); any other error propagates with its traceback.
@@ -152,9 +144,7 @@ def run_until_signal(
         await serve(stop)
 
     try:
-        run_on_loop(main(), event_loop)
-    except EventLoopError as exc:
-        fail(str(exc))
+        asyncio.run(main())
     except Exception as exc:  # shown to a person: what stopped it, not a traceback
         from sagas.kafka.guarantee import GuaranteeError, TransactionsUnsupported
         from sagas.kafka.transactions import ReplicaFenced

@@ -324,6 +324,7 @@ async def _tail(
     from events.errors import DecodeError
     from events.topics import Topics
     from sagas.cli.ops_render import tail_line
+    from sagas.kafka.guarantee import reader_isolation
 
     topic = Topics.from_settings(kafka).lifecycle
     consumer = AIOKafkaConsumer(
@@ -332,6 +333,7 @@ async def _tail(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        isolation_level=reader_isolation(),
     )
     console = _console()
     seen = 0

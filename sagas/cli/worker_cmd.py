@@ -45,7 +45,6 @@ def worker(
     from sagas.errors import SagaError
     from sagas.kafka.guarantee import TransactionsUnsupported, require_transactions
     from sagas.loader import DefinitionRegistry, load_definitions
-    from sagas.process.event_loop import EventLoopError, chosen_loop
     from sagas.settings import CoordinatorSettings
     from sagas.topic_setup import prepare_topics
 
@@ -59,10 +58,6 @@ def worker(
         if not given:
             raise  # a variable's mistake: `sagas` names it (sagas.cli.exits)
         fail(f"{', '.join(sorted(given))}: {exc.errors()[0]['msg']}")
-    try:
-        chosen_loop(settings.event_loop)  # a loop that cannot run is said before Kafka is
-    except EventLoopError as exc:
-        fail(str(exc))
     kafka = kafka_from_environment()
     # until it serves, a failure is said in one line below, not in aiokafka's log too
     with kafka_client_logs_held_back():
@@ -135,7 +130,7 @@ def run_coordinator(coordinator: Coordinator, log_level: str, log_format: str = 
             announce.cancel()
             asked.cancel()
 
-    run_until_signal(serve, "coordinator", coordinator.settings.event_loop)
+    run_until_signal(serve, "coordinator")
 
 
 #: seconds a replica may take to finish its batches and leave the group after SIGTERM

@@ -23,6 +23,10 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
+from sagas.kafka.authorization_failure import (
+    explain_authorization_failure,
+    is_authorization_failure,
+)
 from sagas.kafka.kafka_settings import KafkaSettings
 
 __all__ = [
@@ -33,6 +37,7 @@ __all__ = [
     "TransactionsUnsupported",
     "guarantee_from_env",
     "isolation_level",
+    "reader_isolation",
     "require_transactions",
 ]
 
@@ -68,6 +73,16 @@ def isolation_level(guarantee: ProcessingGuarantee) -> str:
     return "read_committed" if guarantee == "exactly_once" else "read_uncommitted"
 
 
+def reader_isolation(environ: Mapping[str, str] | None = None) -> str:
+    """The isolation level of a reader of the engine's topics (``sagas tail``, the dead
+    letters API, the demo): read_committed when the environment says exactly_once. A bad
+    value reads uncommitted here; the processes that write refuse it."""
+    try:
+        return isolation_level(guarantee_from_env(environ))
+    except GuaranteeError:
+        return "read_uncommitted"
+
+
 async def require_transactions(
     kafka: KafkaSettings, probe_id: str, *, timeout: float = PROBE_TIMEOUT
 ) -> None:
@@ -88,6 +103,8 @@ async def require_transactions(
     try:
         await asyncio.wait_for(producer.start(), timeout)
     except Exception as exc:  # noqa: BLE001 - any failure means "no transactions here"
+        if is_authorization_failure(exc):  # transactions exist; this principal may not use them
+            raise explain_authorization_failure(exc, kafka, "Write") from None
         reason = "no answer" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
         raise TransactionsUnsupported(
             f"{GUARANTEE_VARIABLE}=exactly_once needs Kafka transactions, but the broker at "

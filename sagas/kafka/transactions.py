@@ -17,7 +17,8 @@ session), its next send or commit fails with ``ProducerFenced`` and nothing
 it wrote since is visible; it raises `ReplicaFenced` and exits (crash-only).
 
 Each partition's transactions run one after another (a producer has one
-transaction open at a time); partitions run side by side. The pure batch step
+transaction open at a time), and the batches queued meanwhile share the next one
+(group commit); partitions run side by side. The pure batch step
 knows nothing of this: the coordinator hands over the records it would have
 sent and the offsets it would have committed.
 """
@@ -113,10 +114,23 @@ def _dead_letter_partition(headers: Sequence[tuple[str, bytes]] | None) -> int |
 
 
 @dataclass
+class _Queued:
+    """One batch's share of a partition's next transaction."""
+
+    records: list[OutRecord]
+    offsets: dict[TopicPartition, int]
+    done: asyncio.Future[None]
+
+
+@dataclass
 class _Partition:
     producer: Any
-    #: the last transaction queued on this partition (the next one waits for it)
-    tail: asyncio.Future[None] | None = None
+    #: batches waiting for the transaction after the one running (group commit)
+    queue: list[_Queued] = field(default_factory=list)
+    #: the task running this partition's transactions while its queue is not empty
+    worker: asyncio.Task[None] | None = None
+    #: once a transaction failed, every later batch fails with the same error
+    failed: BaseException | None = None
 
 
 @dataclass
@@ -126,6 +140,12 @@ class PartitionTransactions:
     ``make_producer(transactional_id)`` builds an unstarted producer (the caller's
     connection, batch size and acks settings); ``group`` is the consumer group the
     offsets are committed for; ``partitions`` the input partition count.
+
+    Group commit: while a partition's transaction runs, the batches queued for that
+    partition wait, and the next transaction takes all of them at once (records in batch
+    order, the newest offsets). So the number of transactions follows the broker's commit
+    latency, not the number of batches: a batch of a few records does not cost a
+    transaction per partition it touches.
     """
 
     make_producer: Callable[[str], AIOKafkaProducer]
@@ -160,8 +180,9 @@ class PartitionTransactions:
     def persist(
         self, records: Sequence[OutRecord], offsets: dict[TopicPartition, int]
     ) -> asyncio.Future[None]:
-        """Queue one batch: a transaction per input partition it touches; resolves when all
-        committed (raises `ReplicaFenced` if another process took one of them over)."""
+        """Queue one batch on the transactions of the input partitions it touches;
+        resolves when all committed (raises `ReplicaFenced` if another process took one
+        of them over)."""
         if not self._owned:
             raise ReplicaFenced("no input partitions are held: nothing may be written")
         owned = sorted(self._owned)
@@ -169,29 +190,48 @@ class PartitionTransactions:
         per_offsets: dict[int, dict[TopicPartition, int]] = {}
         for tp, offset in offsets.items():
             per_offsets.setdefault(tp.partition, {})[tp] = offset
-        steps = []
+        loop = asyncio.get_running_loop()
+        shares = []
         for n in sorted(set(grouped) | set(per_offsets)):
             held = self._owned.get(n)
             if held is None:
                 raise ReplicaFenced(f"input partition {n} is not held here; its batch is dropped")
-            step = asyncio.ensure_future(
-                self._transaction(n, held, held.tail, grouped.get(n, []), per_offsets.get(n, {}))
-            )
-            held.tail = step
-            steps.append(step)
-        return asyncio.ensure_future(_all(steps))
+            share = _Queued(grouped.get(n, []), per_offsets.get(n, {}), loop.create_future())
+            shares.append(share.done)
+            if held.failed is not None:
+                share.done.set_exception(held.failed)
+                continue
+            held.queue.append(share)
+            if held.worker is None or held.worker.done():
+                held.worker = asyncio.create_task(self._work(n, held))
+        return asyncio.ensure_future(_all(shares))
+
+    async def _work(self, n: int, held: _Partition) -> None:
+        """Commit what is queued for partition ``n``, one transaction at a time."""
+        while held.queue:
+            taken, held.queue = held.queue, []
+            records = [record for share in taken for record in share.records]
+            offsets: dict[TopicPartition, int] = {}
+            for share in taken:
+                offsets.update(share.offsets)
+            try:
+                await self._transaction(n, held.producer, records, offsets)
+            except BaseException as exc:  # noqa: BLE001 - handed to every batch waiting
+                held.failed = exc
+                for share in [*taken, *held.queue]:
+                    if not share.done.done():
+                        share.done.set_exception(exc)
+                held.queue = []
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            for share in taken:
+                if not share.done.done():
+                    share.done.set_result(None)
 
     async def _transaction(
-        self,
-        n: int,
-        held: _Partition,
-        previous: asyncio.Future[None] | None,
-        records: list[OutRecord],
-        offsets: dict[TopicPartition, int],
+        self, n: int, producer: Any, records: list[OutRecord], offsets: dict[TopicPartition, int]
     ) -> None:
-        if previous is not None:
-            await previous  # a failed one fails this too: the process ends either way
-        producer = held.producer
         acks: list[asyncio.Future[Any]] = []
         try:
             await producer.begin_transaction()
@@ -213,10 +253,17 @@ class PartitionTransactions:
             ) from None
 
     async def drain(self) -> None:
-        """Wait for every queued transaction (raises what the first failure raised)."""
-        tails = [held.tail for held in self._owned.values() if held.tail is not None]
-        if tails:
-            await _all(tails)
+        """Wait until every queued batch is committed (raises what the first failure raised)."""
+        waiting = [
+            held.worker
+            for held in self._owned.values()
+            if held.worker is not None and not held.worker.done()
+        ]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+        for held in self._owned.values():
+            if held.failed is not None:
+                raise held.failed
 
     async def stop(self) -> None:
         """Close every producer (an open transaction is aborted by the broker's timeout or
@@ -225,9 +272,8 @@ class PartitionTransactions:
             await self._close(self._owned.pop(n))
 
     async def _close(self, held: _Partition) -> None:
-        if held.tail is not None and not held.tail.done():
-            with contextlib.suppress(Exception):
-                await held.tail
+        if held.worker is not None and not held.worker.done():
+            await asyncio.gather(held.worker, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(held.producer.stop(), 10)
 

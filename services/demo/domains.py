@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from events.codec import decode, encode
 from events.envelope import derived_id, new_event
 from sagas.client import SagaClient
+from sagas.kafka.guarantee import reader_isolation
 from services.demo.checks import Check
 from services.launch import Launcher
 
@@ -142,6 +143,7 @@ class Reviewer:
             self.system.topics.lifecycle,
             group_id=None,
             auto_offset_reset="earliest",
+            isolation_level=reader_isolation(),
             **self.system.kafka.aiokafka_kwargs(),
         )
         await consumer.start()

@@ -32,6 +32,7 @@ from events.envelope import CloudEvent
 from events.errors import DecodeError
 from events.topics import Topics
 from sagas.definition import SagaDefinition
+from sagas.kafka.guarantee import reader_isolation
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.machine import command_id
 
@@ -113,6 +114,7 @@ class SagaObserver:
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            isolation_level=reader_isolation(),
             **self.kafka.consumer_kwargs(),
         )
         await self._consumer.start()

@@ -35,12 +35,14 @@ SESSION = {"SAGAS_SESSION_TIMEOUT": "6", "SAGAS_HEARTBEAT_INTERVAL": "1"}
 
 
 @pytest.fixture(autouse=True)
-def _transactions(embedded_broker: EmbeddedBroker | None) -> None:
+def _transactions(embedded_broker: EmbeddedBroker | None, monkeypatch: pytest.MonkeyPatch) -> None:
     if embedded_broker is not None:
         pytest.skip(
             "the embedded Tansu broker has no Kafka transactions (exactly_once is refused "
             "there): runs on Apache Kafka (make test-kafka)"
         )
+    # the drive's observers read read_committed too, as every reader of the system should
+    monkeypatch.setenv("SAGAS_PROCESSING_GUARANTEE", "exactly_once")
 
 
 def _config(scenario: Scenario, coordinators: int) -> SystemConfig:

@@ -8,7 +8,7 @@ as). The operator creates the topics and applies the ACLs of the order saga
 
 - the coordinator (``User:sagas-coordinator``) and inventory, payment and shipping
   (``User:svc-<service>``), each with its own principal and nothing else, run the
-  order saga to its end;
+  order saga to its end; so does payment served by `sagas bridge` (``User:sagas-bridge``);
 - a service principal reading another service's commands, writing
   ``saga.lifecycle``, or consuming in the coordinator's group is refused: its
   process ends with one line naming the principal, the topic or group and the
@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from events.codec import encode
@@ -31,6 +33,7 @@ from events.envelope import new_event
 from sagas.kafka.apache_kafka import ApacheKafka, ClientListener, SaslUser
 from sagas.kafka.kafka_settings import KafkaSettings
 from services import definitions
+from tests.integration.test_bridge import EXAMPLE, load_payments_api
 from tests.support.kafka_peers import eventually
 from tests.support.order_saga import OrderSaga, Recorder, order
 from tests.support.processes import ManagedProcess, free_port
@@ -44,12 +47,13 @@ ROLES = {
     "payment": SaslUser("svc-payment", "Pay-Secret-9f03"),
     "shipping": SaslUser("svc-shipping", "Ship-Secret-6a72"),
 }
+BRIDGE = SaslUser("sagas-bridge", "Bridge-Secret-3c58")
 
 
 @pytest.fixture(scope="module")
 def acl_kafka() -> Iterator[ApacheKafka]:
     listener = ClientListener(
-        "SASL_PLAINTEXT", users=(ADMIN, *ROLES.values()), superuser=ADMIN.name
+        "SASL_PLAINTEXT", users=(ADMIN, *ROLES.values(), BRIDGE), superuser=ADMIN.name
     )
     with ApacheKafka(nodes=3, listener=listener) as kafka:
         yield kafka
@@ -78,7 +82,9 @@ async def finished(system: OrderSaga, process: ManagedProcess, what: str, timeou
     return process.log_path.read_text()
 
 
-async def deployed(kafka: ApacheKafka, prefix: str, folder: Path) -> tuple[OrderSaga, Path]:
+async def deployed(
+    kafka: ApacheKafka, prefix: str, folder: Path, *acl_args: str
+) -> tuple[OrderSaga, Path]:
     """The operator's part: topics created and the printed ACLs applied, as the super user."""
     admin = env_of(kafka, ADMIN)
     system = OrderSaga(
@@ -92,32 +98,51 @@ async def deployed(kafka: ApacheKafka, prefix: str, folder: Path) -> tuple[Order
     await system.create_topics()
     path = definitions.write("order_orchestrated", prefix, folder)
     apply = system.start(
-        "acl-apply", [*system.sagas_command(), "topics", "acl", "-d", str(path), "--apply"], admin
+        "acl-apply",
+        [*system.sagas_command(), "topics", "acl", "-d", str(path), "--apply", *acl_args],
+        admin,
     )
     output = await finished(system, apply, "sagas topics acl --apply", 60)
     assert apply.proc is not None and apply.proc.returncode == 0, output
-    assert "ACLs applied for 4 principals" in output, output
+    assert "ACLs applied for 4 principals, enforced by every broker" in output, output
     return system, path
 
 
 def start_service(
-    system: OrderSaga, kafka: ApacheKafka, name: str, user: SaslUser, as_name: str | None = None
+    system: OrderSaga,
+    kafka: ApacheKafka,
+    name: str,
+    user: SaslUser,
+    as_name: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> ManagedProcess:
     """``sagas service`` as a deployment with ACLs runs it: the operator made the topics."""
     system.ports[as_name or name] = free_port()
     args = [*system.sagas_command(), "service", name, "--config", str(system.config),
             "--metrics-port", str(system.ports[as_name or name]), "--no-create-topics"]  # fmt: skip
-    return system.start(as_name or name, args, env_of(kafka, user))
+    return system.start(as_name or name, args, {**env_of(kafka, user), **(env or {})})
 
 
+@pytest.mark.parametrize("payment_by", ["service", "bridge", "exactly_once"])
 async def test_order_saga_runs_with_a_principal_per_process_under_the_printed_acls(
-    acl_kafka: ApacheKafka, unique_prefix: str, tmp_path: Path
+    acl_kafka: ApacheKafka, payment_by: str, unique_prefix: str, tmp_path: Path
 ) -> None:
-    system, _ = await deployed(acl_kafka, unique_prefix, tmp_path)
+    """``bridge``: payment is served by `sagas bridge` (``User:sagas-bridge``) from an HTTP
+    API, and the ACLs are printed with ``--bridge payment=payment-bridge``.
+    ``exactly_once``: every process runs with ``SAGAS_PROCESSING_GUARANTEE=exactly_once``
+    (transactional ids that start with its group id: the prefixed TransactionalId ACLs)."""
+    bridged = ["--bridge", "payment=payment-bridge"] if payment_by == "bridge" else []
+    system, _ = await deployed(acl_kafka, unique_prefix, tmp_path, *bridged)
+    mode = {"SAGAS_PROCESSING_GUARANTEE": "exactly_once"} if payment_by == "exactly_once" else {}
+    api = None
     try:
-        system.start_coordinator(env_of(acl_kafka, ROLES["coordinator"]))
-        for name in ("inventory", "payment", "shipping"):
-            start_service(system, acl_kafka, name, ROLES[name])
+        system.start_coordinator({**env_of(acl_kafka, ROLES["coordinator"]), **mode})
+        for name in ("inventory", "shipping"):
+            start_service(system, acl_kafka, name, ROLES[name], env=mode)
+        if payment_by != "bridge":
+            start_service(system, acl_kafka, "payment", ROLES["payment"], env=mode)
+        else:
+            api = await start_bridge(system, acl_kafka, unique_prefix, tmp_path)
         await system.ready("inventory", "payment", "shipping", timeout=90)
         async with Recorder(system.kafka, system.engine.lifecycle) as lifecycle:
             ids = await system.place(
@@ -130,8 +155,32 @@ async def test_order_saga_runs_with_a_principal_per_process_under_the_printed_ac
             }
     finally:
         await system.stop()
+        if api is not None:
+            await api.cleanup()
     for name, process in system.processes.items():
         assert "AuthorizationFailed" not in process.log_path.read_text(), name
+
+
+async def start_bridge(
+    system: OrderSaga, kafka: ApacheKafka, prefix: str, folder: Path
+) -> web.AppRunner:
+    """`sagas bridge` named payment-bridge as ``User:sagas-bridge``, serving payment from an
+    HTTP API; its health is served as "payment"."""
+    api = web.AppRunner(load_payments_api().make_app(), access_log=None)
+    await api.setup()
+    api_port = free_port()
+    await web.TCPSite(api, "127.0.0.1", api_port).start()
+    bridge = yaml.safe_load((EXAMPLE / "bridge.yaml").read_text())
+    bridge.update(topic_prefix=prefix, name="payment-bridge")
+    (folder / "bridge.yaml").write_text(yaml.safe_dump(bridge))
+    system.ports["payment"] = free_port()
+    system.start(
+        "payment",
+        [*system.sagas_command(), "bridge", "--config", str(folder / "bridge.yaml"),
+         "--metrics-port", str(system.ports["payment"])],
+        {**env_of(kafka, BRIDGE), "PAYMENTS_URL": f"http://127.0.0.1:{api_port}"},
+    )  # fmt: skip
+    return api
 
 
 def refusal_line(output: str) -> str:
@@ -196,3 +245,66 @@ async def test_a_service_principal_overstepping_is_refused_with_one_line(
         assert f"Write on topic '{p}saga.lifecycle'" in line, line
     else:
         assert f"Read on group '{coordinator_group}'" in line, line
+
+
+@pytest.mark.parametrize("missing", ["group", "commands"])
+async def test_a_coordinator_missing_one_acl_says_which_and_exits(
+    acl_kafka: ApacheKafka, missing: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    """The printed ACLs but one (applied in-process, as the super user): the coordinator's
+    group, or Write on inventory's command topic. It must stop with one line naming it."""
+    from events.topics import Topics
+    from sagas.coordinator import changelog_topic
+    from sagas.deployment_acls import Deployment, deployment_acls
+    from sagas.kafka.acl_admin import create_acls
+    from sagas.loader import DefinitionRegistry
+
+    p = unique_prefix
+    admin = env_of(acl_kafka, ADMIN)
+    system = OrderSaga(
+        settings_of(admin),
+        p,
+        tmp_path,
+        env={"SERVICES_TOPIC_PREFIX": p, "SAGAS_APP_ID": f"{p}coordinator"},
+        services_config="inventory: {initial_stock: {A: 10}}\n",
+        embedded=False,
+    )
+    await system.create_topics()
+    app_id = f"{p}coordinator"
+    registry = DefinitionRegistry([definitions.load("order_orchestrated", p)])
+    computed = deployment_acls(
+        registry, Deployment(Topics.with_prefix(p), p, app_id, changelog_topic(app_id))
+    )
+    dropped = [
+        a
+        for a in computed.acls
+        if a.principal == "User:sagas-coordinator"
+        and (
+            (missing == "group" and a.resource_type == "Group")
+            or (missing == "commands" and a.name == f"{p}inventory.commands")
+        )
+    ]
+    assert len(dropped) == 1, dropped
+    await create_acls(system.kafka, [a for a in computed.acls if a not in dropped])
+    try:
+        # as docker compose runs it: the operator made the topics (`sagas topics init`)
+        definition = definitions.write("order_orchestrated", p, tmp_path)
+        process = system.start(
+            "coordinator",
+            [*system.sagas_command(), "worker", "-d", str(definition), "--web-port",
+             str(free_port()), "--no-create-topics"],
+            env_of(acl_kafka, ROLES["coordinator"]),
+        )  # fmt: skip
+        if missing == "commands":  # the first command it sends is refused
+            start_service(system, acl_kafka, "inventory", ROLES["inventory"])
+            await system.place([("acl-miss-0", order(0))])
+        output = await finished(system, process, "the coordinator", 90)
+    finally:
+        await system.stop()
+    assert process.proc is not None and process.proc.returncode not in (0, None), output
+    line = refusal_line(output)
+    assert "User:sagas-coordinator" in line and "sagas topics acl" in line, line
+    if missing == "group":
+        assert f"Read on group '{app_id}'" in line, line
+    else:
+        assert f"Write on topic '{p}inventory.commands'" in line, line

@@ -18,7 +18,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
 
+from events.codec import encode
+from events.envelope import CloudEvent, new_event
 from events.records import OutRecord
 from sagas.kafka.admin import ensure_topics
 from sagas.kafka.embedded_broker import EmbeddedBroker
@@ -26,11 +29,14 @@ from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.log_reader import read_to_end
 from sagas.kafka.producer_batches import batching_producer
 from sagas.kafka.transactions import PartitionTransactions, ReplicaFenced
+from sagas.participants.participant import Outgoing, Participant
 from tests.integration.api_system import definitions_file
+from tests.kafka_fixtures import eventually
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
+BRIDGE_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "http-bridge"
 NO_TRANSACTIONS = (
     "the embedded Tansu broker has no Kafka transactions (InitProducerId fails): "
     "runs on Apache Kafka (make test-kafka)"
@@ -53,9 +59,21 @@ class _GatedProducer:
     def __init__(self, producer: AIOKafkaProducer, gate: asyncio.Event) -> None:
         self._producer = producer
         self._gate = gate
+        self._acks: list[asyncio.Future[Any]] = []
         self.sent = asyncio.Event()
 
+    async def send_batch(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        ack = await self._producer.send_batch(*args, **kwargs)
+        self._acks.append(ack)
+        return ack
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        ack = await self._producer.send(*args, **kwargs)
+        self._acks.append(ack)
+        return ack
+
     async def commit_transaction(self) -> None:
+        await asyncio.gather(*self._acks)  # the batch is in the log, not yet committed
         self.sent.set()
         await self._gate.wait()
         await self._producer.commit_transaction()
@@ -105,6 +123,7 @@ async def test_a_zombie_replica_is_fenced_and_its_open_transaction_is_never_read
         gate.set()
         await zombie.persist([record(b"before")], {in_tp: 5})
         gate.clear()
+        gated[0].sent.clear()
         held = zombie.persist([record(b"zombie-1"), record(b"zombie-2")], {in_tp: 9})
         await asyncio.wait_for(gated[0].sent.wait(), 30)  # written, not committed
 
@@ -141,6 +160,8 @@ async def test_exactly_once_is_refused_on_the_embedded_broker_with_one_line_and_
         "SAGAS_APP_ID": f"{prefix}coordinator",
         "SAGAS_PROCESSING_GUARANTEE": "exactly_once",
     }
+    bridge = tmp_path / "bridge.yaml"
+    bridge.write_text((BRIDGE_EXAMPLE / "bridge.yaml").read_text())
     commands = {
         "worker": [
             "worker",
@@ -150,6 +171,7 @@ async def test_exactly_once_is_refused_on_the_embedded_broker_with_one_line_and_
             str(free_port()),
         ],
         "service": ["service", "inventory", "--log-level", "warning"],
+        "bridge": ["bridge", "--config", str(bridge), "--log-level", "warning"],
     }
     for what, args in commands.items():
         done = await asyncio.to_thread(
@@ -165,3 +187,80 @@ async def test_exactly_once_is_refused_on_the_embedded_broker_with_one_line_and_
         assert len(lines) == 1 and lines[0].startswith("error: "), (what, done.stderr)
         assert "SAGAS_PROCESSING_GUARANTEE=exactly_once needs Kafka transactions" in lines[0]
         assert "SAGAS_PROCESSING_GUARANTEE=at_least_once" in lines[0], lines[0]
+
+
+class _HeldParticipant(Participant[dict[str, int]]):
+    """Writes its batch (changelog, replies) in its transaction, then waits for ``gate``
+    before the runner commits it: a participant paused mid-batch."""
+
+    gate: asyncio.Event
+    written: asyncio.Event
+
+    async def process(self, records: Any, failures: Any = None) -> None:
+        await super().process(records, failures)
+        self.written.set()
+        await self.gate.wait()
+
+
+def _counter(reply_topic: str) -> Any:
+    def handle(state: dict[str, int], event: CloudEvent) -> tuple[dict[str, int], list[Outgoing]]:
+        n = state.get(event.sagaid, 0) + 1
+        return {**state, event.sagaid: n}, [
+            Outgoing(reply_topic, event.reply("thing.done", "test", {"effects": n}))
+        ]
+
+    return handle
+
+
+async def test_a_second_participant_of_the_same_name_fences_the_first_whose_batch_is_never_read(
+    transactional_kafka: KafkaSettings, unique_prefix: str
+) -> None:
+    p = unique_prefix
+    kafka = transactional_kafka.model_copy(update={"topic_prefix": p, "partitions": 2})
+    commands, replies = p + "things.commands", p + "things.replies"
+    await ensure_topics(kafka, [commands, replies, p + "saga.deadletter"])
+
+    def make(kind: type[Participant[dict[str, int]]]) -> Participant[dict[str, int]]:
+        return kind(
+            "things", [commands], _counter(replies), {}, kafka=kafka, output_topics=[replies],
+            handles={"thing.do"}, registry=CollectorRegistry(), guarantee="exactly_once",
+        )  # fmt: skip
+
+    first = make(_HeldParticipant)
+    assert isinstance(first, _HeldParticipant)
+    first.gate, first.written = asyncio.Event(), asyncio.Event()
+    stop_first, stop_second = asyncio.Event(), asyncio.Event()
+    serving = asyncio.create_task(first.serve(stop_first))
+    second_serving: asyncio.Task[None] | None = None
+    producer = AIOKafkaProducer(**kafka.aiokafka_kwargs())
+    await producer.start()
+    try:
+        await asyncio.wait_for(first.ready.wait(), 60)
+        command = new_event("thing.do", source="test", sagaid="saga-1", data={})
+        value, headers = encode(command)
+        await producer.send_and_wait(commands, value, key=b"saga-1", headers=headers)
+        await asyncio.wait_for(first.written.wait(), 60)  # its reply is written, uncommitted
+
+        second = make(Participant)
+        second_serving = asyncio.create_task(second.serve(stop_second))
+        await asyncio.wait_for(second.ready.wait(), 60)  # took the transactional id over
+        await eventually(lambda: second.state.get("saga-1") == 1, 60, what="the heir's effect")
+        first.gate.set()
+        with pytest.raises(ReplicaFenced, match="things-eos"):
+            await asyncio.wait_for(serving, 60)
+    finally:
+        first.gate.set()
+        stop_first.set()
+        stop_second.set()
+        await producer.stop()
+        await asyncio.gather(serving, return_exceptions=True)
+        if second_serving is not None:
+            await asyncio.wait_for(second_serving, 60)
+
+    tps = [TopicPartition(replies, n) for n in range(2)]
+    committed = [
+        r async for batch in read_to_end(kafka, tps, isolation="read_committed") for r in batch
+    ]
+    everything = [r async for batch in read_to_end(kafka, tps) for r in batch]
+    assert len(committed) == 1, committed  # one reply: the heir's
+    assert len(everything) == 2, everything  # the fenced one wrote its own, aborted

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
+import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
@@ -11,6 +13,8 @@ from sagas.admission import AdmissionLimits
 from sagas.admission_gate import AdmissionGate
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch_values import DecisionSignal
+from sagas.builder import saga
+from sagas.loader import DefinitionRegistry
 from sagas.machine import decide
 from sagas.messages import StartSaga
 from tests.unit.saga_fixtures import three_step
@@ -127,3 +131,29 @@ def test_a_rebalance_recounts_from_the_table_and_starts_unpaused() -> None:
     consumer = FakeConsumer({ORDERS})
     gate.apply(consumer)
     assert consumer.paused == {ORDERS}
+
+
+def test_a_trigger_topic_that_carries_replies_is_named_and_never_paused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    shared = (
+        saga("shared")
+        .triggered_by("job.requested", topic="jobs")
+        .step("run")
+        .command("job.run", topic="job.commands")
+        .replies("jobs", success="job.done", failure="job.failed")
+        .build()
+    )
+    registry = DefinitionRegistry([three_step(), shared])
+    with caplog.at_level(logging.WARNING, logger="sagas.admission"):
+        gate = AdmissionGate.for_registry(
+            registry, "saga.control", 10, AdmissionMetrics.create(CollectorRegistry(), lambda: 0)
+        )
+    assert gate.start_topics == frozenset({"orders"})
+    assert "does not hold back starts on jobs" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sagas.admission"):
+        AdmissionGate.for_registry(
+            registry, "saga.control", 0, AdmissionMetrics.create(CollectorRegistry(), lambda: 0)
+        )
+    assert caplog.text == ""  # no bound, nothing to warn about

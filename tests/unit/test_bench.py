@@ -224,3 +224,18 @@ def test_the_report_splits_latency_by_outcome() -> None:
     assert outcome_line(points) == (
         "p50/p99 ms by outcome: 500/s: compensated 80.0/120.0, completed 60.0/70.0."
     )
+
+
+def test_engine_cpu_drives_every_bench_saga_to_its_end(tmp_path: Path) -> None:
+    """`bench.engine_cpu` runs a real (unstarted) coordinator until every saga is terminal,
+    and times only its own calls: nine in ten complete, one in ten is compensated."""
+    from bench.engine_cpu import PREFIX, run_once
+    from bench.workload import write_bench_definition
+
+    definitions = write_bench_definition(PREFIX, tmp_path, timeout=900.0)
+    result = run_once(definitions, 200, 50, None)
+    assert result.sagas == 200
+    # a start and four replies per completed saga; compensated: three replies and two undos
+    assert result.records == 180 * 5 + 20 * 6
+    assert result.batches >= result.records // 50
+    assert 0 < result.us_per_saga < 1e6

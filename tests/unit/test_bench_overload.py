@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from bench.loadgen import Plan, Tracker, admission_summary, start_record
-from bench.overload import bound_setting
+from bench.overload import admission_counters, bound_setting
 from bench.report_overload import overload_markdown, rows
 from sagas.settings import CoordinatorSettings
 
@@ -46,6 +46,7 @@ def test_the_overload_table_names_each_half() -> None:
         "latency": {"p99_ms": 2580.0},
         "missing": 0,
         "cpu_us_per_saga": {"coordinator": 400.0},
+        "admission": {"pauses": 3.0},
     }
     overload = {
         "peak_per_s": 2000.0,
@@ -60,3 +61,17 @@ def test_the_overload_table_names_each_half() -> None:
     assert "| bound 1,000 | 4,000 | 2x | 1,900.0 | 95% | 80.0 |" in "\n".join(
         overload_markdown(overload)
     )
+
+
+def test_what_admission_did_is_read_from_the_coordinator_s_metrics() -> None:
+    text = (
+        "# HELP saga_admission_pauses_total x\n"
+        "saga_admission_pauses_total 3.0\n"
+        "saga_admission_pauses_created 1.7e9\n"
+        "saga_starts_deferred_total 120.0\n"
+    )
+    assert admission_counters(text) == {
+        "pauses": 3.0,
+        "starts_handed_back": 120.0,
+        "deadlines_held_back": 0.0,
+    }

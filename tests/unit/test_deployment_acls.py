@@ -215,3 +215,38 @@ def test_the_readme_shows_the_commands_output() -> None:
         "README.md's ACL table differs from `sagas topics acl`; regenerate it: "
         "python -m tests.support.acl_reference --write"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--format", "yaml"], "--format 'yaml': choose table or kafka-acls"),
+        (["--bridge", "payment"], "--bridge 'payment': expected KEY=NAME"),
+        (["--bridge", "paymnet=b"], "no orchestrated step sends commands to"),
+        (["--apply"], "--apply needs --bootstrap-servers or KAFKA_BOOTSTRAP_SERVERS"),
+    ],
+)
+def test_a_wrong_flag_is_one_line_and_exit_code_2(
+    args: list[str], said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sagas.cli import _register, app
+    from sagas.cli.exits import run
+
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    _register()
+    path = str(definitions.path("order_orchestrated"))
+    assert run(app, ["topics", "acl", "-d", path, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and said in err[0], err
+
+
+def test_kafka_acls_lines_name_the_given_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    from sagas.cli import _register, app
+    from sagas.cli.exits import run
+
+    _register()
+    path = str(definitions.path("order_orchestrated"))
+    args = ["topics", "acl", "-d", path, "--format", "kafka-acls"]
+    assert run(app, [*args, "--bootstrap-servers", "k1:9092,k2:9092"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    assert lines and all("--bootstrap-server k1:9092,k2:9092 " in line for line in lines)

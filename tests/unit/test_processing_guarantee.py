@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from events.partitioning import partition_for
 from events.records import OutRecord
-from sagas.kafka.guarantee import GuaranteeError, guarantee_from_env, isolation_level
-from sagas.kafka.transactions import split_by_partition, transactional_id
+from sagas.kafka.guarantee import (
+    GuaranteeError,
+    guarantee_from_env,
+    isolation_level,
+    reader_isolation,
+)
+from sagas.kafka.transactions import (
+    ReplicaFenced,
+    TransactionalCommits,
+    split_by_partition,
+    transactional_id,
+)
 from sagas.settings import CoordinatorSettings
 
 
@@ -48,3 +61,29 @@ def test_a_batch_splits_into_the_transactions_of_its_sagas_partitions() -> None:
 
 def test_transactional_ids_are_per_group_and_input_partition() -> None:
     assert transactional_id("shop-coordinator", 3) == "shop-coordinator-eos-3"
+
+
+def test_readers_follow_the_setting_and_read_uncommitted_on_a_bad_value() -> None:
+    assert reader_isolation({"SAGAS_PROCESSING_GUARANTEE": "exactly_once"}) == "read_committed"
+    assert reader_isolation({}) == "read_uncommitted"
+    assert reader_isolation({"SAGAS_PROCESSING_GUARANTEE": "twice"}) == "read_uncommitted"
+
+
+async def test_transactional_commits_record_offsets_in_order_and_end_on_a_failed_batch() -> None:
+    loop = asyncio.get_running_loop()
+    commits = TransactionalCommits(depth=2)
+    tp = TopicPartition("t", 0)
+    first, second, third = (loop.create_future() for _ in range(3))
+    await commits.add(first, {tp: 5})
+    await commits.add(second, {tp: 9})
+    second.set_result(None)  # done, but after a batch still in hand: not committed yet
+    adding = asyncio.ensure_future(commits.add(third, {tp: 12}))  # over the depth: waits
+    await asyncio.sleep(0)
+    assert not adding.done() and commits.committed == {}
+    first.set_result(None)
+    await adding
+    assert commits.committed == {tp: 9}
+    third.set_exception(ReplicaFenced("taken over"))
+    with pytest.raises(ReplicaFenced, match="taken over"):
+        await commits.drain()
+    assert commits.committed == {tp: 9}
