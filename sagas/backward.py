@@ -43,7 +43,7 @@ class Backward(RunOutput):
 
     def begin_compensation(self, reason: str) -> None:
         for i in self.d.stages[self.s.stage]:
-            st = self.step(i)
+            st = self.s.steps[i]
             if st.status in (StepStatus.RUNNING, StepStatus.WAITING_RETRY):
                 st.status = StepStatus.CANCELLED
                 st.finished_at = self.now
@@ -88,7 +88,7 @@ class Backward(RunOutput):
                 self.issue_compensation(i, self.s.steps[i].comp_attempt + 1)
 
     def issue_compensation(self, i: int, attempt: int) -> None:
-        step, st = self.d.steps[i], self.step(i)
+        step, st = self.d.steps[i], self.s.steps[i]
         comp = step.compensation
         assert comp is not None
         st.status = StepStatus.COMPENSATING
@@ -98,7 +98,7 @@ class Backward(RunOutput):
         self.set_timer("deadline", i, "undo", attempt, self.now + comp.timeout)
 
     def on_compensation_reply(self, i: int, event: CloudEvent, attempt: int) -> Outcome:
-        step, st = self.d.steps[i], self.step(i)
+        step, st = self.d.steps[i], self.s.steps[i]
         comp = step.compensation
         assert comp is not None
         if st.status is not StepStatus.COMPENSATING or attempt < st.undo_from:
@@ -136,7 +136,7 @@ class Backward(RunOutput):
         )
 
     def compensation_failed(self, i: int, reason: str) -> None:
-        step, st = self.d.steps[i], self.step(i)
+        step, st = self.d.steps[i], self.s.steps[i]
         comp = step.compensation
         assert comp is not None
         if comp.retry.allows_another(st.comp_attempt - st.budget_base):
@@ -151,7 +151,7 @@ class Backward(RunOutput):
         self.park(f"compensation of {step.name!r} gave up: {reason}")
 
     def on_success_while_backward(self, i: int, event: CloudEvent) -> Outcome:
-        step, st = self.d.steps[i], self.step(i)
+        step, st = self.d.steps[i], self.s.steps[i]
         if st.outcome in step.success:
             return self.late(st, event.type)  # this step's effect is known already
         # What the event says (a booking id, say) is what the compensation needs.
@@ -180,7 +180,7 @@ class Backward(RunOutput):
 
     def compensate_again(self, i: int) -> None:
         """A new compensation of a step, for an effect seen after its last one was sent."""
-        st = self.step(i)
+        st = self.s.steps[i]
         st.budget_base = st.comp_attempt  # a fresh retry budget
         st.undo_from = st.comp_attempt + 1
         self.issue_compensation(i, st.comp_attempt + 1)

@@ -60,7 +60,7 @@ class Branching(Backward):
         return doc
 
     def skip_step(self, i: int, reason: str, extra: dict[str, Any] | None = None) -> None:
-        st = self.step(i)
+        st = self.s.steps[i]
         st.status = StepStatus.SKIPPED
         st.finished_at = self.now
         st.outcome = "skipped"
@@ -89,7 +89,7 @@ class Branching(Backward):
 
     def expired_to_fallback(self, i: int) -> bool:
         """At the deadline of waiting step ``i``: go on at its fallback step, if it has one."""
-        step, st = self.d.steps[i], self.step(i)
+        step, st = self.d.steps[i], self.s.steps[i]
         target = step.awaits.fallback if step.awaits is not None else None
         if target is None:
             return False

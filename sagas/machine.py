@@ -73,12 +73,12 @@ def decide(
     if isinstance(message, StartSaga):
         if state is not None:
             return Decision(state, Outcome.DUPLICATE, note="saga already started")
-        run = _Run(definition, _new_state(definition, message, now), now, owns_steps=True)
+        run = _Run(definition, _new_state(definition, message, now), now)
         run.start()
         return run.decision(Outcome.APPLIED)
     if state is None:
         return Decision(None, Outcome.UNKNOWN_SAGA, note="no saga with this id")
-    run = _Run(definition, state.draft(), now, owns_steps=False)
+    run = _Run(definition, state.working_copy(), now)
     outcome = run.apply(message)
     if outcome is not Outcome.APPLIED:
         return Decision(state, outcome, note=run.note)
@@ -152,7 +152,7 @@ class _Run(Branching):
             self.on_step_outcome(held.step, event)
 
     def issue(self, i: int, attempt: int) -> None:
-        step, st = self.d.steps[i], self.step(i)
+        step, st = self.d.steps[i], self.s.steps[i]
         st.status = StepStatus.RUNNING
         st.attempt = attempt
         if st.started_at is None:
@@ -184,7 +184,7 @@ class _Run(Branching):
         return self.reject(f"event {event.type!r} matches no step", Outcome.UNKNOWN)
 
     def on_step_outcome(self, i: int, event: CloudEvent, attempt: int | None = None) -> Outcome:
-        step, st = self.d.steps[i], self.step(i)
+        step, st = self.d.steps[i], self.s.steps[i]
         success = event.type in step.success
         if not success and event.type not in step.failure:
             expected = ", ".join((*step.success, *step.failure))
@@ -233,7 +233,7 @@ class _Run(Branching):
         return pivot is not None and i > pivot
 
     def step_failed(self, i: int, reason: str, timed_out: bool = False) -> None:
-        step, st = self.d.steps[i], self.step(i)
+        step, st = self.d.steps[i], self.s.steps[i]
         retriable = step.command is not None and (timed_out or self.past_pivot(i))
         if retriable and step.retry.allows_another(st.attempt - st.budget_base):
             st.status = StepStatus.WAITING_RETRY
@@ -288,7 +288,7 @@ class _Run(Branching):
         spec = self.s.timers.pop(token, None)
         if spec is None:
             return self.reject("timer no longer armed", Outcome.STALE_TIMER)
-        step, st = self.d.steps[spec.step], self.step(spec.step)
+        step, st = self.d.steps[spec.step], self.s.steps[spec.step]
         if spec.phase == "do":
             if spec.kind == "retry" and st.status is StepStatus.WAITING_RETRY:
                 self.issue(spec.step, st.attempt + 1)
@@ -342,15 +342,14 @@ class _Run(Branching):
         self.record("operator.retry", None, reason)
         if self.s.phase == "backward":
             self.s.status = SagaStatus.COMPENSATING
-            for i in range(len(self.s.steps)):
-                if self.s.steps[i].status is StepStatus.COMPENSATION_FAILED:
-                    st = self.step(i)
+            for i, st in enumerate(self.s.steps):
+                if st.status is StepStatus.COMPENSATION_FAILED:
                     st.budget_base = st.comp_attempt
                     self.issue_compensation(i, st.comp_attempt + 1)
             return Outcome.APPLIED
         self.s.status = SagaStatus.RUNNING
         for i in self.d.stages[self.s.stage]:
-            st = self.step(i)
+            st = self.s.steps[i]
             if st.status in (StepStatus.FAILED, StepStatus.TIMED_OUT):
                 st.budget_base = st.attempt
                 self.issue(i, st.attempt + 1)
@@ -360,7 +359,7 @@ class _Run(Branching):
         if self.s.status is not SagaStatus.FAILED:
             return self.reject(f"only a failed saga can skip a step; this one is {self.s.status}")
         i = self.d.step_index(step_name)
-        st = self.step(i)
+        st = self.s.steps[i]
         backward = self.s.phase == "backward"
         blocking = {StepStatus.COMPENSATION_FAILED} if backward else _GAVE_UP
         if st.status not in blocking:

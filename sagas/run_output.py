@@ -27,31 +27,15 @@ def command_id(saga_id: str, step: str, phase: Phase, attempt: int) -> str:
 class RunOutput:
     """One decision in the making: a working copy of the state plus what to emit."""
 
-    def __init__(
-        self, definition: SagaDefinition, state: SagaState, now: float, *, owns_steps: bool
-    ) -> None:
-        """``state`` is the machine's to change; its step states too if ``owns_steps``, else
-        they are shared with the caller's state (`SagaState.draft`) and taken by `step`."""
+    def __init__(self, definition: SagaDefinition, state: SagaState, now: float) -> None:
         self.d = definition
         self.s = state
-        #: indexes of the step states this run may change (copied, or its own)
-        self.owned: set[int] = set(range(len(state.steps))) if owns_steps else set()
         self.now = now
         self.commands: list[Outgoing] = []
         self.lifecycle: list[Emitted] = []
         self.timers: list[TimerRequest] = []
         self.signals: list[Signal] = []
         self.note = ""
-
-    def step(self, i: int) -> StepState:
-        """Step ``i``'s state, to read or change: copied on first use when it is shared, so
-        the caller's state stays as it was. Every ``st`` a run changes comes from here."""
-        if i in self.owned:
-            return self.s.steps[i]
-        st = self.s.steps[i].copy()
-        self.s.steps[i] = st
-        self.owned.add(i)
-        return st
 
     def decision(self, outcome: Outcome) -> Decision:
         self.s.updated_at = self.now

@@ -153,32 +153,6 @@ class SagaState:
     def terminal(self) -> bool:
         return self.status.terminal
 
-    def draft(self) -> SagaState:
-        """`working_copy` sharing the step states: the state machine copies a step only when
-        it changes it (`sagas.run_output.RunOutput.step`), most decisions touch one or two."""
-        return SagaState(
-            saga_id=self.saga_id,
-            name=self.name,
-            version=self.version,
-            status=self.status,
-            attention=self.attention,
-            phase=self.phase,
-            context=dict(self.context),
-            steps=list(self.steps),
-            stage=self.stage,
-            started_at=self.started_at,
-            updated_at=self.updated_at,
-            finished_at=self.finished_at,
-            issued=dict(self.issued),
-            timers=dict(self.timers),
-            compensation_plan=list(self.compensation_plan),
-            held=list(self.held),
-            failure=self.failure,
-            abort_reason=self.abort_reason,
-            lifecycle_seq=self.lifecycle_seq,
-            history=list(self.history),
-        )
-
     def working_copy(self) -> SagaState:
         """A copy the state machine may change without touching this one.
 

@@ -1,17 +1,12 @@
-"""`SagaState.working_copy`, `SagaState.draft` and `StepState.copy` list the fields by hand (they run for
+"""`SagaState.working_copy` and `StepState.copy` list the fields by hand (they run for
 every record the coordinator decides): every field must come across, and a field added
 later without them fails here."""
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, fields
-from datetime import UTC, datetime
+from dataclasses import MISSING, fields
 from typing import Any
 
-from saga_fixtures import RESERVED, three_step
-
-from sagas.machine import decide
-from sagas.messages import Observed, Outcome, StartSaga
 from sagas.state import (
     HeldEvent,
     HistoryEntry,
@@ -85,35 +80,3 @@ def test_working_copy_keeps_every_field_and_shares_no_container() -> None:
         if isinstance(value, (dict, list)):
             assert getattr(copy, f.name) is not value, f"{f.name} is shared with the original"
     assert all(a is not b for a, b in zip(copy.steps, state.steps, strict=True))
-
-
-def test_draft_keeps_every_field_and_shares_only_the_step_states() -> None:
-    """`SagaState.draft` is the machine's copy: its step states are shared until the machine
-    takes one to change (`RunOutput.step`), every container is its own, the steps' list too."""
-    _not_default(SagaState, STATE_VALUES)
-    state = SagaState(**STATE_VALUES)
-    draft = state.draft()
-    assert draft == state
-    for f in fields(SagaState):
-        value = getattr(state, f.name)
-        if isinstance(value, (dict, list)):
-            assert getattr(draft, f.name) is not value, f"{f.name} is shared with the original"
-    assert all(a is b for a, b in zip(draft.steps, state.steps, strict=True))
-
-
-def test_a_decision_copies_only_the_steps_it_changes() -> None:
-    """A reply to the first step changes it and starts the second; the third step's state
-    is the input's own object (not copied), and the input is left as it was."""
-    definition = three_step()
-    started = decide(definition, None, StartSaga("o-1"), 1.0)
-    state, command = started.state, started.commands[0].event
-    assert state is not None
-    before = asdict(state)
-    reply = command.reply(RESERVED, source="test", time=datetime.fromtimestamp(2.0, UTC))
-    decided = decide(definition, state, Observed(reply), 2.0)
-    assert decided.outcome is Outcome.APPLIED and decided.state is not None
-    after = decided.state.steps
-    assert after[0].status is StepStatus.SUCCEEDED and after[1].status is StepStatus.RUNNING
-    assert after[0] is not state.steps[0] and after[1] is not state.steps[1]
-    assert after[2] is state.steps[2]
-    assert asdict(state) == before
