@@ -17,11 +17,11 @@ DEMO = $(BIN)/sagas demo $(DEMO_ARGS)
 demo: $(STAMP)
 	$(DEMO)
 
-# Two halves: the whole suite on the embedded broker (needs only Python), then the
-# integration, e2e and short fault suites on a local Apache Kafka (Java 17 + Maven).
+# Two halves, run side by side (scripts/test-halves.sh): the whole suite on the embedded
+# broker (needs only Python), and the integration, e2e and short fault suites on a local
+# Apache Kafka (Java 17 + Maven), whose output goes to .test-logs/kafka-half.log.
 test: system-deps $(STAMP)
-	$(PYTEST) tests -q
-	@$(MAKE) --no-print-directory test-kafka-if-available
+	@PYTEST="$(PYTEST)" ./scripts/test-halves.sh
 
 # The Apache Kafka half alone: the suite starts Apache Kafka 4.4 (sagas/kafka/apache_kafka,
 # jars fetched once with Maven into ~/.cache/sagastream) and stops it by PID.

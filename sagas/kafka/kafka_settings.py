@@ -145,6 +145,18 @@ class KafkaSettings(BaseSettings):
             "it, so it is off by default."
         ),
     )
+    metadata_max_age_ms: int = Field(
+        default=10_000,
+        ge=1_000,
+        validation_alias="KAFKA_METADATA_MAX_AGE_MS",
+        description=(
+            "How old a consumer's cluster metadata may grow before it asks again (aiokafka's "
+            "default is 5 minutes). aiokafka 0.14 does not refresh metadata when looking up "
+            "a partition's start offset fails with NotLeaderForPartition: after a broker was "
+            "SIGSTOPped and resumed, a coordinator kept asking it for 3.5 minutes and its "
+            "sagas stood still; this bounds such a stall well under a step's 30 s deadline."
+        ),
+    )
     fetch_max_wait_ms: int = Field(
         default=100,
         ge=0,
@@ -281,4 +293,8 @@ class KafkaSettings(BaseSettings):
 
     def consumer_kwargs(self) -> dict[str, Any]:
         """``aiokafka_kwargs()`` plus the consumer settings every consumer here should use."""
-        return {**self.aiokafka_kwargs(), "fetch_max_wait_ms": self.fetch_max_wait_ms}
+        return {
+            **self.aiokafka_kwargs(),
+            "fetch_max_wait_ms": self.fetch_max_wait_ms,
+            "metadata_max_age_ms": self.metadata_max_age_ms,
+        }

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,10 +189,12 @@ class BrokerCluster:
     async def leader_of(self, topics: Sequence[str]) -> int:
         """The node (0-based) that leads the most partitions of ``topics``."""
         counts = Counter(p.leader for p in await self.partitions(topics) if p.leader > 0)
+        if not counts:
+            raise AssertionError(f"no partition of {list(topics)} has a leader")
         node_id, _ = counts.most_common(1)[0]
-        return node_id - 1
+        return int(node_id) - 1
 
-    async def _poll(self, what: str, check: Any, timeout: float) -> float:
+    async def _poll(self, what: str, check: Callable[[], Awaitable[bool]], timeout: float) -> float:
         began = time.monotonic()
         last: BaseException | None = None
         while True:

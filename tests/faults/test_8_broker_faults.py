@@ -18,7 +18,9 @@ checks every invariant over everything placed so far:
   other brokers nor any client) until it is fenced, then up again.
 
 ``SAGAS_FAULTS_GUARANTEE`` (default ``at_least_once``) is passed to every process
-as ``SAGAS_PROCESSING_GUARANTEE``, so the same scenarios can run in another mode.
+as ``SAGAS_PROCESSING_GUARANTEE``, so the same scenarios run in either mode; in
+``exactly_once`` each scenario also fails on any command id or lifecycle event found
+in two records (`tests.faults.delivery`).
 These tests start their own cluster: they run in the Apache Kafka half
 (``SAGAS_TEST_BROKER=kafka``, `make test-kafka`, and `make test-faults`).
 """
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
+from sagas.kafka.guarantee import GUARANTEE_VARIABLE, ProcessingGuarantee, guarantee_from_env
 from sagas.loader import DefinitionRegistry
 from sagas.topic_setup import coordinator_topics
 from tests.faults.brokers import MIN_INSYNC_REPLICAS, REPLICATION_FACTOR, BrokerCluster
@@ -55,7 +58,7 @@ SYNC_TIMEOUT = 180.0
 class Rig:
     cluster: BrokerCluster
     system: FaultSystem
-    guarantee: str
+    guarantee: ProcessingGuarantee
     inputs: list[str]  # the coordinator's input topics
     topics: list[str]  # every topic of the system, and the group offsets
 
@@ -66,17 +69,19 @@ class Rig:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="package")
 async def rig(fault_plan: Plan) -> AsyncIterator[Rig]:
-    guarantee = os.environ.get(GUARANTEE_ENV, "") or DEFAULT_GUARANTEE
+    guarantee = guarantee_from_env({GUARANTEE_VARIABLE: os.environ.get(GUARANTEE_ENV, "")})
     run_dir = new_run_dir(f"brokers-{fault_plan.name}")
     cluster = BrokerCluster()
     system: FaultSystem | None = None
     try:
         await cluster.start()
-        env = cluster.env()
-        if guarantee != DEFAULT_GUARANTEE:
-            env["SAGAS_PROCESSING_GUARANTEE"] = guarantee
         system = await FaultSystem.start(
-            run_dir, fault_plan, kafka=cluster.settings(), env=env, domains=False
+            run_dir,
+            fault_plan,
+            kafka=cluster.settings(),
+            env=cluster.env(),
+            domains=False,
+            guarantee=guarantee,
         )
         launcher = system.launcher
         reads, _ = coordinator_topics(DefinitionRegistry(launcher.definitions), launcher.topics)
@@ -129,7 +134,15 @@ async def run_scenario(
         settle=plan.settle,
     )
     outcome.notes += [*notes, first_saga_after(outcome)]
-    return await judge(rig.system, outcome, quiet_timeout=plan.settle)
+    verdict = await judge(rig.system, outcome, quiet_timeout=plan.settle)
+    if rig.guarantee == "exactly_once":
+        report = await rig.system.duplicate_deliveries()
+        doubled = sum(len(ids) for ids in report.duplicates.values())
+        read = sum(report.records.values())
+        verdict.notes.append(f"{doubled} ids delivered twice ({read} records read)")
+        if not report.ok:
+            verdict.violations.append(report.describe())
+    return verdict
 
 
 async def test_topics_are_replicated_three_times_with_two_in_sync(rig: Rig) -> None:
