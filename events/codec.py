@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from events.envelope import SPECVERSION, STRUCTURED_CONTENT_TYPE, CloudEvent
+from events.envelope import JSON_CONTENT_TYPE, SPECVERSION, STRUCTURED_CONTENT_TYPE, CloudEvent
 from events.errors import (
     AttributeProblem,
     EncodeError,
@@ -33,7 +34,14 @@ from events.errors import (
     RecordTooLargeError,
 )
 
-__all__ = ["DEFAULT_MAX_BYTES", "STRUCTURED_HEADERS", "decode", "encode", "encode_key"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "STRUCTURED_HEADERS",
+    "decode",
+    "encode",
+    "encode_fields",
+    "encode_key",
+]
 
 DEFAULT_MAX_BYTES = 1_048_576
 CONTENT_TYPE_HEADER: tuple[str, bytes] = ("content-type", STRUCTURED_CONTENT_TYPE.encode())
@@ -86,6 +94,29 @@ def encode(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
         value = orjson.dumps(doc, default=_default, option=_DUMP_OPTIONS)
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise EncodeError(event.type, str(exc)) from exc
+    return value, [CONTENT_TYPE_HEADER]
+
+
+def encode_fields(
+    id_: str, source: str, type_: str, time: datetime, sagaid: str, data: dict[str, Any]
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """`encode` of the event with these attributes (and no causation or trace), byte for
+    byte, without building the `CloudEvent`: for a producer whose attributes are its own
+    non-empty strings (the coordinator's commands and lifecycle events)."""
+    doc = {
+        "specversion": SPECVERSION,
+        "id": id_,
+        "source": source,
+        "type": type_,
+        "time": time,
+        "datacontenttype": JSON_CONTENT_TYPE,
+        "sagaid": sagaid,
+        "data": data,
+    }
+    try:
+        value = orjson.dumps(doc, default=_default, option=_DUMP_OPTIONS)
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise EncodeError(type_, str(exc)) from exc
     return value, [CONTENT_TYPE_HEADER]
 
 

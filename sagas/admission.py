@@ -141,7 +141,7 @@ def first_tries(decisions: Iterable[DecisionSignal]) -> int:
             continue
         issued = decision.state.issued
         for command in decision.commands:
-            what = issued.get(command.event.id)
+            what = issued.get(command.emitted.id)
             sent += what is not None and what[2] == 1
     return sent
 

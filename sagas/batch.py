@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from events.codec import decode, encode
+from events.codec import decode
 from events.dead_letters import PROCESSING_ERROR, dead_letter, describe, error_details
 from events.envelope import CloudEvent
 from events.errors import DecodeError
@@ -174,10 +174,10 @@ class _Step:
         key = new.saga_id.encode()
         outgoing = result.outgoing
         for out in decision.commands:
-            value, headers = encode(out.event)
+            value, headers = out.emitted.encode()
             outgoing.append(OutRecord(out.topic, key, value, headers))
         for event in decision.lifecycle:
-            value, headers = encode(event)
+            value, headers = event.encode()
             outgoing.append(OutRecord(ctx.topics.lifecycle, key, value, headers))
         if decision.lifecycle and log.isEnabledFor(logging.INFO):
             for event in decision.lifecycle:

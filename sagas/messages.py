@@ -8,9 +8,11 @@ observes (replies and choreography events) and timer firings. The output is a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from events.codec import encode_fields
 from events.envelope import CloudEvent
 from sagas.state import SagaState
 
@@ -77,10 +79,47 @@ class Outcome(StrEnum):
     IGNORED_SIGNAL = "ignored_signal"
 
 
+@dataclass(slots=True)  # not frozen: built for every event a decision emits
+class Emitted:
+    """An event the state machine emits, as its attributes: encoded straight to a record
+    (`encode`), the `CloudEvent` built only for a reader that wants one (`cloud_event`).
+
+    Not validated: the machine builds every attribute itself (derived ids, the
+    definition's types, the saga id), and `encode` writes what `events.codec.encode`
+    writes for the same `CloudEvent`, byte for byte."""
+
+    id: str
+    source: str
+    type: str
+    time: datetime
+    sagaid: str
+    data: dict[str, Any]
+
+    def encode(self) -> tuple[bytes, list[tuple[str, bytes]]]:
+        return encode_fields(self.id, self.source, self.type, self.time, self.sagaid, self.data)
+
+    def cloud_event(self) -> CloudEvent:
+        return CloudEvent.model_validate(
+            {
+                "id": self.id,
+                "source": self.source,
+                "type": self.type,
+                "time": self.time,
+                "sagaid": self.sagaid,
+                "data": self.data,
+            }
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     topic: str
-    event: CloudEvent
+    emitted: Emitted
+
+    @property
+    def event(self) -> CloudEvent:
+        """The command as a validated `CloudEvent` (built on each call: for readers)."""
+        return self.emitted.cloud_event()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +143,7 @@ class Decision:
     state: SagaState | None
     outcome: Outcome
     commands: tuple[Outgoing, ...] = ()
-    lifecycle: tuple[CloudEvent, ...] = ()
+    lifecycle: tuple[Emitted, ...] = ()
     timers: tuple[TimerRequest, ...] = ()
     signals: tuple[Signal, ...] = ()
     note: str = ""

@@ -13,7 +13,7 @@ from typing import Any
 
 from events.envelope import CloudEvent, derived_id
 from sagas.definition import SagaDefinition
-from sagas.messages import Decision, Outcome, Outgoing, Signal, TimerRequest
+from sagas.messages import Decision, Emitted, Outcome, Outgoing, Signal, TimerRequest
 from sagas.state import HistoryEntry, Phase, SagaState, SagaStatus, StepState, TimerSpec
 
 SOURCE = "sagastream/coordinator"
@@ -32,7 +32,7 @@ class RunOutput:
         self.s = state
         self.now = now
         self.commands: list[Outgoing] = []
-        self.lifecycle: list[CloudEvent] = []
+        self.lifecycle: list[Emitted] = []
         self.timers: list[TimerRequest] = []
         self.signals: list[Signal] = []
         self.note = ""
@@ -87,7 +87,7 @@ class RunOutput:
         step = self.d.steps[i]
         cid = command_id(self.s.saga_id, step.name, phase, attempt)
         self.s.issued[cid] = (i, phase, attempt)
-        event = make_event(cid, type_, self.now, self.s.saga_id, dict(self.s.context))
+        event = emitted(cid, type_, self.now, self.s.saga_id, dict(self.s.context))
         self.commands.append(Outgoing(topic, event))
         self.record("command.sent", step.name, f"{type_} attempt {attempt}")
 
@@ -114,7 +114,7 @@ class RunOutput:
             payload["step"] = step
         payload.update(data or {})
         lifecycle_id = derived_id(self.s.saga_id, "lifecycle", self.s.lifecycle_seq)
-        self.lifecycle.append(make_event(lifecycle_id, type_, self.now, self.s.saga_id, payload))
+        self.lifecycle.append(emitted(lifecycle_id, type_, self.now, self.s.saga_id, payload))
         self.record(type_, step, None)
 
     def record(self, event: str, step: str | None, detail: str | None) -> None:
@@ -126,6 +126,11 @@ def _same_type(event_type: str, recorded: str | None) -> bool:
     return recorded is not None and (
         recorded == event_type or recorded.startswith(f"{event_type}: ")
     )
+
+
+def emitted(id_: str, type_: str, now: float, saga_id: str, data: dict[str, Any]) -> Emitted:
+    """An event this decision sends (a command) or announces (lifecycle)."""
+    return Emitted(id_, SOURCE, type_, datetime.fromtimestamp(now, UTC), saga_id, data)
 
 
 def make_event(id_: str, type_: str, now: float, saga_id: str, data: dict[str, Any]) -> CloudEvent:

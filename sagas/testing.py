@@ -146,7 +146,7 @@ class SagaTestKit:
         self.decisions.append(decision)
         if decision.state is not None:
             self.states[saga_id] = decision.state
-        self.lifecycle.extend(decision.lifecycle)
+        self.lifecycle.extend(e.cloud_event() for e in decision.lifecycle)
         for timer in decision.timers:
             self._seq += 1
             heapq.heappush(self._timers, (timer.due, self._seq, saga_id, timer.token))

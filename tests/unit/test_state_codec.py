@@ -7,6 +7,7 @@ import tracemalloc
 import orjson
 import pytest
 
+from sagas.state import SagaState, StepState, StepStatus
 from sagas.state_codec import dump_state, load_state
 from tests.unit.saga_fixtures import (
     DECLINED,
@@ -56,3 +57,23 @@ def test_stored_bytes_hold_no_hidden_buffer() -> None:
         tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert grown / len(kept) < 2 * len(kept[0]) + 200, f"{grown / len(kept):.0f} bytes per state"
+
+
+def test_the_stored_form_is_pinned_byte_for_byte() -> None:
+    """Tables and changelogs written by earlier releases hold this form, and the census
+    and listings read its head and its ``stage``/times by position (`sagas.table_codec`)."""
+    state = SagaState(
+        saga_id="s-4",
+        name="n",
+        version=1,
+        steps=[StepState(), StepState(status=StepStatus.RUNNING, attempt=2, started_at=1.5)],
+        started_at=1.0,
+        updated_at=2.0,
+    )
+    assert dump_state(state) == (
+        b'{"saga_id":"s-4","name":"n","version":1,"status":"running","phase":"forward",'
+        b'"context":{},"stage":0,"started_at":1.0,"updated_at":2.0,"issued":{},"timers":{},'
+        b'"compensation_plan":[],"held":[],"lifecycle_seq":0,"history":[],'
+        b'"steps":[{},{"status":"running","attempt":2,"started_at":1.5}]}'
+    )
+    assert load_state(dump_state(state)) == state
