@@ -54,10 +54,13 @@ test-e2e: $(STAMP)
 # Fault injection, long version: thousands of sagas per scenario, then the scenario table.
 # (`make test` runs the short version of the same scenarios; tests/faults/plan.py.)
 # The broker faults need Apache Kafka (a 3-node cluster of their own, each node in a
-# network namespace when run as root): their own session, after the others.
+# network namespace when run as root): their own session, after the others, once in each
+# processing guarantee (exactly_once also fails on any command or lifecycle event sent twice).
 test-faults: system-deps $(STAMP)
 	SAGAS_FAULTS=long $(PYTEST) tests/faults -q -rxX
 	SAGAS_FAULTS=long SAGAS_TEST_BROKER=kafka $(PYTEST) tests/faults/test_8_broker_faults.py -q -rxX
+	SAGAS_FAULTS=long SAGAS_TEST_BROKER=kafka SAGAS_FAULTS_GUARANTEE=exactly_once \
+		$(PYTEST) tests/faults/test_8_broker_faults.py -q -rxX
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -28,6 +28,7 @@ from sagas.kafka.guarantee import GUARANTEE_VARIABLE
 
 __all__ = ["compare_guarantees", "summarise"]
 
+
 class BenchRun(Protocol):
     """What the comparison uses of `bench.run.BenchRun` (named here, so that `bench.run`,
     which calls it, is not imported back)."""

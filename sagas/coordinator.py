@@ -54,7 +54,12 @@ from sagas.kafka.guarantee import isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.offset_commits import OffsetCommits
 from sagas.kafka.producer_batches import batching_producer
-from sagas.kafka.transactions import PartitionTransactions, ReplicaFenced, TransactionalCommits
+from sagas.kafka.transactions import (
+    EXIT_RESTART,
+    PartitionTransactions,
+    ReplicaFenced,
+    TransactionalCommits,
+)
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.membership import CoPartitionedAssignor
@@ -74,7 +79,7 @@ log = logging.getLogger("sagas.coordinator")
 #: exit status of a replica that stopped because a batch could not be persisted
 EXIT_BATCH_FAILED = 70
 #: exit status of a replica fenced by another one holding its transactional ids (exactly_once)
-EXIT_FENCED = 75
+EXIT_FENCED = EXIT_RESTART
 #: seconds between two returns of freed heap memory to the OS, when idle (`sagas.process.heap_trim`)
 HEAP_TRIM_INTERVAL = 5.0
 
@@ -509,7 +514,7 @@ class Coordinator:
 
 
 def _exit_fenced(exc: ReplicaFenced) -> None:
-    log.error("replica fenced, exiting so that a restart rejoins the group: %s", exc)
+    log.error("replica stopped (exit %d), a restart rejoins the group: %s", EXIT_FENCED, exc)
     logging.shutdown()
     os._exit(EXIT_FENCED)
 

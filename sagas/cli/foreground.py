@@ -147,8 +147,11 @@ def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: st
         asyncio.run(main())
     except Exception as exc:  # shown to a person: what stopped it, not a traceback
         from sagas.kafka.guarantee import GuaranteeError, TransactionsUnsupported
-        from sagas.kafka.transactions import ReplicaFenced
+        from sagas.kafka.transactions import EXIT_RESTART, ReplicaFenced, TransactionInDoubt
 
+        if isinstance(exc, TransactionInDoubt):  # not a mistake: a restart resumes
+            typer.echo(f"error: {what} stopped: {exc}", err=True)
+            raise typer.Exit(EXIT_RESTART) from None
         if isinstance(exc, (GuaranteeError, TransactionsUnsupported, ReplicaFenced)):
             fail(f"{what} stopped: {exc}")
         if (reason := kafka_failure(exc)) is not None:

@@ -37,13 +37,16 @@ from aiokafka.errors import ProducerFenced
 
 from events.partitioning import partition_for
 from events.records import OutRecord
+from sagas.kafka.authorization_failure import is_authorization_failure
 from sagas.kafka.producer_batches import send_grouped
 
 log = logging.getLogger("sagas.kafka.transactions")
 
 __all__ = [
+    "EXIT_RESTART",
     "PartitionTransactions",
     "ReplicaFenced",
+    "TransactionInDoubt",
     "TransactionalCommits",
     "WriterTransaction",
     "is_fenced",
@@ -55,8 +58,32 @@ __all__ = [
 _DLQ_PARTITION = "x-dlq-partition"
 
 
+#: exit code of a process that stops so that a restart resumes it (EX_TEMPFAIL): fenced,
+#: or its transaction in doubt. A supervisor should start it again.
+EXIT_RESTART = 75
+
+
 class ReplicaFenced(RuntimeError):
     """Another process now holds this partition's transactional id: this one must stop."""
+
+
+class TransactionInDoubt(ReplicaFenced):
+    """A transaction failed for another reason than fencing (a broker lost or paused in the
+    middle of a commit): aiokafka's producer is then in a fatal state, and what the batch
+    applied in memory may or may not be what Kafka committed. The process stops like a
+    fenced one; its restart resumes from whatever Kafka holds (the transaction committed
+    or aborted as a whole), so nothing is lost or doubled."""
+
+
+def in_doubt(exc: BaseException, transactional: str, where: str) -> TransactionInDoubt:
+    """The one-line error for a transaction that failed unfenced (``where``: what it was
+    for, e.g. "input partition 3")."""
+    reason = str(exc) or type(exc).__name__
+    return TransactionInDoubt(
+        f"transaction {transactional!r} ({where}) failed: {type(exc).__name__}: {reason}; "
+        "Kafka commits or aborts it as a whole, and a restart resumes from what it holds "
+        "(exit 75: restart this process)"
+    )
 
 
 #: Kafka's PRODUCER_FENCED error code (newer request versions; aiokafka has no class for it)
@@ -243,8 +270,12 @@ class PartitionTransactions:
                 await asyncio.gather(*acks)
         except Exception as exc:
             _retrieve(acks)  # their failure is this one; not "never retrieved" on the log
+            if is_authorization_failure(exc):
+                raise  # the operator's to fix, said in one line by the caller
             if not is_fenced(exc, producer):
-                raise
+                raise in_doubt(
+                    exc, transactional_id(self.group, n), f"input partition {n}"
+                ) from exc
             raise ReplicaFenced(
                 f"transactional id {transactional_id(self.group, n)!r} (input partition {n}) "
                 "is held by another replica now (this one lost the partition, e.g. paused past "
@@ -360,8 +391,10 @@ class WriterTransaction:
         try:
             await step
         except Exception as exc:
+            if is_authorization_failure(exc):
+                raise  # the operator's to fix, said in one line by the caller
             if not is_fenced(exc, self.producer):
-                raise
+                raise in_doubt(exc, self.id, f"consumer group {self.group!r}") from exc
             raise ReplicaFenced(
                 f"transactional id {self.id!r} is held by another process now (two processes "
                 f"run for consumer group {self.group!r}; run one): Kafka aborted this one's "

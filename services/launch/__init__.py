@@ -23,6 +23,7 @@ from services.launch.system import (
     SERVICES,
     Launcher,
     Mode,
+    Restarted,
     SystemConfig,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "LaunchError",
     "Launcher",
     "Mode",
+    "Restarted",
     "SystemConfig",
 ]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import os
 import tempfile
 import time
@@ -52,6 +53,8 @@ from sagas.topic_setup import coordinator_topics
 from services.launch.child import ChildProcess, LaunchError, kill_all, stop_all
 from services.launch.probes import Http, is_ready
 
+log = logging.getLogger("services.launch")
+
 Mode = Literal["orchestrated", "choreography"]
 
 SERVICES = ("inventory", "payment", "shipping", "order")
@@ -65,6 +68,16 @@ EMBEDDED_GROUP_TIMING = {
     "SAGAS_HEARTBEAT_INTERVAL": "0.5",
     "SAGAS_REBALANCE_TIMEOUT": "2",
 }
+
+
+@dataclass(frozen=True)
+class Restarted:
+    """A process the launcher started again because it exited with one of
+    `SystemConfig.restart_exit_codes`."""
+
+    name: str
+    exit_code: int
+    at: float  # epoch seconds
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,11 @@ class SystemConfig:
     #: seconds to give every step that waits for a person (``awaits:``) instead of its
     #: shipped deadline (hours or days): the demo's reviewer is sometimes not in time
     awaits_deadline: float | None = None
+    #: exit codes after which a process is started again at once, as a supervisor
+    #: (compose's ``restart: unless-stopped``, systemd, Kubernetes) would: 75 is what the
+    #: coordinator, a participant or the bridge exits with when a restart resumes it (fenced,
+    #: or a transaction in doubt). Default: none, a process that exits stays down.
+    restart_exit_codes: tuple[int, ...] = ()
 
     def definition_names(self) -> tuple[str, ...]:
         return self.definitions or (DEFINITION_FOR_MODE[self.mode],)
@@ -121,6 +139,8 @@ class Launcher:
         self.definitions: list[SagaDefinition] = []
         self.children: dict[str, ChildProcess] = {}
         self.http = Http()
+        self.restarts: list[Restarted] = []
+        self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- what callers use ---------------------------------------------------------------
@@ -190,7 +210,23 @@ class Launcher:
         for child in self:
             child.start()
         await self.wait_ready(*self.children, timeout=self.config.ready_timeout)
+        if self.config.restart_exit_codes:
+            self._supervisor = asyncio.create_task(self._supervise())
         return self
+
+    async def _supervise(self, every: float = 0.2) -> None:
+        """Start again every process that exited with a code of ``restart_exit_codes``."""
+        codes = set(self.config.restart_exit_codes)
+        while not self._closed:
+            for child in self:
+                code = child.returncode
+                if code is not None and code in codes:
+                    self.restarts.append(Restarted(child.name, code, time.time()))
+                    try:
+                        child.start()
+                    except LaunchError as exc:  # its command is gone: say so, keep watching
+                        log.error("could not start %s again: %s", child.name, exc)
+            await asyncio.sleep(every)  # a poll interval: exits are not announced
 
     def _write_definitions(self) -> list[Path]:
         from sagas.builder import definition_from_dict
@@ -322,6 +358,9 @@ class Launcher:
         if self._closed:
             return
         self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
         try:
             await stop_all(list(self), self.config.stop_timeout)
         finally:

@@ -131,7 +131,7 @@ async def test_a_coordinator_paused_past_its_session_is_fenced_and_nothing_it_wr
     # The resumed replica was either fenced mid-transaction (it says so in one line and
     # exits 75; its aborted records are visible to read_uncommitted only) or had nothing
     # open and rejoined the group: never a hang, never another exit.
-    fenced = "replica fenced, exiting so that a restart rejoins the group" in log
+    fenced = "replica stopped (exit 75), a restart rejoins the group" in log
     assert (fenced and code == 75) or (alive and not fenced), (alive, code, log[-3000:])
     print(f"zombie fenced: {fenced}; read_uncommitted, for comparison: {raw.describe()}")
 

@@ -27,6 +27,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 from sagas.kafka.guarantee import GUARANTEE_VARIABLE, ProcessingGuarantee
 from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.kafka.transactions import EXIT_RESTART
 from services.demo.domains import DomainScenario
 from services.demo.drive import RunResult, drive
 from services.demo.scenario import Order, Scenario
@@ -137,6 +139,9 @@ class FaultSystem:
             },
             service_env=secrets,
             ready_timeout=120.0,
+            # as compose's `restart: unless-stopped` does: a process that stops so that a
+            # restart resumes it (fenced, or its transaction in doubt) is started again
+            restart_exit_codes=(EXIT_RESTART,),
         )
         launcher = Launcher(config, run_dir=run_dir, kafka=kafka)
         await launcher.start()
@@ -233,8 +238,16 @@ class FaultSystem:
         bound = {n: bind(f) for n, f in (faults or {}).items()}
         orders = scenario.make_orders()
         self.orders += orders
+        restarts = len(self.launcher.restarts)
         result = await drive(self.launcher, scenario, faults=bound, settle_timeout=settle)
-        return Outcome(name, orders, result, log)
+        outcome = Outcome(name, orders, result, log)
+        if again := self.launcher.restarts[restarts:]:
+            counts = Counter(r.name for r in again)
+            outcome.notes.append(
+                f"restarted after exit {EXIT_RESTART}: "
+                + ", ".join(f"{n} x{c}" for n, c in sorted(counts.items()))
+            )
+        return outcome
 
     async def duplicate_deliveries(self) -> DeliveryReport:
         """Command ids and lifecycle events found in two records (raw, read_committed)."""
