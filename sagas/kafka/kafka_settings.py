@@ -171,6 +171,19 @@ class KafkaSettings(BaseSettings):
         ),
     )
 
+    fetch_min_bytes: int = Field(
+        default=1,
+        ge=1,
+        le=52_428_800,
+        validation_alias="KAFKA_FETCH_MIN_BYTES",
+        description=(
+            "How many bytes a consumer's fetch waits for (at most KAFKA_FETCH_MAX_WAIT_MS) "
+            "before the broker answers. 1 answers as soon as any record arrives (lowest "
+            "latency); more gives fewer, larger batches at moderate load, so less CPU per "
+            "record, for up to the wait's latency per hop."
+        ),
+    )
+
     @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_password_file")
     @classmethod
     def _readable_file(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -296,5 +309,6 @@ class KafkaSettings(BaseSettings):
         return {
             **self.aiokafka_kwargs(),
             "fetch_max_wait_ms": self.fetch_max_wait_ms,
+            "fetch_min_bytes": self.fetch_min_bytes,
             "metadata_max_age_ms": self.metadata_max_age_ms,
         }

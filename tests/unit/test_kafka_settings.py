@@ -74,6 +74,17 @@ def test_producers_wait_for_every_in_sync_replica_and_are_idempotent_when_asked(
     assert KafkaSettings().producer_kwargs()["enable_idempotence"] is True
 
 
+def test_consumers_fetch_as_soon_as_a_record_arrives_unless_told_to_gather_bytes(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092")
+    assert KafkaSettings().consumer_kwargs()["fetch_min_bytes"] == 1
+    clean_env.setenv("KAFKA_FETCH_MIN_BYTES", "16384")
+    clean_env.setenv("KAFKA_FETCH_MAX_WAIT_MS", "25")
+    kwargs = KafkaSettings().consumer_kwargs()
+    assert (kwargs["fetch_min_bytes"], kwargs["fetch_max_wait_ms"]) == (16384, 25)
+
+
 def test_min_insync_replicas_above_the_replication_factor_is_refused(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
