@@ -264,11 +264,12 @@ async def test_every_replica_gives_the_same_answers(shop: Shop) -> None:
                     shop.start, {"pay": "ok"}, url=shop.other(url), saga_id=shop.id_owned_by(url)
                 )
             )
-    ids += list(shop.sagas.values())
+    # They must be done before both replicas are asked: one still on its way answers
+    # "running" to the first question and "completed" to the second (seen on Apache Kafka).
     for sid in ids:
-        await run(
-            wait_status, shop.a, sid, {"completed", "compensated", "running", "failed", "aborted"}
-        )
+        await run(wait_status, shop.a, sid, {"completed"})
+    # The first test's sagas are at rest: completed, compensated, and held at its payment.
+    ids += list(shop.sagas.values())
     served = set()
     for sid in ids:
         code_a, from_a = await run(http, "GET", f"{shop.a}/sagas/{sid}")
