@@ -54,12 +54,8 @@ from sagas.kafka.guarantee import isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.offset_commits import OffsetCommits
 from sagas.kafka.producer_batches import batching_producer
-from sagas.kafka.transactions import (
-    EXIT_RESTART,
-    PartitionTransactions,
-    ReplicaFenced,
-    TransactionalCommits,
-)
+from sagas.kafka.transaction_failures import EXIT_RESTART, ReplicaFenced
+from sagas.kafka.transactions import PartitionTransactions, TransactionalCommits
 from sagas.live_cache import LiveStates
 from sagas.loader import DefinitionRegistry
 from sagas.membership import CoPartitionedAssignor

@@ -147,7 +147,11 @@ def run_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]], what: st
         asyncio.run(main())
     except Exception as exc:  # shown to a person: what stopped it, not a traceback
         from sagas.kafka.guarantee import GuaranteeError, TransactionsUnsupported
-        from sagas.kafka.transactions import EXIT_RESTART, ReplicaFenced, TransactionInDoubt
+        from sagas.kafka.transaction_failures import (
+            EXIT_RESTART,
+            ReplicaFenced,
+            TransactionInDoubt,
+        )
 
         if isinstance(exc, TransactionInDoubt):  # not a mistake: a restart resumes
             typer.echo(f"error: {what} stopped: {exc}", err=True)

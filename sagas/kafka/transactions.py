@@ -33,76 +33,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import ProducerFenced
 
 from events.partitioning import partition_for
 from events.records import OutRecord
 from sagas.kafka.authorization_failure import is_authorization_failure
 from sagas.kafka.producer_batches import send_grouped
+from sagas.kafka.transaction_failures import ReplicaFenced, in_doubt, is_fenced
 
 log = logging.getLogger("sagas.kafka.transactions")
 
 __all__ = [
-    "EXIT_RESTART",
     "PartitionTransactions",
-    "ReplicaFenced",
-    "TransactionInDoubt",
     "TransactionalCommits",
     "WriterTransaction",
-    "is_fenced",
     "split_by_partition",
     "transactional_id",
 ]
 
 #: header of a dead letter naming the input partition its record came from
 _DLQ_PARTITION = "x-dlq-partition"
-
-
-#: exit code of a process that stops so that a restart resumes it (EX_TEMPFAIL): fenced,
-#: or its transaction in doubt. A supervisor should start it again.
-EXIT_RESTART = 75
-
-
-class ReplicaFenced(RuntimeError):
-    """Another process now holds this partition's transactional id: this one must stop."""
-
-
-class TransactionInDoubt(ReplicaFenced):
-    """A transaction failed for another reason than fencing (a broker lost or paused in the
-    middle of a commit): aiokafka's producer is then in a fatal state, and what the batch
-    applied in memory may or may not be what Kafka committed. The process stops like a
-    fenced one; its restart resumes from whatever Kafka holds (the transaction committed
-    or aborted as a whole), so nothing is lost or doubled."""
-
-
-def in_doubt(exc: BaseException, transactional: str, where: str) -> TransactionInDoubt:
-    """The one-line error for a transaction that failed unfenced (``where``: what it was
-    for, e.g. "input partition 3")."""
-    reason = str(exc) or type(exc).__name__
-    return TransactionInDoubt(
-        f"transaction {transactional!r} ({where}) failed: {type(exc).__name__}: {reason}; "
-        "Kafka commits or aborts it as a whole, and a restart resumes from what it holds "
-        "(exit 75: restart this process)"
-    )
-
-
-#: Kafka's PRODUCER_FENCED error code (newer request versions; aiokafka has no class for it)
-_PRODUCER_FENCED = 90
-
-
-def is_fenced(exc: BaseException, producer: Any) -> bool:
-    """Did ``exc`` come from the producer's transactional id being taken over? aiokafka
-    raises ProducerFenced once; afterwards the producer is in a fatal state and its next
-    step fails with whatever that state raises."""
-    manager = getattr(producer, "_txn_manager", None)
-    cause = None
-    if manager is not None and manager.is_fatal_error():
-        waiter = manager.wait_for_transaction_end()
-        if waiter.done() and not waiter.cancelled():
-            cause = waiter.exception()  # also marks it retrieved: asyncio logs it otherwise
-    if isinstance(exc, ProducerFenced) or getattr(exc, "errno", None) == _PRODUCER_FENCED:
-        return True
-    return isinstance(cause, ProducerFenced)
 
 
 def transactional_id(group: str, partition: int) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 
 from sagas.kafka.guarantee import GUARANTEE_VARIABLE, ProcessingGuarantee
 from sagas.kafka.kafka_settings import KafkaSettings
-from sagas.kafka.transactions import EXIT_RESTART
+from sagas.kafka.transaction_failures import EXIT_RESTART
 from services.demo.domains import DomainScenario
 from services.demo.drive import RunResult, drive
 from services.demo.scenario import Order, Scenario

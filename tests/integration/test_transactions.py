@@ -28,7 +28,8 @@ from sagas.kafka.embedded_broker import EmbeddedBroker
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.log_reader import read_to_end
 from sagas.kafka.producer_batches import batching_producer
-from sagas.kafka.transactions import PartitionTransactions, ReplicaFenced
+from sagas.kafka.transaction_failures import ReplicaFenced
+from sagas.kafka.transactions import PartitionTransactions
 from sagas.participants.participant import Outgoing, Participant
 from tests.integration.api_system import definitions_file
 from tests.kafka_fixtures import eventually

@@ -17,7 +17,7 @@ import pytest
 import typer
 
 from sagas.cli.foreground import run_until_signal
-from sagas.kafka.transactions import EXIT_RESTART, TransactionInDoubt
+from sagas.kafka.transaction_failures import EXIT_RESTART, TransactionInDoubt
 from services.launch import ChildProcess, Launcher, SystemConfig
 
 #: exits with ``code`` on its first start only (a marker file remembers), then runs

@@ -16,8 +16,8 @@ from sagas.kafka.guarantee import (
     isolation_level,
     reader_isolation,
 )
+from sagas.kafka.transaction_failures import ReplicaFenced
 from sagas.kafka.transactions import (
-    ReplicaFenced,
     TransactionalCommits,
     split_by_partition,
     transactional_id,

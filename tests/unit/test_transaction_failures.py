@@ -20,13 +20,8 @@ from aiokafka.errors import (
     UnknownError,
 )
 
-from sagas.kafka.transactions import (
-    EXIT_RESTART,
-    PartitionTransactions,
-    ReplicaFenced,
-    TransactionInDoubt,
-    WriterTransaction,
-)
+from sagas.kafka.transaction_failures import EXIT_RESTART, ReplicaFenced, TransactionInDoubt
+from sagas.kafka.transactions import PartitionTransactions, WriterTransaction
 
 pytestmark = pytest.mark.asyncio
 
