@@ -39,7 +39,7 @@ def in_doubt(exc: BaseException, transactional: str, where: str) -> TransactionI
     return TransactionInDoubt(
         f"transaction {transactional!r} ({where}) failed: {type(exc).__name__}: {reason}; "
         "Kafka commits or aborts it as a whole, and a restart resumes from what it holds "
-        "(exit 75: restart this process)"
+        f"(exit {EXIT_RESTART}: restart this process)"
     )
 
 
