@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.report import TARGET_P99_MS, TARGET_RATE
+from bench.targets import TARGET_P99_MS, TARGET_RATE
 
 __all__ = ["plot"]
 

@@ -13,10 +13,11 @@ from bench import procstat
 from bench.loadgen import Plan, start_record
 from bench.participant import answer
 from bench.profile import summarise
-from bench.report import markdown, message_ratio, outcome_line, targets
+from bench.report import markdown, outcome_line
 from bench.report_plot import plot
 from bench.run import cpu_per_saga
 from bench.stats import latency_summary_ms, percentile
+from bench.targets import message_ratio, targets
 from bench.workload import BENCH_SAGA, bench_definition
 from events.codec import decode, encode
 from sagas import control
