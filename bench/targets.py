@@ -45,12 +45,6 @@ def message_ratio(point: dict[str, Any], ceiling: dict[str, Any]) -> float:
     return rate / ceiling["pipelined_per_s"] if ceiling.get("pipelined_per_s") else 0.0
 
 
-def best_point(points: list[dict[str, Any]], stop_below: float = 0.8) -> dict[str, Any] | None:
-    """The point with the highest achieved rate among those that kept up with the offer."""
-    kept_up = [p for p in points if p["achieved_per_s"] >= stop_below * p["offered_per_s"]]
-    return max(kept_up or points, key=lambda p: p["achieved_per_s"], default=None)
-
-
 def targets(section: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the broker's issue: what was measured, and whether it is met."""
     goal = TARGETS.get(section.get("broker", {}).get("name", "embedded"), TARGETS["embedded"])
