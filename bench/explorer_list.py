@@ -121,6 +121,9 @@ class TableReplica:
     def input_lag(self) -> list[Any]:
         return []
 
+    def start_refusal(self) -> str | None:
+        return None
+
 
 async def measure(count: int, repeat: int, port: int) -> list[tuple[str, float, float, int]]:
     began = time.perf_counter()

@@ -8,7 +8,9 @@ compensating) in its partitions, pauses the partitions of its trigger topics
 at ``high``, and resumes them once in flight has fallen to ``low`` (hysteresis,
 so that it does not pause and resume on every batch). Replies, timers and
 operator commands keep flowing: only topics that carry nothing but starts are
-paused. Starts through the control topic (the HTTP API) are not held back.
+paused. The control topic also carries operator commands, so it is never paused:
+the HTTP API refuses a new start instead while the replica is at its bound
+(`start_refusal`: 429 with Retry-After), and the caller tries again later.
 
 The runtime (`sagas.coordinator`) applies what these functions decide with
 aiokafka's ``pause``/``resume`` and by fetching again what a batch could not
@@ -94,6 +96,21 @@ def admit(limits: AdmissionLimits, in_flight: int, offered: Sequence[int]) -> li
         kept.append(take)
         room -= take
     return kept
+
+
+def start_refusal(limits: AdmissionLimits, in_flight: int) -> str | None:
+    """Why a start asked through the HTTP API is refused now, or None to take it.
+
+    API starts go through the control topic, which is never paused; at the bound the API
+    answers 429 instead of publishing, so the backlog waits with the caller (who retries)
+    rather than in the coordinator's memory.
+    """
+    if limits.bounded and in_flight >= limits.high:
+        return (
+            f"{in_flight} sagas in flight on this replica, at its bound "
+            f"SAGAS_MAX_IN_FLIGHT={limits.high}"
+        )
+    return None
 
 
 def start_only_topics(registry: DefinitionRegistry, control_topic: str) -> frozenset[str]:

@@ -87,6 +87,10 @@ class AdmissionGate:
             self.metrics.deferred.inc(deferred)
         return Admitted(records, _ends(records))
 
+    def start_refusal(self) -> str | None:
+        """Why the HTTP API should refuse a new start now (`sagas.admission.start_refusal`)."""
+        return admission.start_refusal(self.limits, self.in_flight)
+
     def observe(self, decisions: Sequence[DecisionSignal]) -> None:
         self.in_flight = max(0, self.in_flight + admission.in_flight_change(decisions))
         self.metrics.in_flight.set(self.in_flight)

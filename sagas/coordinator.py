@@ -303,6 +303,9 @@ class Coordinator:
         key = event.sagaid.encode()
         await (await self.persister.send(self.topics.control, key, value, headers))
 
+    def start_refusal(self) -> str | None:
+        return self.admission.start_refusal()
+
     def input_lag(self) -> list[LagRow]:
         return partition_lag(self.consumer, set(self.input_topics), self.committed)
 

@@ -202,6 +202,8 @@ def _reply(status: int, body: Any) -> web.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="sagas"'} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "2"}
+    elif status == 429:  # a start past admission control's bound
+        headers = {"Retry-After": "1"}
     return web.Response(body=data, content_type=JSON, status=status, headers=headers)
 
 

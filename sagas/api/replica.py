@@ -3,7 +3,8 @@
 The API is built beside the coordinator (`sagas.cli.worker_cmd`), not by it,
 and sees only this: the loaded definitions, who owns which partition, the
 stored values of the sagas this replica holds (read through
-`sagas.table_codec`), a way to publish a control message, and the input lag.
+`sagas.table_codec`), a way to publish a control message, the input lag, and whether it takes
+new starts now.
 `sagas.coordinator.Coordinator` is one; a test may pass any other.
 """
 
@@ -50,3 +51,7 @@ class Replica(Protocol):
         ...
 
     def input_lag(self) -> list[LagRow]: ...
+
+    def start_refusal(self) -> str | None:
+        """Why a new start must be refused now (admission control's bound), or None."""
+        ...

@@ -243,6 +243,15 @@ class SagaApi:
                 "state": found,
                 "status_url": f"/sagas/{start.saga_id}",
             }
+        if (why := self.cluster.replica.start_refusal()) is not None:
+            # the control topic cannot be paused (it carries operator commands): past the
+            # bound the backlog waits with the caller, not in this replica (issue 19)
+            raise ApiError(
+                429,
+                "overloaded",
+                f"saga {start.saga!r} not started, nothing was published: {why}; "
+                f"try again after Retry-After seconds",
+            )
         event = control.start_request(
             start.saga, start.data, saga_id=start.saga_id, version=start.version
         )

@@ -32,6 +32,8 @@ class StandIn:
         self.url = URL
         self.partitions = PARTITIONS
         self.published: list[CloudEvent] = []
+        #: what `start_refusal` answers (admission control's bound reached, or None)
+        self.refusal: str | None = None
 
     def owners(self) -> dict[int, str]:
         return dict.fromkeys(range(PARTITIONS), URL)
@@ -51,6 +53,9 @@ class StandIn:
 
     def input_lag(self) -> list[Any]:
         return []
+
+    def start_refusal(self) -> str | None:
+        return self.refusal
 
 
 def waiting_kit() -> SagaTestKit:
