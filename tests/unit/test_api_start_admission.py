@@ -65,3 +65,51 @@ def test_start_refusal_follows_the_bound() -> None:
     assert admission.start_refusal(bound, 1000) == FULL
     assert admission.start_refusal(bound, 1500) is not None
     assert admission.start_refusal(AdmissionLimits.of(0), 10**6) is None  # no bound
+
+
+async def test_a_coordinator_refuses_api_starts_once_its_own_sagas_reach_the_bound(
+    tmp_path: Any,
+) -> None:
+    """The wiring: what the API asks (`Coordinator.start_refusal`) follows the sagas the
+    coordinator's batches took into flight, not a flag set by hand."""
+    from bench.loadgen import Plan, start_record
+    from bench.workload import write_bench_definition
+    from events.codec import CONTENT_TYPE_HEADER as HEADER
+    from events.records import InRecord
+    from sagas.coordinator import Coordinator
+    from sagas.kafka.kafka_settings import KafkaSettings
+    from sagas.loader import DefinitionRegistry, load_definitions
+    from sagas.settings import CoordinatorSettings
+
+    definitions = write_bench_definition("adm.", tmp_path, timeout=30.0)
+    registry = DefinitionRegistry(load_definitions(definitions))
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9", topic_prefix="adm.", partitions=1)
+    coordinator = Coordinator(registry, kafka=kafka, settings=CoordinatorSettings(max_in_flight=3))
+    coordinator.owned = frozenset({0})
+
+    def persist(outgoing: Any, writes: Any) -> Any:
+        import asyncio
+
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    coordinator.persister.persist = persist  # type: ignore[method-assign]
+    plan = Plan(
+        bootstrap="", prefix="adm.", workload="bench", start_topic=coordinator.topics.control,
+        lifecycle_topic=coordinator.topics.lifecycle, rate=1.0, count=3, fail_every=10,
+    )  # fmt: skip
+
+    def starts(first: int, count: int) -> list[InRecord]:
+        records = []
+        for i in range(first, first + count):
+            sid = f"s-{i}"
+            value = start_record(plan, sid, i)
+            records.append(InRecord(plan.start_topic, 0, i, sid.encode(), value, [HEADER]))
+        return records
+
+    await coordinator.process(starts(0, 2), 1.0)
+    assert coordinator.start_refusal() is None  # 2 in flight, bound 3
+    await coordinator.process(starts(2, 1), 2.0)
+    why = coordinator.start_refusal()
+    assert why is not None and "3 sagas in flight" in why and "SAGAS_MAX_IN_FLIGHT=3" in why
