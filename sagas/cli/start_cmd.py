@@ -9,7 +9,8 @@ existing saga. With ``--definitions`` the request goes straight to Kafka instead
 then not detected (the coordinator drops the duplicate start).
 
 Exit codes as for the operator commands: 0 started (or already there with the same
-data), 1 refused, 2 usage or connection problem.
+data), 1 refused, 2 usage or connection problem, or a try-again answer (503 not ready,
+429 when the coordinator is at its bound on sagas in flight: nothing was started).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def _through_api(
         )
     except ApiCallError as exc:
         typer.echo(f"error: start {name!r}: {' '.join(str(exc).split())}", err=True)
-        raise typer.Exit(1 if exc.status < 500 else 2) from None
+        raise typer.Exit(1 if exc.status < 500 and exc.status != 429 else 2) from None
     return str(answer["id"])
 
 

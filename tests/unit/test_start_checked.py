@@ -99,3 +99,47 @@ def test_an_existing_id_with_other_data_is_a_conflict(
     with pytest.raises(ApiError) as caught:
         same_start(request(data, saga), EXISTING)
     assert caught.value.status == 409 and words in caught.value.detail
+
+
+def test_sagas_start_at_the_bound_says_so_in_one_line_and_exits_2() -> None:
+    """A 429 from the API (admission control's bound, issue 19) is a try-again answer like
+    a 503, not a refusal of this start: exit 2, the API's reason on one line."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import orjson
+
+    detail = (
+        "saga 'order' not started, nothing was published: 1000 sagas in flight on this "
+        "replica, at its bound SAGAS_MAX_IN_FLIGHT=1000; try again after Retry-After seconds"
+    )
+    asked: list[str] = []
+
+    class AtTheBound(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            asked.append(self.path)
+            body = orjson.dumps({"error": "overloaded", "detail": detail})
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AtTheBound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = f"http://127.0.0.1:{server.server_address[1]}"
+        done = sagas("start", "order", "--data", '{"order_id": "o-1"}', "--api", api)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked and asked[0].startswith("/sagas/order"), asked
+    assert done.returncode == 2, done
+    line = one_line(done.stderr)
+    assert "SAGAS_MAX_IN_FLIGHT=1000" in line and "try again" in line, line
+    assert done.stdout == ""
