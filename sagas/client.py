@@ -6,6 +6,11 @@
 Every request is a message on the coordinator's control topic keyed by the
 saga id: it is applied in order with the saga's replies, by whichever replica
 owns the saga, and is not lost if the caller dies right after.
+
+Starts sent here are not held back by admission control (``SAGAS_MAX_IN_FLIGHT``): the
+control topic also carries operator commands and timers and is never paused. A producer
+that may offer more sagas than the group finishes should publish trigger events on a topic
+of their own instead, which the coordinator pauses at its bound (README "Overload").
 """
 
 from __future__ import annotations
