@@ -121,7 +121,7 @@ class TableReplica:
     def input_lag(self) -> list[Any]:
         return []
 
-    def start_refusal(self) -> str | None:
+    def check_start(self) -> str | None:
         return None
 
 

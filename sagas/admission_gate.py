@@ -87,9 +87,13 @@ class AdmissionGate:
             self.metrics.deferred.inc(deferred)
         return Admitted(records, _ends(records))
 
-    def start_refusal(self) -> str | None:
-        """Why the HTTP API should refuse a new start now (`sagas.admission.start_refusal`)."""
-        return admission.start_refusal(self.limits, self.in_flight)
+    def check_start(self) -> str | None:
+        """None if the HTTP API may publish a new start now, else why not
+        (`sagas.admission.start_refusal`); each refusal is counted."""
+        why = admission.start_refusal(self.limits, self.in_flight)
+        if why is not None:
+            self.metrics.api_refused.inc()
+        return why
 
     def observe(self, decisions: Sequence[DecisionSignal]) -> None:
         self.in_flight = max(0, self.in_flight + admission.in_flight_change(decisions))

@@ -11,6 +11,8 @@ Per replica, no labels (every value is this replica's: sum them over replicas):
   Kafka because the bound was reached (they are fetched again later);
 * ``saga_start_backlog``: records on the trigger partitions this replica holds
   that it has not committed yet: the starts waiting in Kafka;
+* ``saga_api_starts_refused_total``: starts the HTTP API answered 429 (nothing
+  published) because this replica was at its bound; the callers try again;
 * ``saga_retry_budget_refused_total``: step deadlines the retry budget held
   back (each fires later, when the budget allows).
 
@@ -33,6 +35,7 @@ class AdmissionMetrics:
     pauses: Counter
     deferred: Counter
     backlog: Gauge
+    api_refused: Counter
     budget_refused: Counter
 
     @classmethod
@@ -68,6 +71,12 @@ class AdmissionMetrics:
             backlog=Gauge(
                 "saga_start_backlog",
                 "Records on this replica's trigger partitions not committed yet: starts waiting.",
+                registry=registry,
+            ),
+            api_refused=Counter(
+                "saga_api_starts_refused",
+                "Starts the HTTP API refused (429, nothing published) because this replica was "
+                "at its bound on sagas in flight; the caller tries again.",
                 registry=registry,
             ),
             budget_refused=Counter(

@@ -303,8 +303,8 @@ class Coordinator:
         key = event.sagaid.encode()
         await (await self.persister.send(self.topics.control, key, value, headers))
 
-    def start_refusal(self) -> str | None:
-        return self.admission.start_refusal()
+    def check_start(self) -> str | None:
+        return self.admission.check_start()
 
     def input_lag(self) -> list[LagRow]:
         return partition_lag(self.consumer, set(self.input_topics), self.committed)

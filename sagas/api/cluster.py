@@ -71,6 +71,10 @@ class Cluster:
         """Why this replica cannot answer for its sagas right now, or None."""
         return self.replica.not_ready()
 
+    def check_start(self) -> str | None:
+        """None if this replica takes a new start now, else why not (its bound)."""
+        return self.replica.check_start()
+
     # -- this replica's table -----------------------------------------------------------
 
     def local_state(self, saga_id: str) -> SagaState | None:

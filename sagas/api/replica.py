@@ -52,6 +52,7 @@ class Replica(Protocol):
 
     def input_lag(self) -> list[LagRow]: ...
 
-    def start_refusal(self) -> str | None:
-        """Why a new start must be refused now (admission control's bound), or None."""
+    def check_start(self) -> str | None:
+        """None if a new start may go ahead now, else why not (admission control's bound;
+        the refusal is counted)."""
         ...

@@ -243,7 +243,7 @@ class SagaApi:
                 "state": found,
                 "status_url": f"/sagas/{start.saga_id}",
             }
-        if (why := self.cluster.replica.start_refusal()) is not None:
+        if (why := self.cluster.check_start()) is not None:
             # the control topic cannot be paused (it carries operator commands): past the
             # bound the backlog waits with the caller, not in this replica (issue 19)
             raise ApiError(

@@ -32,7 +32,7 @@ class StandIn:
         self.url = URL
         self.partitions = PARTITIONS
         self.published: list[CloudEvent] = []
-        #: what `start_refusal` answers (admission control's bound reached, or None)
+        #: what `check_start` answers (admission control's bound reached, or None)
         self.refusal: str | None = None
 
     def owners(self) -> dict[int, str]:
@@ -54,7 +54,7 @@ class StandIn:
     def input_lag(self) -> list[Any]:
         return []
 
-    def start_refusal(self) -> str | None:
+    def check_start(self) -> str | None:
         return self.refusal
 
 

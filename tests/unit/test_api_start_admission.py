@@ -70,7 +70,7 @@ def test_start_refusal_follows_the_bound() -> None:
 async def test_a_coordinator_refuses_api_starts_once_its_own_sagas_reach_the_bound(
     tmp_path: Any,
 ) -> None:
-    """The wiring: what the API asks (`Coordinator.start_refusal`) follows the sagas the
+    """The wiring: what the API asks (`Coordinator.check_start`) follows the sagas the
     coordinator's batches took into flight, not a flag set by hand."""
     from bench.loadgen import Plan, start_record
     from bench.workload import write_bench_definition
@@ -109,7 +109,10 @@ async def test_a_coordinator_refuses_api_starts_once_its_own_sagas_reach_the_bou
         return records
 
     await coordinator.process(starts(0, 2), 1.0)
-    assert coordinator.start_refusal() is None  # 2 in flight, bound 3
+    assert coordinator.check_start() is None  # 2 in flight, bound 3
     await coordinator.process(starts(2, 1), 2.0)
-    why = coordinator.start_refusal()
+    refused = "saga_api_starts_refused_total"
+    assert coordinator.metrics_registry.get_sample_value(refused) == 0
+    why = coordinator.check_start()
     assert why is not None and "3 sagas in flight" in why and "SAGAS_MAX_IN_FLIGHT=3" in why
+    assert coordinator.metrics_registry.get_sample_value(refused) == 1
