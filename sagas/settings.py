@@ -106,8 +106,9 @@ class CoordinatorSettings(BaseSettings):
         description=(
             "Sagas running or compensating in one replica past which it pauses its trigger "
             "topics: further starts wait in Kafka until 3/4 of this is reached again (0: no "
-            "bound). Starts through the API are not held back. Size it to throughput x saga "
-            "duration at the peak; see the README's Overload."
+            "bound). Starts through the HTTP API are refused at it (429, try again); starts "
+            "written straight to the control topic are not held back. Size it to throughput x "
+            "saga duration at the peak; see the README's Overload."
         ),
     )
     retry_budget_ratio: float = Field(
