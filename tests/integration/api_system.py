@@ -7,11 +7,13 @@ The payment participant decides per saga from its context: ``{"pay": "ok" | "fai
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,10 @@ from typing import Any
 import orjson
 
 from events.envelope import CloudEvent
-from tests.support.processes import ManagedProcess
+from sagas.kafka.admin import ensure_topics
+from sagas.kafka.kafka_settings import KafkaSettings
+from tests.support.kafka_peers import ScriptedParticipant
+from tests.support.processes import ManagedProcess, sagas_process
 
 TOKEN = "s3cret-test-token"
 
@@ -185,3 +190,55 @@ def definitions_file(folder: Path, prefix: str) -> Path:
     path = folder / "shop.yaml"
     path.write_text(SHOP.format(p=prefix))
     return path
+
+
+@dataclass(frozen=True)
+class ShopTopics:
+    """A shop of its own on the broker: topic prefix, definitions file, coordinator env."""
+
+    prefix: str
+    folder: Path
+    definitions: Path
+    env: dict[str, str]
+
+    def worker(self, bootstrap: str, port: int, name: str) -> ManagedProcess:
+        """A coordinator replica of this shop with its API on ``port`` (not started yet)."""
+        return sagas_process(
+            ["worker", "-d", str(self.definitions), "--web-port", str(port)],
+            bootstrap=bootstrap,
+            log_dir=self.folder,
+            name=name,
+            extra_env=self.env,
+        )
+
+
+async def shop_topics(bootstrap: str, folder: Path, prefix: str, **env: str) -> ShopTopics:
+    """Create the shop's topics under ``prefix`` and write its definitions into ``folder``;
+    ``env`` adds to the coordinators' settings (token, app id and group timing set here)."""
+    definitions = definitions_file(folder, prefix)
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
+    await ensure_topics(kafka, [f"{prefix}{name}" for name in TOPICS])
+    settings = {
+        "SAGAS_TOPIC_PREFIX": prefix,
+        "SAGAS_APP_ID": f"{prefix}coordinator",
+        "SAGAS_API_TOKEN": TOKEN,
+        **GROUP_TIMING,
+        **env,
+    }
+    return ShopTopics(prefix, folder, definitions, settings)
+
+
+@contextlib.asynccontextmanager
+async def shop_participants(bootstrap: str, prefix: str, stock: Stock) -> AsyncIterator[None]:
+    """The stock and payment participants, answering while the block runs."""
+    async with contextlib.AsyncExitStack() as stack:
+        for peer in (
+            ScriptedParticipant(
+                bootstrap, f"{prefix}stock.commands", f"{prefix}stock.replies", stock, name="stock"
+            ),
+            ScriptedParticipant(
+                bootstrap, f"{prefix}pay.commands", f"{prefix}pay.replies", pay, name="pay"
+            ),
+        ):
+            await stack.enter_async_context(peer)
+        yield

@@ -6,7 +6,6 @@ bearer token, and the same answers whichever replica is asked."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -19,22 +18,17 @@ import pytest
 import pytest_asyncio
 
 from sagas.coordinator import partition_for
-from sagas.kafka.admin import ensure_topics
-from sagas.kafka.kafka_settings import KafkaSettings
 from tests.integration.api_system import (
-    GROUP_TIMING,
     TOKEN,
-    TOPICS,
     Stock,
     cli,
-    definitions_file,
     http,
-    pay,
+    shop_participants,
+    shop_topics,
     wait_split,
     wait_status,
 )
-from tests.support.kafka_peers import ScriptedParticipant
-from tests.support.processes import ManagedProcess, free_port, sagas_process
+from tests.support.processes import ManagedProcess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -85,45 +79,26 @@ class Shop:
 async def shop(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Shop]:
-    p = f"api{uuid.uuid4().hex[:8]}."
-    folder = tmp_path_factory.mktemp("api")
-    definitions = definitions_file(folder, p)
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=p)
-    await ensure_topics(kafka, [f"{p}{name}" for name in TOPICS])
-    env = {
-        "SAGAS_TOPIC_PREFIX": p,
-        "SAGAS_APP_ID": f"{p}coordinator",
-        "SAGAS_API_TOKEN": TOKEN,
-        "SAGAS_LOG_FORMAT": "json",
-        "SAGAS_LOG_LEVEL": "info",
-        **GROUP_TIMING,
-    }
+    shop_env = await shop_topics(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("api"),
+        f"api{uuid.uuid4().hex[:8]}.",
+        SAGAS_LOG_FORMAT="json",
+        SAGAS_LOG_LEVEL="info",
+    )
+    p = shop_env.prefix
     ports = [free_port(), free_port()]
     workers = [
-        sagas_process(
-            ["worker", "-d", str(definitions), "--web-port", str(port)],
-            bootstrap=kafka_bootstrap,
-            log_dir=folder,
-            name=f"coordinator-{n}",
-            extra_env=env,
-        ).start()
+        shop_env.worker(kafka_bootstrap, port, f"coordinator-{n}").start()
         for n, port in enumerate(ports, 1)
     ]
     stock = Stock()
     b = kafka_bootstrap
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            for peer in (
-                ScriptedParticipant(
-                    b, f"{p}stock.commands", f"{p}stock.replies", stock, name="stock"
-                ),
-                ScriptedParticipant(b, f"{p}pay.commands", f"{p}pay.replies", pay, name="pay"),
-            ):
-                await stack.enter_async_context(peer)
+        async with shop_participants(b, p, stock):
             urls = [f"http://127.0.0.1:{port}" for port in ports]
             owned = await asyncio.to_thread(wait_split, urls, 8, workers)
             cli_env = {"KAFKA_BOOTSTRAP_SERVERS": b, "SAGAS_TOPIC_PREFIX": p}
-            cli_env.pop("SAGAS_API_TOKEN", None)
             yield Shop(p, urls, owned, workers, stock, cli_env, {})
     finally:
         for worker in workers:

@@ -6,7 +6,6 @@ ends one of the three, the same start goes through."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import urllib.error
 import urllib.request
@@ -19,21 +18,16 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from sagas.kafka.admin import ensure_topics
-from sagas.kafka.kafka_settings import KafkaSettings
 from tests.integration.api_system import (
-    GROUP_TIMING,
     TOKEN,
-    TOPICS,
     Stock,
-    definitions_file,
     http,
-    pay,
+    shop_participants,
+    shop_topics,
     wait_split,
     wait_status,
 )
-from tests.support.kafka_peers import ScriptedParticipant
-from tests.support.processes import ManagedProcess, free_port, sagas_process, wait_for
+from tests.support.processes import ManagedProcess, free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -50,36 +44,16 @@ class Bounded:
 async def bounded(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Bounded]:
-    p = f"adm{uuid.uuid4().hex[:8]}."
-    folder = tmp_path_factory.mktemp("admission")
-    definitions = definitions_file(folder, p)
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=p)
-    await ensure_topics(kafka, [f"{p}{name}" for name in TOPICS])
-    env = {
-        "SAGAS_TOPIC_PREFIX": p,
-        "SAGAS_APP_ID": f"{p}coordinator",
-        "SAGAS_API_TOKEN": TOKEN,
-        "SAGAS_MAX_IN_FLIGHT": str(BOUND),
-        **GROUP_TIMING,
-    }
+    shop_env = await shop_topics(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("admission"),
+        f"adm{uuid.uuid4().hex[:8]}.",
+        SAGAS_MAX_IN_FLIGHT=str(BOUND),
+    )
     port = free_port()
-    worker = sagas_process(
-        ["worker", "-d", str(definitions), "--web-port", str(port)],
-        bootstrap=kafka_bootstrap,
-        log_dir=folder,
-        name="coordinator",
-        extra_env=env,
-    ).start()
-    b = kafka_bootstrap
+    worker = shop_env.worker(kafka_bootstrap, port, "coordinator").start()
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            for peer in (
-                ScriptedParticipant(
-                    b, f"{p}stock.commands", f"{p}stock.replies", Stock(), name="stock"
-                ),
-                ScriptedParticipant(b, f"{p}pay.commands", f"{p}pay.replies", pay, name="pay"),
-            ):
-                await stack.enter_async_context(peer)
+        async with shop_participants(kafka_bootstrap, shop_env.prefix, Stock()):
             url = f"http://127.0.0.1:{port}"
             await asyncio.to_thread(wait_split, [url], 8, [worker])
             yield Bounded(url, worker)
