@@ -1,10 +1,13 @@
 """Topic names of wire contract v1, with the deployment's prefix applied.
 
-The contract fixes three topics of the engine itself:
+The contract fixes four topics of the engine itself:
 
 - ``saga.lifecycle``  lifecycle events (``saga.started`` ... ``saga.aborted``);
 - ``saga.deadletter`` records that could not be decoded or validated, unchanged;
-- ``saga.control``    the coordinator's own input: timers and operator commands.
+- ``saga.control``    the coordinator's own input: timers and operator commands;
+- ``saga.starts``     ``saga.start`` requests of clients (`sagas.client.SagaClient`,
+  ``sagas start``) and nothing else, so that admission control can leave them waiting
+  in Kafka (the coordinator pauses it at its bound) while ``saga.control`` keeps flowing.
 
 Participants' command and reply topics are named by the saga definitions.
 ``SAGAS_TOPIC_PREFIX`` is prepended verbatim to every name, so several
@@ -23,6 +26,7 @@ from pydantic import AfterValidator
 LIFECYCLE = "saga.lifecycle"
 DEADLETTER = "saga.deadletter"
 CONTROL = "saga.control"
+STARTS = "saga.starts"
 
 
 class PrefixedSettings(Protocol):
@@ -73,6 +77,7 @@ class Topics:
     lifecycle: str = LIFECYCLE
     deadletter: str = DEADLETTER
     control: str = CONTROL
+    starts: str = STARTS
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -80,6 +85,7 @@ class Topics:
             lifecycle=prefix + LIFECYCLE,
             deadletter=prefix + DEADLETTER,
             control=prefix + CONTROL,
+            starts=prefix + STARTS,
         )
 
     @classmethod
@@ -88,4 +94,8 @@ class Topics:
 
     def all(self) -> tuple[str, ...]:
         """Every topic of the engine, for creating or checking them together."""
-        return (self.lifecycle, self.deadletter, self.control)
+        return (self.lifecycle, self.deadletter, self.control, self.starts)
+
+    def inputs(self) -> tuple[str, ...]:
+        """The engine topics the coordinator reads (besides those its sagas name)."""
+        return (self.control, self.starts)

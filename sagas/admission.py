@@ -5,12 +5,14 @@ saga it holds (more states, larger batches, longer fetches) and its goodput
 falls as the backlog grows. Kafka is the better place for that backlog: a
 replica admits new sagas while fewer than ``high`` are in flight (running or
 compensating) in its partitions, pauses the partitions of its trigger topics
-at ``high``, and resumes them once in flight has fallen to ``low`` (hysteresis,
+(and of ``saga.starts``) at ``high``, and resumes them once in flight has fallen to ``low`` (hysteresis,
 so that it does not pause and resume on every batch). Replies, timers and
 operator commands keep flowing: only topics that carry nothing but starts are
-paused. The control topic also carries operator commands, so it is never paused:
-the HTTP API refuses a new start instead while the replica is at its bound
-(`start_refusal`: 429 with Retry-After), and the caller tries again later.
+paused, the engine's ``saga.starts`` (where `sagas.client.SagaClient` and ``sagas
+start`` send theirs) among them. The control topic also carries operator commands and
+timers, so it is never paused: the HTTP API refuses a new start instead while the
+replica is at its bound (`start_refusal`: 429 with Retry-After), and the caller tries
+again later.
 
 The runtime (`sagas.coordinator`) applies what these functions decide with
 aiokafka's ``pause``/``resume`` and by fetching again what a batch could not
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from events.topics import Topics
 from sagas.batch_values import DecisionSignal
 from sagas.loader import DefinitionRegistry
 from sagas.messages import Outcome
@@ -113,14 +116,15 @@ def start_refusal(limits: AdmissionLimits, in_flight: int) -> str | None:
     return None
 
 
-def start_only_topics(registry: DefinitionRegistry, control_topic: str) -> frozenset[str]:
-    """Trigger topics that carry no reply or observed event of any loaded saga.
+def start_only_topics(registry: DefinitionRegistry, engine: Topics) -> frozenset[str]:
+    """``saga.starts`` and the trigger topics that carry no reply or observed event of
+    any loaded saga.
 
     Only these can be paused: pausing a topic that also carries replies would hold
     back the very records that end the sagas in flight.
     """
-    triggers = {d.trigger.topic for d in registry if d.trigger is not None}
-    listened: set[str] = {control_topic}
+    triggers = {d.trigger.topic for d in registry if d.trigger is not None} | {engine.starts}
+    listened: set[str] = {engine.control}
     for definition in registry:
         for step in definition.steps:
             listened.add(step.listens_on)
@@ -129,10 +133,10 @@ def start_only_topics(registry: DefinitionRegistry, control_topic: str) -> froze
     return frozenset(triggers - listened)
 
 
-def shared_trigger_topics(registry: DefinitionRegistry, control_topic: str) -> frozenset[str]:
+def shared_trigger_topics(registry: DefinitionRegistry, engine: Topics) -> frozenset[str]:
     """Trigger topics that also carry replies: starts on them are not held back."""
     triggers = {d.trigger.topic for d in registry if d.trigger is not None}
-    return frozenset(triggers - start_only_topics(registry, control_topic))
+    return frozenset(triggers - start_only_topics(registry, engine))
 
 
 def in_flight_change(decisions: Iterable[DecisionSignal]) -> int:

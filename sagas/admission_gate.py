@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from events.topics import Topics
 from sagas import admission
 from sagas.admission import AdmissionLimits, GateChange
 from sagas.admission_metrics import AdmissionMetrics
@@ -47,14 +48,14 @@ class AdmissionGate:
     def for_registry(
         cls,
         registry: DefinitionRegistry,
-        control_topic: str,
+        engine: Topics,
         max_in_flight: int,
         metrics: AdmissionMetrics,
     ) -> AdmissionGate:
         """The gate of a replica running ``registry``'s sagas; says which starts it cannot
         hold back (a trigger topic that also carries replies is never paused)."""
         limits = AdmissionLimits.of(max_in_flight)
-        shared = admission.shared_trigger_topics(registry, control_topic)
+        shared = admission.shared_trigger_topics(registry, engine)
         if limits.bounded and shared:
             log.warning(
                 "SAGAS_MAX_IN_FLIGHT=%d does not hold back starts on %s: %s also carry "
@@ -64,7 +65,7 @@ class AdmissionGate:
                 ", ".join(sorted(shared)),
                 "it" if len(shared) == 1 else "they",
             )
-        return cls(limits, admission.start_only_topics(registry, control_topic), metrics)
+        return cls(limits, admission.start_only_topics(registry, engine), metrics)
 
     def admit(self, consumer: Any, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
         """Keep what fits under the bound; fetch the rest of a trigger partition again."""

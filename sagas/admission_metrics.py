@@ -9,8 +9,8 @@ Per replica, no labels (every value is this replica's: sum them over replicas):
 * ``saga_admission_pauses_total``: times they were paused;
 * ``saga_starts_deferred_total``: trigger records fetched and handed back to
   Kafka because the bound was reached (they are fetched again later);
-* ``saga_start_backlog``: records on the trigger partitions this replica holds
-  that it has not committed yet: the starts waiting in Kafka;
+* ``saga_start_backlog``: records on the trigger and ``saga.starts`` partitions this
+  replica holds that it has not committed yet: the starts waiting in Kafka;
 * ``saga_api_starts_refused_total``: starts the HTTP API answered 429 (nothing
   published) because this replica was at its bound; the callers try again;
 * ``saga_retry_budget_refused_total``: step deadlines the retry budget held
@@ -70,7 +70,8 @@ class AdmissionMetrics:
             ),
             backlog=Gauge(
                 "saga_start_backlog",
-                "Records on this replica's trigger partitions not committed yet: starts waiting.",
+                "Records on this replica's trigger and saga.starts partitions not committed "
+                "yet: starts waiting.",
                 registry=registry,
             ),
             api_refused=Counter(

@@ -109,7 +109,7 @@ class _Step:
             else:
                 self.purge(event.sagaid)
             return
-        if record.topic != ctx.topics.control and event.type not in ctx.known_types:
+        if record.topic not in ctx.engine_inputs and event.type not in ctx.known_types:
             self.dead_letter(
                 record,
                 "unknown-type",
@@ -125,7 +125,7 @@ class _Step:
         value = self.value(sid)
         early = value if isinstance(value, EarlyEvents) else None
         state = value if isinstance(value, SagaState) else None
-        routed = route(ctx.registry, ctx.triggers, ctx.topics.control, record.topic, event, state)
+        routed = route(ctx.registry, ctx.triggers, ctx.topics, record.topic, event, state)
         if isinstance(routed, Reject):
             if routed.reason == "unknown-saga" and event.type == control.TIMER_FIRED:
                 return  # a deadline outliving its saga (purged after its retention): stale
@@ -209,7 +209,7 @@ class _Step:
     # -- events that arrive before their saga -------------------------------------------
 
     def could_be_early(self, topic: str, event: CloudEvent) -> bool:
-        if topic == self.ctx.topics.control:
+        if topic in self.ctx.engine_inputs:
             return False
         return any(
             step.listens_on == topic and event.type in (*step.success, *step.failure)

@@ -42,10 +42,13 @@ class BatchContext:
     read: Callable[[str], TableValue | None]
     triggers: dict[tuple[str, str], SagaDefinition] = field(init=False)
     known_types: frozenset[str] = field(init=False)
+    #: the engine's own input topics (control requests, not events of a saga's steps)
+    engine_inputs: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "triggers", self.registry.triggers())
         object.__setattr__(self, "known_types", known_types(self.registry))
+        object.__setattr__(self, "engine_inputs", frozenset(self.topics.inputs()))
 
 
 def known_types(registry: DefinitionRegistry) -> frozenset[str]:

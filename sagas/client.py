@@ -3,14 +3,16 @@
     async with SagaClient(KafkaSettings()) as client:
         saga_id = await client.start_saga("order", {"order_id": "o-1", ...})
 
-Every request is a message on the coordinator's control topic keyed by the
-saga id: it is applied in order with the saga's replies, by whichever replica
-owns the saga, and is not lost if the caller dies right after.
+Every request is a message keyed by the saga id, applied by whichever replica owns
+the saga, and not lost if the caller dies right after: operator commands and
+signals go to the control topic (``saga.control``), in order with the saga's
+replies and timers; starts go to ``saga.starts``, which carries nothing else.
 
-Starts sent here are not held back by admission control (``SAGAS_MAX_IN_FLIGHT``): the
-control topic also carries operator commands and timers and is never paused. A producer
-that may offer more sagas than the group finishes should publish trigger events on a topic
-of their own instead, which the coordinator pauses at its bound (README "Overload").
+A start waits in ``saga.starts`` while the replica that owns it is at its bound on
+sagas in flight (``SAGAS_MAX_IN_FLIGHT``; README "Overload"), so a burst of starts
+cannot take the coordinator past what it finishes. ``start_saga`` returns once Kafka
+has the start, not once the saga runs; until it runs, an operator command for it
+finds no saga and is dead-lettered as ``unknown-saga``.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class SagaClient:
     ) -> str:
         """Ask the coordinator to start ``saga``; returns the saga id (new unless given)."""
         event = control.start_request(saga, dict(data or {}), saga_id=saga_id, version=version)
-        await self._publish(event, wait=wait)
+        await self._publish(event, topic=self.topics.starts, wait=wait)
         return event.sagaid
 
     async def abort(self, saga_id: str, reason: str = "aborted by operator") -> None:
@@ -92,12 +94,14 @@ class SagaClient:
         assert self._producer is not None
         await self._producer.flush()
 
-    async def _publish(self, event: CloudEvent, *, wait: bool = True) -> None:
+    async def _publish(
+        self, event: CloudEvent, *, topic: str | None = None, wait: bool = True
+    ) -> None:
         if self._producer is None:
             raise RuntimeError("use SagaClient inside 'async with'")
         value, headers = encode(event)
         future = await self._producer.send(
-            self.topics.control, value=value, key=event.sagaid.encode(), headers=headers
+            topic or self.topics.control, value=value, key=event.sagaid.encode(), headers=headers
         )
         if wait:
             await future

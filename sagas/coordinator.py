@@ -109,7 +109,7 @@ class Coordinator:
         #: decoded states of the running sagas this replica owns, so that a reply does not
         #: pay for parsing its saga's state; the table stays the truth (cleared on rebalance)
         self.live = LiveStates(settings.live_cache)
-        self.input_topics = sorted(registry.topics_read() | {self.topics.control})
+        self.input_topics = sorted(registry.topics_read() | set(self.topics.inputs()))
         self.isolation = isolation_level(settings.processing_guarantee)
         self.table = SagaTable(
             kafka, changelog_topic(settings.app_id), kafka.partitions, isolation=self.isolation
@@ -141,7 +141,7 @@ class Coordinator:
         #: the bound on sagas in flight, applied to the trigger partitions (`sagas.admission`)
         self.admission = AdmissionGate.for_registry(
             registry,
-            self.topics.control,
+            self.topics,
             settings.max_in_flight,
             AdmissionMetrics.create(self.metrics_registry, self._start_backlog),
         )

@@ -4,9 +4,10 @@
 (operation, resource) the processes of a deployment need on a cluster whose
 authorizer denies what no ACL allows (``allow.everyone.if.no.acl.found=false``):
 
-- the **coordinator** reads its inputs (triggers, replies, observed topics, signals,
-  ``saga.control``) in its consumer group, writes commands, ``saga.lifecycle``,
-  ``saga.deadletter`` and ``saga.control`` (timers, `sagas start`, signals), reads the
+- the **coordinator** reads its inputs (triggers, replies, observed topics,
+  ``saga.control``, ``saga.starts``) in its consumer group, writes commands,
+  ``saga.lifecycle``, ``saga.deadletter``, ``saga.control`` (timers, API starts, operator
+  commands, signals) and ``saga.starts`` (`sagas start`, `SagaClient`), reads the
   dead letters (the API lists them) and writes back to its inputs (a dead letter's
   re-drive), owns the saga table's changelog (read on recovery, written by every
   batch, created on first start) and transactional ids that start with its group id;
@@ -182,7 +183,7 @@ def deployment_acls(
 
 def _coordinator(registry: DefinitionRegistry, deployment: Deployment, who: str) -> list[Acl]:
     topics = deployment.topics
-    inputs = sorted(registry.topics_read() | {topics.control})
+    inputs = sorted(registry.topics_read() | set(topics.inputs()))
     commands = sorted(set().union(*(d.topics_written() for d in registry)) - set(inputs))
     acls = [Acl(who, "Group", "literal", deployment.app_id, "Read", "its consumer group")]
     for name in inputs:
@@ -191,12 +192,13 @@ def _coordinator(registry: DefinitionRegistry, deployment: Deployment, who: str)
         acls.append(Acl(who, "Topic", "literal", name, "Write", "sends commands"))
     acls += [
         Acl(who, "Topic", "literal", topics.lifecycle, "Write", "lifecycle events"),
-        Acl(who, "Topic", "literal", topics.control, "Write", "timers, sagas start, signals"),
+        Acl(who, "Topic", "literal", topics.control, "Write", "timers, operators, signals"),
+        Acl(who, "Topic", "literal", topics.starts, "Write", "sagas start, SagaClient"),
         Acl(who, "Topic", "literal", topics.deadletter, "Write", "records it cannot decode"),
         Acl(who, "Topic", "literal", topics.deadletter, "Read", "the API lists dead letters"),
     ]
     for name in inputs:
-        if name != topics.control:
+        if name not in topics.inputs():
             acls.append(Acl(who, "Topic", "literal", name, "Write", "re-drive of a dead letter"))
     changelog = deployment.coordinator_changelog
     acls += [

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from events.envelope import CloudEvent
 from events.saga_ids import saga_id_problem
+from events.topics import Topics
 from sagas import control
 from sagas.definition import SagaDefinition
 from sagas.errors import UnknownSagaError
@@ -35,17 +36,24 @@ class Reject:
 def route(
     registry: DefinitionRegistry,
     triggers: dict[tuple[str, str], SagaDefinition],
-    control_topic: str,
+    engine: Topics,
     topic: str,
     event: CloudEvent,
     state: SagaState | None,
 ) -> Route | Reject:
-    if topic == control_topic:
+    if topic in (engine.control, engine.starts):
         try:
             request = control.parse(event)
         except control.ControlMessageError as exc:
             return Reject("invalid-control", str(exc))
         message = request.message
+        if topic == engine.starts and not isinstance(message, StartSaga):
+            return Reject(
+                "invalid-start",
+                f"{event.type!r} for saga {event.sagaid!r} on {topic}, which takes only "
+                f"{control.START!r} requests; send operator commands and signals to "
+                f"{engine.control}",
+            )
         if isinstance(message, StartSaga):
             if state is None and (problem := saga_id_problem(event.sagaid)):
                 return Reject("invalid-saga-id", f"{control.START!r} on {topic}: {problem}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from events.topics import Topics
 from sagas.kafka.admin import (
     METADATA_GRACE,
     check_copartitioned,
@@ -12,18 +13,18 @@ from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.loader import DefinitionRegistry
 
 
-def coordinator_topics(registry: DefinitionRegistry, topics: object) -> tuple[list[str], list[str]]:
+def coordinator_topics(registry: DefinitionRegistry, topics: Topics) -> tuple[list[str], list[str]]:
     """(topics the coordinator reads, topics it writes)."""
-    reads = sorted(registry.topics_read() | {topics.control})  # type: ignore[attr-defined]
+    reads = sorted(registry.topics_read() | set(topics.inputs()))
     writes = set().union(*(d.topics_written() for d in registry))
-    writes |= {topics.lifecycle, topics.deadletter}  # type: ignore[attr-defined]
+    writes |= {topics.lifecycle, topics.deadletter}
     return reads, sorted(writes - set(reads))
 
 
 async def prepare_topics(
     kafka: KafkaSettings,
     registry: DefinitionRegistry,
-    topics: object,
+    topics: Topics,
     *,
     create: bool = True,
     changelog: str | None = None,

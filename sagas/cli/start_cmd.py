@@ -5,8 +5,9 @@ by default the coordinator's HTTP API (``--api`` or ``SAGAS_API_URL``, like the
 other operator commands), which refuses an unknown saga name (404) and an id that
 already names a saga with other data (409) and answers an identical repeat with the
 existing saga. With ``--definitions`` the request goes straight to Kafka instead
-(no API needed), after checking the name against those files; an existing id is
-then not detected (the coordinator drops the duplicate start).
+(``saga.starts``, no API needed), after checking the name against those files; an
+existing id is then not detected (the coordinator drops the duplicate start), and a
+start sent while the coordinator is at its bound on sagas in flight waits there.
 
 Exit codes as for the operator commands: 0 started (or already there with the same
 data), 1 refused, 2 usage or connection problem, or a try-again answer (503 not ready,

@@ -108,8 +108,8 @@ class KafkaSettings(BaseSettings):
         default="",
         validation_alias="SAGAS_TOPIC_PREFIX",
         description="Prepended verbatim (include your own separator) to the engine's topics "
-        "(saga.lifecycle, saga.deadletter, saga.control) and to participants' changelog "
-        "topics and consumer groups. Not to the topics saga definitions name (write the "
+        "(saga.lifecycle, saga.deadletter, saga.control, saga.starts) and to participants' "
+        "changelog topics and consumer groups. Not to the topics saga definitions name (write the "
         "prefix into them; the reference services take SERVICES_TOPIC_PREFIX) nor to the "
         "coordinator's group and table changelog (SAGAS_APP_ID).",
     )

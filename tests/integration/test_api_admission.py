@@ -1,7 +1,8 @@
-"""Admission control at the HTTP API (issue 19), on a real broker with a real coordinator
-process: with SAGAS_MAX_IN_FLIGHT=3 and three sagas held at their payment step, a fourth
-start through the API is answered 429 with Retry-After and is not started; once an abort
-ends one of the three, the same start goes through."""
+"""Admission control of explicit starts (issue 19), on a real broker with a real
+coordinator process: with SAGAS_MAX_IN_FLIGHT=3 and three sagas held at their payment
+step, a fourth start through the API is answered 429 with Retry-After and is not started,
+and a start sent by `SagaClient` waits in ``saga.starts`` (while control records keep
+being applied); once an abort ends one of the three, each goes through."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from sagas.client import SagaClient
+from sagas.kafka.kafka_settings import KafkaSettings
 from tests.integration.api_system import (
     TOKEN,
     Stock,
@@ -38,6 +41,7 @@ BOUND = 3
 class Bounded:
     url: str
     worker: ManagedProcess
+    kafka: KafkaSettings
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -56,15 +60,20 @@ async def bounded(
         async with shop_participants(kafka_bootstrap, shop_env.prefix, Stock()):
             url = f"http://127.0.0.1:{port}"
             await asyncio.to_thread(wait_split, [url], 8, [worker])
-            yield Bounded(url, worker)
+            yield Bounded(
+                url,
+                worker,
+                KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=shop_env.prefix),
+            )
     finally:
         worker.stop()
 
 
-def metric(url: str, name: str) -> float | None:
+def metric(url: str, name: str, labels: str = "") -> float | None:
+    """``name``'s value (``labels``: its exact label set, e.g. ``{reason="x"}``)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    found = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    found = re.search(rf"^{name}{re.escape(labels)} ([0-9.e+]+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else None
 
 
@@ -88,20 +97,33 @@ async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-async def test_starts_past_the_bound_are_refused_until_a_saga_ends(bounded: Bounded) -> None:
-    url = bounded.url
+async def in_flight(url: str, count: int, what: str) -> None:
+    await run(wait_for, lambda: metric(url, "saga_admission_in_flight") == count, 30, what)
+
+
+async def hold_to_the_bound(url: str) -> list[str]:
+    """Start sagas whose payment is held until the replica is at its bound; their ids."""
     held = [f"held-{uuid.uuid4().hex[:8]}-{n}" for n in range(BOUND)]
     for saga_id in held:
         status, _, body = await run(start_raw, url, saga_id)
         assert status == 202, body
     for saga_id in held:  # reserved, payment held: each one in flight
         await run(wait_status, url, saga_id, {"running"})
-    await run(
-        wait_for,
-        lambda: metric(url, "saga_admission_in_flight") == BOUND,
-        30,
-        f"{BOUND} sagas in flight on the coordinator",
-    )
+    await in_flight(url, BOUND, f"{BOUND} sagas in flight on the coordinator")
+    return held
+
+
+async def abort_all(url: str, saga_ids: list[str]) -> None:
+    """End what a test left in flight, so the next one starts from none."""
+    for saga_id in saga_ids:
+        await run(http, "POST", f"{url}/sagas/{saga_id}/abort", {"reason": "done"}, TOKEN)
+    await in_flight(url, 0, "no saga in flight after the test")
+
+
+async def test_starts_past_the_bound_are_refused_until_a_saga_ends(bounded: Bounded) -> None:
+    url = bounded.url
+    await in_flight(url, 0, "no saga in flight before the test")
+    held = await hold_to_the_bound(url)
 
     extra = f"extra-{uuid.uuid4().hex[:8]}"
     status, headers, body = await run(start_raw, url, extra)
@@ -127,3 +149,39 @@ async def test_starts_past_the_bound_are_refused_until_a_saga_ends(bounded: Boun
     status, _, body = await run(start_raw, url, extra)
     assert status == 202, body
     await run(wait_status, url, extra, {"running"})
+    await abort_all(url, [*held[1:], extra])
+
+
+async def test_client_starts_past_the_bound_wait_in_kafka_until_a_saga_ends(
+    bounded: Bounded,
+) -> None:
+    url = bounded.url
+    await in_flight(url, 0, "no saga in flight before the test")
+    held = await hold_to_the_bound(url)
+    waiting = f"waiting-{uuid.uuid4().hex[:8]}"
+    stranger = f"stranger-{uuid.uuid4().hex[:8]}"
+    unknown = ("saga_dead_letters_total", '{reason="unknown-saga"}')
+    before = await run(metric, url, *unknown) or 0
+    async with SagaClient(bounded.kafka) as client:
+        assert await client.start_saga("shop", {"pay": "hold"}, saga_id=waiting) == waiting
+        # sent after the start: an abort of a saga nobody started, on saga.control
+        await client.abort(stranger)
+    # the control record is applied (dead-lettered: unknown saga) ...
+    await run(
+        wait_for,
+        lambda: (metric(url, *unknown) or 0) > before,
+        30,
+        "the abort sent after the start to be applied",
+    )
+    # ... while the start waits in Kafka: no saga under its id, the replica holding back
+    code, answer = await run(http, "GET", f"{url}/sagas/{waiting}")
+    assert code == 404, (code, answer)
+    assert await run(metric, url, "saga_admission_paused") == 1
+    assert await run(metric, url, "saga_admission_in_flight") == BOUND
+
+    code, answer = await run(
+        http, "POST", f"{url}/sagas/{held[0]}/abort", {"reason": "room"}, TOKEN
+    )
+    assert code in (200, 202), answer
+    await run(wait_status, url, waiting, {"running"})  # admitted once there is room
+    await abort_all(url, [*held[1:], waiting])

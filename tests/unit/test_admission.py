@@ -7,6 +7,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from events.envelope import CloudEvent
+from events.topics import Topics
 from sagas import admission
 from sagas.admission import AdmissionLimits, GateChange
 from sagas.batch_values import DecisionSignal
@@ -17,7 +18,7 @@ from sagas.messages import Observed, StartSaga, TimerFired
 from sagas.state_codec import dump_state
 from tests.unit.saga_fixtures import REJECTED, choreographed, three_step
 
-CONTROL = "saga.control"
+ENGINE = Topics()
 
 
 def test_limits_resume_at_three_quarters_and_zero_means_no_bound() -> None:
@@ -94,13 +95,14 @@ def test_only_trigger_topics_that_carry_no_replies_are_paused() -> None:
         .build()
     )
     registry = DefinitionRegistry([three_step(), shared])
-    assert admission.start_only_topics(registry, CONTROL) == frozenset({"orders"})
-    assert admission.shared_trigger_topics(registry, CONTROL) == frozenset({"jobs"})
-    # the control topic (API starts, timers, operators) is never paused
+    assert admission.start_only_topics(registry, ENGINE) == {"orders", ENGINE.starts}
+    assert admission.shared_trigger_topics(registry, ENGINE) == frozenset({"jobs"})
+    # the control topic (API starts, timers, operators) is never paused; saga.starts
+    # (client starts) always is, also for sagas that have no trigger topic
     api_only = (
         saga("api").step("a").command("a.do", topic="a").replies("a.r", success="a.ok").build()
     )
-    assert admission.start_only_topics(DefinitionRegistry([api_only]), CONTROL) == frozenset()
+    assert admission.start_only_topics(DefinitionRegistry([api_only]), ENGINE) == {ENGINE.starts}
 
 
 def _signal(decision_of: object, started: bool = False) -> DecisionSignal:
@@ -144,4 +146,4 @@ def test_decisions_count_a_start_in_and_a_terminal_state_out() -> None:
 
 def test_choreographed_trigger_topic_is_pausable() -> None:
     registry = DefinitionRegistry([choreographed()])
-    assert admission.start_only_topics(registry, CONTROL) == frozenset({"orders"})
+    assert admission.start_only_topics(registry, ENGINE) == {"orders", ENGINE.starts}

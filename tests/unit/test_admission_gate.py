@@ -9,6 +9,7 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from events.topics import Topics
 from sagas.admission import AdmissionLimits
 from sagas.admission_gate import AdmissionGate
 from sagas.admission_metrics import AdmissionMetrics
@@ -147,13 +148,13 @@ def test_a_trigger_topic_that_carries_replies_is_named_and_never_paused(
     registry = DefinitionRegistry([three_step(), shared])
     with caplog.at_level(logging.WARNING, logger="sagas.admission"):
         gate = AdmissionGate.for_registry(
-            registry, "saga.control", 10, AdmissionMetrics.create(CollectorRegistry(), lambda: 0)
+            registry, Topics(), 10, AdmissionMetrics.create(CollectorRegistry(), lambda: 0)
         )
-    assert gate.start_topics == frozenset({"orders"})
+    assert gate.start_topics == frozenset({"orders", "saga.starts"})
     assert "does not hold back starts on jobs" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="sagas.admission"):
         AdmissionGate.for_registry(
-            registry, "saga.control", 0, AdmissionMetrics.create(CollectorRegistry(), lambda: 0)
+            registry, Topics(), 0, AdmissionMetrics.create(CollectorRegistry(), lambda: 0)
         )
     assert caplog.text == ""  # no bound, nothing to warn about

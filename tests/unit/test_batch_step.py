@@ -7,6 +7,7 @@ values it would write and the timers it would arm.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -113,6 +114,26 @@ def test_a_start_sends_the_first_command_writes_the_state_and_arms_its_deadline(
     assert [t.saga_id for t in result.timers] == ["s-1"]
     assert result.consumed == {Topics().control: 1}
     assert [s.started for s in result.decisions] == [True]
+
+
+def test_a_start_on_saga_starts_is_a_start_and_anything_else_there_a_dead_letter() -> None:
+    table = Table()
+    starts = Topics().starts
+    on_starts = dataclasses.replace(start("s-1"), topic=starts)
+    result = table.run([on_starts])
+    assert [c["type"] for c in sent(result, "inventory.commands")] == [RESERVE]
+    assert result.consumed == {starts: 1}
+    assert [s.started for s in result.decisions] == [True]
+    # an operator command there is refused (it would pass the saga's replies), and what is
+    # not a control request at all is dead-lettered as on saga.control, never held back
+    misplaced = table.run([
+        dataclasses.replace(abort("s-1"), topic=starts),
+        dataclasses.replace(reserved("s-9"), topic=starts),
+    ])  # fmt: skip
+    assert [d["x-dlq-reason"] for d in dead(misplaced)] == [b"invalid-start", b"invalid-control"]
+    assert "s-9" not in table.values
+    state = table.values["s-1"]
+    assert isinstance(state, SagaState) and state.status is SagaStatus.RUNNING
 
 
 def test_a_reply_before_its_saga_is_held_and_applied_when_the_saga_starts() -> None:

@@ -92,8 +92,11 @@ def test_the_coordinator_may_do_what_its_batch_step_and_api_do(name: str) -> Non
     computed = deployment_acls(registry, deployment())
     mine = granted(computed, "User:sagas-coordinator")
     topics = Topics()
-    for topic in registry.topics_read() | {topics.control}:
+    for topic in registry.topics_read() | {topics.control, topics.starts}:
         assert ("Read", "Topic", "literal", topic) in mine
+    # the clients it stands for write starts and operator commands
+    assert ("Write", "Topic", "literal", topics.starts) in mine
+    assert ("Write", "Topic", "literal", topics.control) in mine
     for definition in registry:
         for topic in definition.topics_written():
             assert ("Write", "Topic", "literal", topic) in mine

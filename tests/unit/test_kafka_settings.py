@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from events.topics import CONTROL, DEADLETTER, LIFECYCLE, Topics, topic
+from events.topics import CONTROL, DEADLETTER, LIFECYCLE, STARTS, Topics, topic
 from sagas.kafka.embedded_broker import INSTALL_HINT, BrokerNotInstalledError, resolve_tansu
 from sagas.kafka.kafka_settings import KafkaSettings, KafkaSettingsError
 
@@ -151,13 +151,15 @@ def test_unknown_protocol_is_refused(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def test_topic_names_of_the_contract() -> None:
-    assert Topics() == Topics(LIFECYCLE, DEADLETTER, CONTROL)
-    assert Topics().all() == ("saga.lifecycle", "saga.deadletter", "saga.control")
+    assert Topics() == Topics(LIFECYCLE, DEADLETTER, CONTROL, STARTS)
+    assert Topics().all() == ("saga.lifecycle", "saga.deadletter", "saga.control", "saga.starts")
+    assert Topics().inputs() == ("saga.control", "saga.starts")
     prefixed = KafkaSettings(topic_prefix="t1.")
     assert Topics.from_settings(prefixed).all() == (
         "t1.saga.lifecycle",
         "t1.saga.deadletter",
         "t1.saga.control",
+        "t1.saga.starts",
     )
     assert topic("payment.commands", prefixed) == "t1.payment.commands"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from events.envelope import CloudEvent, new_event
+from events.topics import Topics
 from sagas import control
 from sagas.loader import DefinitionRegistry
 from sagas.machine import decide
@@ -14,12 +15,13 @@ from sagas.routing import Reject, Route, route
 from sagas.state import SagaState
 from tests.unit.saga_fixtures import RESERVED, three_step
 
-CONTROL = "saga.control"
+ENGINE = Topics()
+CONTROL, STARTS = ENGINE.control, ENGINE.starts
 REGISTRY = DefinitionRegistry([three_step()])
 
 
 def routed(topic: str, event: CloudEvent, state: SagaState | None = None) -> Route | Reject:
-    return route(REGISTRY, REGISTRY.triggers(), CONTROL, topic, event, state)
+    return route(REGISTRY, REGISTRY.triggers(), ENGINE, topic, event, state)
 
 
 def running(sid: str = "s-1") -> SagaState:
@@ -43,6 +45,25 @@ def test_a_start_on_the_control_topic_names_its_definition() -> None:
     assert isinstance(ok, Route) and isinstance(ok.message, StartSaga)
     unknown = routed(CONTROL, control.start_request("refund", {}, saga_id="s-2"))
     assert isinstance(unknown, Reject) and unknown.reason == "unknown-saga-definition"
+
+
+def test_saga_starts_takes_starts_and_refuses_everything_else() -> None:
+    start = routed(STARTS, control.start_request("order", {"order_id": "o"}, saga_id="s-1"))
+    assert isinstance(start, Route) and start.message == StartSaga("s-1", {"order_id": "o"})
+    unknown = routed(STARTS, control.start_request("refund", {}, saga_id="s-2"))
+    assert isinstance(unknown, Reject) and unknown.reason == "unknown-saga-definition"
+    # an operator command there would be applied out of order with the saga's replies
+    abort = control.operator_command(control.ABORT, "s-1", reason="r")
+    assert routed(STARTS, abort, running()) == Reject(
+        "invalid-start",
+        f"{control.ABORT!r} for saga 's-1' on {STARTS}, which takes only {control.START!r} "
+        f"requests; send operator commands and signals to {CONTROL}",
+    )
+    signal = control.signal("s-1", "approved", {}, source="t")
+    refused = routed(STARTS, signal, running())
+    assert isinstance(refused, Reject) and refused.reason == "invalid-start"
+    broken = new_event(control.START, source="t", sagaid="s-3", data={})
+    assert routed(STARTS, broken) == routed(CONTROL, broken)  # the same invalid-control
 
 
 def test_an_operator_command_goes_to_the_sagas_definition() -> None:

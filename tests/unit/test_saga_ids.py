@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events.envelope import new_event
+from events.topics import Topics
 from sagas import control
 from sagas.api.requests import ApiError, parse_start
 from sagas.errors import InvalidSagaIdError
@@ -43,7 +44,7 @@ def client_accepts(sid: str) -> bool:
 
 def coordinator_accepts(sid: str) -> bool:
     trigger = new_event("order.placed", source="t", sagaid=sid)
-    routed = route(REGISTRY, TRIGGERS, "saga.control", "orders", trigger, None)
+    routed = route(REGISTRY, TRIGGERS, Topics(), "orders", trigger, None)
     return not (isinstance(routed, Reject) and routed.reason == "invalid-saga-id")
 
 
