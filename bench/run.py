@@ -281,7 +281,7 @@ class SystemRun:
         self.lifecycle = system.topics.lifecycle
         self.workload = (
             (bench_trigger_workload if via_trigger else bench_workload)(
-                system.prefix, system.topics.control
+                system.prefix, system.topics.starts
             )
             if name == "bench"
             else order_workload(system.prefix)

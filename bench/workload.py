@@ -94,10 +94,11 @@ class Workload:
 
     name: str  # "bench" or "order"
     description: str
-    #: where a saga is started: the control topic (bench) or the trigger topic (order)
+    #: where a saga is started: ``saga.starts`` as `SagaClient` sends them (bench), or
+    #: the trigger topic (the order saga, and the bench saga at the overload points)
     start_topic: str
     fail_every: int  # every n-th saga is made to fail (bench); 0 = the services decide
-    #: True: ``start_topic`` is a trigger topic (events of the trigger type), not control
+    #: True: ``start_topic`` is a trigger topic (events of the trigger type), not start requests
     via_trigger: bool = False
 
     @property
@@ -105,16 +106,16 @@ class Workload:
         return self.name == "bench"
 
 
-def bench_workload(prefix: str, control_topic: str) -> Workload:
+def bench_workload(prefix: str, starts_topic: str) -> Workload:
     return Workload(
         "bench",
         f"4-step bench saga, bench participants; 10% refused at step {FAIL_STEP} (2 compensations)",
-        control_topic,
+        starts_topic,
         10,
     )
 
 
-def bench_trigger_workload(prefix: str, control_topic: str = "") -> Workload:
+def bench_trigger_workload(prefix: str, starts_topic: str = "") -> Workload:
     """The bench saga started by its trigger event (the overload points)."""
     return Workload(
         "bench",
