@@ -2,12 +2,14 @@
 
 The runtime half: it counts this replica's sagas in flight from each batch's
 decisions (and from the table after a rebalance), hands back to Kafka the
-trigger records a batch may not admit (a seek to the first of them), and
-pauses or resumes the trigger partitions as `sagas.admission.gate` says.
+trigger records a batch may not admit (a seek to the first of them), pauses or
+resumes the trigger partitions as `sagas.admission.gate` says, and while they are
+paused reads their log ends, so that the starts waiting there are counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,11 @@ from sagas.batch_values import DecisionSignal
 from sagas.loader import DefinitionRegistry
 
 log = logging.getLogger("sagas.admission")
+
+#: seconds between reads of the paused start partitions' log ends (`refresh_log_ends`)
+LOG_END_INTERVAL = 2.0
+#: seconds one such read may take (aiokafka's ``end_offsets`` can wait indefinitely)
+LOG_END_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,8 @@ class AdmissionGate:
         self.metrics = metrics
         self.in_flight = 0
         self.paused = False
+        #: log end of each paused start partition, as `refresh_log_ends` last read it
+        self.log_ends: dict[TopicPartition, int] = {}
         metrics.limit.set(limits.high)
 
     @classmethod
@@ -106,7 +115,27 @@ class AdmissionGate:
         self.metrics.in_flight.set(self.in_flight)
         # a new assignment starts with no partition paused
         self.paused = False
+        self.log_ends = {}
         self.metrics.paused.set(0)
+
+    async def refresh_log_ends(self, consumer: Any, timeout: float = LOG_END_TIMEOUT) -> None:
+        """While paused, read the log end of each paused start partition (``ListOffsets``).
+
+        aiokafka learns a partition's end only from its fetches, and a paused partition is
+        not fetched: without this, the starts that arrive while the replica holds back would
+        not show in ``saga_start_backlog`` (nor in the consumer lag), however long they wait.
+        Never raises: a failed read keeps the last ends, and the next one tries again.
+        """
+        if not self.paused:
+            self.log_ends = {}
+            return
+        try:
+            tps = [tp for tp in consumer.assignment() if tp.topic in self.start_topics]
+            if tps:
+                ends = await asyncio.wait_for(consumer.end_offsets(tps), timeout)
+                self.log_ends = {tp: int(end) for tp, end in ends.items()}
+        except Exception as exc:  # noqa: BLE001 - a gauge's input: never worth the replica
+            log.debug("could not read the log ends of the paused start partitions: %r", exc)
 
     def apply(self, consumer: Any) -> None:
         """Pause or resume the trigger partitions this replica is assigned."""

@@ -40,7 +40,7 @@ from events.envelope import CloudEvent
 from events.partitioning import partition_for
 from events.records import InRecord
 from sagas import control
-from sagas.admission_gate import AdmissionGate
+from sagas.admission_gate import LOG_END_INTERVAL, AdmissionGate
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
@@ -215,6 +215,7 @@ class Coordinator:
         self._tasks = [
             asyncio.create_task(self._guard(self._consume()), name="sagas.consume"),
             asyncio.create_task(self._guard(self._timer_loop()), name="sagas.timers"),
+            asyncio.create_task(self._guard(self._log_end_loop()), name="sagas.log-ends"),
         ]
         log.info("coordinator %s started; reading %s", self.url, ", ".join(self.input_topics))
 
@@ -307,10 +308,14 @@ class Coordinator:
         return self.admission.check_start()
 
     def input_lag(self) -> list[LagRow]:
-        return partition_lag(self.consumer, set(self.input_topics), self.committed)
+        return partition_lag(
+            self.consumer, set(self.input_topics), self.committed, self.admission.log_ends
+        )
 
     def _start_backlog(self) -> float:
-        rows = partition_lag(self.consumer, self.admission.start_topics, self.committed)
+        rows = partition_lag(
+            self.consumer, self.admission.start_topics, self.committed, self.admission.log_ends
+        )
         return float(sum(lag for _, _, lag in rows))
 
     # -- the batch loop -------------------------------------------------------------------
@@ -488,6 +493,13 @@ class Coordinator:
         while not self._stopping.is_set():
             await asyncio.sleep(tick)
             await self.fire_due_timers(time.time())
+
+    async def _log_end_loop(self) -> None:
+        """Keep the backlog of paused start partitions counted (`AdmissionGate.log_ends`)."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(LOG_END_INTERVAL)
+            if self.consumer is not None and not self.rebalancing:
+                await self.admission.refresh_log_ends(self.consumer)
 
     async def fire_due_timers(self, now: float) -> None:
         if self.rebalancing or not self.owned:

@@ -5,6 +5,9 @@ consumer's last fetch) minus the offset its reader last committed: records
 that a restart would have to read again, or that are not read yet. aiokafka
 exposes the highwater without a request (`AIOKafkaConsumer.highwater`), so a
 scrape costs nothing; a partition not fetched yet has none and is left out.
+A paused partition is not fetched, so its highwater stops where the pause found
+it: a caller that pauses partitions reads their log ends itself (``ListOffsets``,
+`sagas.admission_gate.AdmissionGate.refresh_log_ends`) and passes them as ``ends``.
 
 Shared by the coordinator (``saga_consumer_lag{topic,partition}``, in
 `sagas.api.collectors`) and the participants
@@ -27,10 +30,14 @@ LagRow = tuple[str, int, int]
 
 
 def partition_lag(
-    consumer: Any, topics: Collection[str], committed: Mapping[TopicPartition, int]
+    consumer: Any,
+    topics: Collection[str],
+    committed: Mapping[TopicPartition, int],
+    ends: Mapping[TopicPartition, int] | None = None,
 ) -> list[LagRow]:
     """Lag of every partition of ``topics`` assigned to ``consumer``; a partition with no
-    commit yet counts from offset 0. Empty while the consumer is not started or assigned."""
+    commit yet counts from offset 0. Empty while the consumer is not started or assigned.
+    ``ends``: log ends read otherwise (of paused partitions); the later of the two counts."""
     if consumer is None:
         return []
     try:
@@ -42,6 +49,9 @@ def partition_lag(
         if tp.topic not in topics:
             continue
         highwater = consumer.highwater(tp)
+        known = ends.get(tp) if ends else None
+        if known is not None and (highwater is None or known > highwater):
+            highwater = known
         if highwater is None:
             continue
         done = committed.get(tp)

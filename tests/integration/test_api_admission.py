@@ -178,6 +178,13 @@ async def test_client_starts_past_the_bound_wait_in_kafka_until_a_saga_ends(
     assert code == 404, (code, answer)
     assert await run(metric, url, "saga_admission_paused") == 1
     assert await run(metric, url, "saga_admission_in_flight") == BOUND
+    # an operator sees it waiting, though the paused partition is not fetched
+    await run(
+        wait_for,
+        lambda: metric(url, "saga_start_backlog") == 1,
+        30,
+        "saga_start_backlog to count the start waiting on the paused saga.starts",
+    )
 
     code, answer = await run(
         http, "POST", f"{url}/sagas/{held[0]}/abort", {"reason": "room"}, TOKEN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from sagas.admission_gate import AdmissionGate
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch_values import DecisionSignal
 from sagas.builder import saga
+from sagas.kafka.consumer_lag import partition_lag
 from sagas.loader import DefinitionRegistry
 from sagas.machine import decide
 from sagas.messages import StartSaga
@@ -48,6 +50,25 @@ class FakeConsumer:
 
     def resume(self, *tps: TopicPartition) -> None:
         self.paused -= set(tps)
+
+
+@dataclass
+class LogEnds(FakeConsumer):
+    """Also answers ``end_offsets`` (ListOffsets), and remembers what it was asked."""
+
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+    asked: list[set[TopicPartition]] = field(default_factory=list)
+    hang: bool = False
+    highwaters: dict[TopicPartition, int] = field(default_factory=dict)
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.asked.append(set(tps))
+        if self.hang:  # aiokafka may wait indefinitely (a partition that does not exist)
+            await asyncio.Event().wait()
+        return {tp: self.ends[tp] for tp in tps}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.highwaters.get(tp)
 
 
 def value(registry: CollectorRegistry, name: str) -> float:
@@ -158,3 +179,34 @@ def test_a_trigger_topic_that_carries_replies_is_named_and_never_paused(
             registry, Topics(), 0, AdmissionMetrics.create(CollectorRegistry(), lambda: 0)
         )
     assert caplog.text == ""  # no bound, nothing to warn about
+
+
+async def test_while_paused_the_waiting_starts_are_counted_from_the_log_ends() -> None:
+    gate = AdmissionGate(
+        AdmissionLimits(2, 1),
+        frozenset({"orders"}),
+        AdmissionMetrics.create(CollectorRegistry(), lambda: 0),
+    )
+    # fetched up to offset 10 before the pause: aiokafka's highwater stays there
+    consumer = LogEnds({ORDERS, REPLIES}, ends={ORDERS: 25, REPLIES: 4}, highwaters={ORDERS: 10})
+    committed = {ORDERS: 8}
+    assert partition_lag(consumer, {"orders"}, committed, gate.log_ends) == [("orders", 0, 2)]
+    await gate.refresh_log_ends(consumer)
+    assert consumer.asked == []  # not paused: nothing to read, the fetches keep it current
+
+    gate.observe(starts(2))
+    gate.apply(consumer)
+    assert gate.paused
+    await gate.refresh_log_ends(consumer)
+    assert consumer.asked == [{ORDERS}]  # the paused start partitions only
+    assert partition_lag(consumer, {"orders"}, committed, gate.log_ends) == [("orders", 0, 17)]
+
+    # a read that does not answer leaves the last ends, and does not raise
+    consumer.hang, consumer.ends[ORDERS] = True, 40
+    await gate.refresh_log_ends(consumer, timeout=0.05)
+    assert gate.log_ends == {ORDERS: 25}
+    # resumed: the fetches know the end again, the read ends are dropped
+    gate.in_flight = 0
+    gate.apply(consumer)
+    await gate.refresh_log_ends(consumer)
+    assert gate.log_ends == {}
