@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,8 @@ class AdmissionGate:
         self.paused = False
         #: log end of each paused start partition, as `refresh_log_ends` last read it
         self.log_ends: dict[TopicPartition, int] = {}
+        #: the group's committed offsets of paused start partitions not committed here yet
+        self.group_committed: dict[TopicPartition, int] = {}
         metrics.limit.set(limits.high)
 
     @classmethod
@@ -115,27 +117,49 @@ class AdmissionGate:
         self.metrics.in_flight.set(self.in_flight)
         # a new assignment starts with no partition paused
         self.paused = False
-        self.log_ends = {}
+        self.log_ends, self.group_committed = {}, {}
         self.metrics.paused.set(0)
 
-    async def refresh_log_ends(self, consumer: Any, timeout: float = LOG_END_TIMEOUT) -> None:
+    async def refresh_log_ends(
+        self,
+        consumer: Any,
+        committed: Mapping[TopicPartition, int],
+        timeout: float = LOG_END_TIMEOUT,
+    ) -> None:
         """While paused, read the log end of each paused start partition (``ListOffsets``).
 
         aiokafka learns a partition's end only from its fetches, and a paused partition is
         not fetched: without this, the starts that arrive while the replica holds back would
         not show in ``saga_start_backlog`` (nor in the consumer lag), however long they wait.
-        Never raises: a failed read keeps the last ends, and the next one tries again.
+        A partition this replica has not committed yet (``committed``: its own commits;
+        paused right after an assignment) gets the group's committed offset read too, so
+        its lag counts from there, not from the start of the log.
+        Never raises: a failed read keeps the last values, and the next one tries again.
         """
         if not self.paused:
-            self.log_ends = {}
+            self.log_ends, self.group_committed = {}, {}
             return
         try:
             tps = [tp for tp in consumer.assignment() if tp.topic in self.start_topics]
-            if tps:
-                ends = await asyncio.wait_for(consumer.end_offsets(tps), timeout)
-                self.log_ends = {tp: int(end) for tp, end in ends.items()}
+            if not tps:
+                return
+            ends = await asyncio.wait_for(consumer.end_offsets(tps), timeout)
+            read = dict(self.group_committed)
+            for tp in tps:
+                if tp not in committed and tp not in read:
+                    offset = await asyncio.wait_for(consumer.committed(tp), timeout)
+                    read[tp] = int(offset or 0)
+            self.group_committed = read
+            self.log_ends = {tp: int(end) for tp, end in ends.items()}
         except Exception as exc:  # noqa: BLE001 - a gauge's input: never worth the replica
             log.debug("could not read the log ends of the paused start partitions: %r", exc)
+
+    def lag_committed(self, committed: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """``committed`` (this replica's own commits) completed with the group's committed
+        offsets read for paused partitions it has not committed yet."""
+        if not self.group_committed:
+            return dict(committed)
+        return {**self.group_committed, **committed}
 
     def apply(self, consumer: Any) -> None:
         """Pause or resume the trigger partitions this replica is assigned."""

@@ -11,8 +11,10 @@ replies and timers; starts go to ``saga.starts``, which carries nothing else.
 A start waits in ``saga.starts`` while the replica that owns it is at its bound on
 sagas in flight (``SAGAS_MAX_IN_FLIGHT``; README "Overload"), so a burst of starts
 cannot take the coordinator past what it finishes. ``start_saga`` returns once Kafka
-has the start, not once the saga runs; until it runs, an operator command for it
-finds no saga and is dead-lettered as ``unknown-saga``.
+has the start, not once the saga runs. The two topics are not ordered with each other:
+an ``abort`` (or any command, or a signal) that reaches the coordinator before the start
+finds no saga and is dead-lettered as ``unknown-saga``, also right after ``start_saga``;
+act on a saga once it exists (its ``saga.started`` on ``saga.lifecycle``).
 """
 
 from __future__ import annotations

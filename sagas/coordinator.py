@@ -308,13 +308,15 @@ class Coordinator:
         return self.admission.check_start()
 
     def input_lag(self) -> list[LagRow]:
+        committed = self.admission.lag_committed(self.committed)
         return partition_lag(
-            self.consumer, set(self.input_topics), self.committed, self.admission.log_ends
+            self.consumer, set(self.input_topics), committed, self.admission.log_ends
         )
 
     def _start_backlog(self) -> float:
+        committed = self.admission.lag_committed(self.committed)
         rows = partition_lag(
-            self.consumer, self.admission.start_topics, self.committed, self.admission.log_ends
+            self.consumer, self.admission.start_topics, committed, self.admission.log_ends
         )
         return float(sum(lag for _, _, lag in rows))
 
@@ -499,7 +501,7 @@ class Coordinator:
         while not self._stopping.is_set():
             await asyncio.sleep(LOG_END_INTERVAL)
             if self.consumer is not None and not self.rebalancing:
-                await self.admission.refresh_log_ends(self.consumer)
+                await self.admission.refresh_log_ends(self.consumer, self.committed)
 
     async def fire_due_timers(self, now: float) -> None:
         if self.rebalancing or not self.owned:

@@ -60,6 +60,8 @@ class LogEnds(FakeConsumer):
     asked: list[set[TopicPartition]] = field(default_factory=list)
     hang: bool = False
     highwaters: dict[TopicPartition, int] = field(default_factory=dict)
+    #: the group's committed offsets (OffsetFetch)
+    group: dict[TopicPartition, int] = field(default_factory=dict)
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         self.asked.append(set(tps))
@@ -69,6 +71,10 @@ class LogEnds(FakeConsumer):
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self.highwaters.get(tp)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        self.asked.append({tp})
+        return self.group.get(tp)
 
 
 def value(registry: CollectorRegistry, name: str) -> float:
@@ -191,22 +197,45 @@ async def test_while_paused_the_waiting_starts_are_counted_from_the_log_ends() -
     consumer = LogEnds({ORDERS, REPLIES}, ends={ORDERS: 25, REPLIES: 4}, highwaters={ORDERS: 10})
     committed = {ORDERS: 8}
     assert partition_lag(consumer, {"orders"}, committed, gate.log_ends) == [("orders", 0, 2)]
-    await gate.refresh_log_ends(consumer)
+    await gate.refresh_log_ends(consumer, committed)
     assert consumer.asked == []  # not paused: nothing to read, the fetches keep it current
 
     gate.observe(starts(2))
     gate.apply(consumer)
     assert gate.paused
-    await gate.refresh_log_ends(consumer)
+    await gate.refresh_log_ends(consumer, committed)
     assert consumer.asked == [{ORDERS}]  # the paused start partitions only
     assert partition_lag(consumer, {"orders"}, committed, gate.log_ends) == [("orders", 0, 17)]
 
     # a read that does not answer leaves the last ends, and does not raise
     consumer.hang, consumer.ends[ORDERS] = True, 40
-    await gate.refresh_log_ends(consumer, timeout=0.05)
+    await gate.refresh_log_ends(consumer, committed, timeout=0.05)
     assert gate.log_ends == {ORDERS: 25}
     # resumed: the fetches know the end again, the read ends are dropped
     gate.in_flight = 0
     gate.apply(consumer)
-    await gate.refresh_log_ends(consumer)
+    await gate.refresh_log_ends(consumer, committed)
     assert gate.log_ends == {}
+
+
+async def test_paused_right_after_an_assignment_the_lag_counts_from_the_groups_commit() -> None:
+    """A replica that takes partitions at its bound pauses them before it fetches or
+    commits any: their lag counts from the group's committed offset, not from 0."""
+    gate = AdmissionGate(
+        AdmissionLimits(2, 1),
+        frozenset({"orders"}),
+        AdmissionMetrics.create(CollectorRegistry(), lambda: 0),
+    )
+    consumer = LogEnds({ORDERS, REPLIES}, ends={ORDERS: 2_000_001}, group={ORDERS: 2_000_000})
+    gate.observe(starts(2))
+    gate.apply(consumer)
+    mine: dict[TopicPartition, int] = {}  # this replica has committed nothing yet
+    await gate.refresh_log_ends(consumer, mine)
+    committed = gate.lag_committed(mine)
+    assert partition_lag(consumer, {"orders"}, committed, gate.log_ends) == [("orders", 0, 1)]
+    # read once: the next refresh asks only for the log end
+    consumer.asked.clear()
+    await gate.refresh_log_ends(consumer, mine)
+    assert consumer.asked == [{ORDERS}]
+    # its own commit, once there is one, wins
+    assert gate.lag_committed({ORDERS: 2_000_001}) == {ORDERS: 2_000_001}
