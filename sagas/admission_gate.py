@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from sagas import admission
 from sagas.admission import AdmissionLimits, GateChange
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch_values import DecisionSignal
+from sagas.kafka.consumer_lag import LagRow, partition_lag
 from sagas.loader import DefinitionRegistry
 
 log = logging.getLogger("sagas.admission")
@@ -154,12 +155,15 @@ class AdmissionGate:
         except Exception as exc:  # noqa: BLE001 - a gauge's input: never worth the replica
             log.debug("could not read the log ends of the paused start partitions: %r", exc)
 
-    def lag_committed(self, committed: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """``committed`` (this replica's own commits) completed with the group's committed
-        offsets read for paused partitions it has not committed yet."""
-        if not self.group_committed:
-            return dict(committed)
-        return {**self.group_committed, **committed}
+    def lag(
+        self, consumer: Any, topics: Collection[str], committed: Mapping[TopicPartition, int]
+    ) -> list[LagRow]:
+        """`partition_lag` of ``topics`` with what this gate read of its paused partitions:
+        their log ends, and the group's commits where ``committed`` (this replica's own)
+        has none yet."""
+        if self.group_committed:
+            committed = {**self.group_committed, **committed}
+        return partition_lag(consumer, topics, committed, self.log_ends)
 
     def apply(self, consumer: Any) -> None:
         """Pause or resume the trigger partitions this replica is assigned."""

@@ -49,7 +49,7 @@ from sagas.kafka.authorization_failure import (
     explain_authorization_failure,
     is_authorization_failure,
 )
-from sagas.kafka.consumer_lag import LagRow, partition_lag
+from sagas.kafka.consumer_lag import LagRow
 from sagas.kafka.guarantee import isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.offset_commits import OffsetCommits
@@ -308,16 +308,10 @@ class Coordinator:
         return self.admission.check_start()
 
     def input_lag(self) -> list[LagRow]:
-        committed = self.admission.lag_committed(self.committed)
-        return partition_lag(
-            self.consumer, set(self.input_topics), committed, self.admission.log_ends
-        )
+        return self.admission.lag(self.consumer, set(self.input_topics), self.committed)
 
     def _start_backlog(self) -> float:
-        committed = self.admission.lag_committed(self.committed)
-        rows = partition_lag(
-            self.consumer, self.admission.start_topics, committed, self.admission.log_ends
-        )
+        rows = self.admission.lag(self.consumer, self.admission.start_topics, self.committed)
         return float(sum(lag for _, _, lag in rows))
 
     # -- the batch loop -------------------------------------------------------------------
