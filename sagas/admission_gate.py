@@ -54,6 +54,8 @@ class AdmissionGate:
         self.log_ends: dict[TopicPartition, int] = {}
         #: the group's committed offsets of paused start partitions not committed here yet
         self.group_committed: dict[TopicPartition, int] = {}
+        #: next offset of each start partition not handed to the batch step yet
+        self.read_to: dict[TopicPartition, int] = {}
         metrics.limit.set(limits.high)
 
     @classmethod
@@ -81,6 +83,13 @@ class AdmissionGate:
 
     def admit(self, consumer: Any, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
         """Keep what fits under the bound; fetch the rest of a trigger partition again."""
+        admitted = self._admit(consumer, fetched)
+        for tp, end in admitted.offsets.items():
+            if tp.topic in self.start_topics:
+                self.read_to[tp] = end
+        return admitted
+
+    def _admit(self, consumer: Any, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
         if not self.limits.bounded or not self.start_topics:
             return Admitted(fetched, _ends(fetched))
         starts = [tp for tp in fetched if tp.topic in self.start_topics and fetched[tp]]
@@ -118,7 +127,7 @@ class AdmissionGate:
         self.metrics.in_flight.set(self.in_flight)
         # a new assignment starts with no partition paused
         self.paused = False
-        self.log_ends, self.group_committed = {}, {}
+        self.log_ends, self.group_committed, self.read_to = {}, {}, {}
         self.metrics.paused.set(0)
 
     async def refresh_log_ends(
@@ -164,6 +173,25 @@ class AdmissionGate:
         if self.group_committed:
             committed = {**self.group_committed, **committed}
         return partition_lag(consumer, topics, committed, self.log_ends)
+
+    def starts_waiting(
+        self, consumer: Any, committed: Mapping[TopicPartition, int], partition: int
+    ) -> bool:
+        """May starts wait unread on ``partition`` of a start topic held here?
+
+        Paused: yes (what arrived since the pause is not fetched, and its end is read only
+        every `LOG_END_INTERVAL`). Else: records past what this replica handed to its batch
+        step (or ``committed``), up to the end its fetches last saw.
+        """
+        if self.paused:
+            try:
+                held = [tp for tp in consumer.assignment() if tp.topic in self.start_topics]
+            except Exception:  # noqa: BLE001 - between assignments: nothing is held here
+                return False
+            return any(tp.partition == partition for tp in held)
+        done = {**committed, **self.read_to}
+        rows = self.lag(consumer, self.start_topics, done)
+        return any(p == partition and lag > 0 for _, p, lag in rows)
 
     def apply(self, consumer: Any) -> None:
         """Pause or resume the trigger partitions this replica is assigned."""

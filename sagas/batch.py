@@ -36,6 +36,9 @@ log = logging.getLogger("sagas.coordinator")
 _ABSENT: Any = object()
 #: what an operator does to a saga; applied, it clears the saga's mark (`SagaState.attention`)
 _OPERATOR = (Abort, RetryFailed, Skip, Resolve)
+#: control records for an existing saga: one sent right after its start (``saga.starts``,
+#: not ordered with ``saga.control``) is held until the start arrives, as early replies are
+_COMMANDS = frozenset((control.ABORT, control.RETRY, control.SKIP, control.RESOLVE, control.SIGNAL))
 
 
 def apply_batch(ctx: BatchContext, records: Iterable[InRecord], now: float) -> BatchResult:
@@ -209,6 +212,8 @@ class _Step:
     # -- events that arrive before their saga -------------------------------------------
 
     def could_be_early(self, topic: str, event: CloudEvent) -> bool:
+        if topic == self.ctx.topics.control:
+            return event.type in _COMMANDS
         if topic in self.ctx.engine_inputs:
             return False
         return any(
@@ -246,7 +251,25 @@ class _Step:
         held = self.value(sid)
         if not isinstance(held, EarlyEvents):
             return
-        grace = self.ctx.limits.early_event_grace
+        ctx = self.ctx
+        grace = ctx.limits.early_event_grace
+        partition = partition_for(sid.encode(), ctx.partitions)
+        if ctx.starts_waiting(partition):
+            # The start may be among them (a replica at its bound lets starts wait in
+            # Kafka, longer than any grace): wait for them, then the grace again.
+            again = EarlyEvents(self.now + grace, held.records)
+            self.write(sid, again)
+            self.result.timers.append(Timer(again.expires, sid, EARLY_TOKEN + sid))
+            log.info(
+                "saga %s: %d held records wait %ss more: starts for partition %d still "
+                "wait unread in Kafka",
+                sid,
+                len(held.records),
+                grace,
+                partition,
+                extra=saga_fields(sid, None),
+            )
+            return
         for record in held.records:
             self.dead_letter(
                 record,

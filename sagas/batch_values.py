@@ -27,8 +27,12 @@ class BatchLimits:
     max_record_bytes: int
     #: seconds a finished saga stays in the table
     retention: float
-    #: seconds a reply may wait for the start of its saga
+    #: seconds a reply or a command may wait for the start of its saga
     early_event_grace: float
+
+
+def _none_waiting(partition: int) -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,9 @@ class BatchContext:
     limits: BatchLimits
     #: the table's value of a saga id before this batch (None: none)
     read: Callable[[str], TableValue | None]
+    #: do starts for this partition wait unread in Kafka (``saga.starts``, start-only
+    #: trigger topics)? Events held for a saga not started yet wait for them
+    starts_waiting: Callable[[int], bool] = field(default=_none_waiting)
     triggers: dict[tuple[str, str], SagaDefinition] = field(init=False)
     known_types: frozenset[str] = field(init=False)
     #: the engine's own input topics (control requests, not events of a saga's steps)

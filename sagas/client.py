@@ -12,9 +12,10 @@ A start waits in ``saga.starts`` while the replica that owns it is at its bound 
 sagas in flight (``SAGAS_MAX_IN_FLIGHT``; README "Overload"), so a burst of starts
 cannot take the coordinator past what it finishes. ``start_saga`` returns once Kafka
 has the start, not once the saga runs. The two topics are not ordered with each other:
-an ``abort`` (or any command, or a signal) that reaches the coordinator before the start
-finds no saga and is dead-lettered as ``unknown-saga``, also right after ``start_saga``;
-act on a saga once it exists (its ``saga.started`` on ``saga.lifecycle``).
+an ``abort`` (or any command, or a signal) sent right after ``start_saga`` can reach the
+coordinator first. It is held for the saga, applied right after its start, and
+dead-lettered as ``unknown-saga`` only if no start comes within
+``SAGAS_EARLY_EVENT_GRACE`` once no start waits unread on the saga's partition.
 """
 
 from __future__ import annotations

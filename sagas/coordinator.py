@@ -121,6 +121,7 @@ class Coordinator:
             kafka.partitions,
             BatchLimits(settings.max_record_bytes, settings.retention, settings.early_event_grace),
             self.read_value,
+            self._starts_waiting,
         )
         self.url = settings.advertised_url()
         self.assignor = CoPartitionedAssignor(self.url, settings.instance_id)
@@ -309,6 +310,9 @@ class Coordinator:
 
     def input_lag(self) -> list[LagRow]:
         return self.admission.lag(self.consumer, set(self.input_topics), self.committed)
+
+    def _starts_waiting(self, partition: int) -> bool:
+        return self.admission.starts_waiting(self.consumer, self.committed, partition)
 
     def _start_backlog(self) -> float:
         rows = self.admission.lag(self.consumer, self.admission.start_topics, self.committed)

@@ -58,7 +58,11 @@ class CoordinatorSettings(BaseSettings):
     early_event_grace: float = Field(
         default=10.0,
         gt=0,
-        description="Seconds an event may wait for its saga to start before it is dead-lettered.",
+        description=(
+            "Seconds a reply, operator command or signal may wait for its saga to start "
+            "before it is dead-lettered; the wait goes on while starts for its partition "
+            "wait unread in Kafka."
+        ),
     )
     timer_tick: float = Field(default=0.02, gt=0, description="Seconds between timer scans.")
     session_timeout: float = Field(

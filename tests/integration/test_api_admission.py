@@ -2,7 +2,9 @@
 coordinator process: with SAGAS_MAX_IN_FLIGHT=3 and three sagas held at their payment
 step, a fourth start through the API is answered 429 with Retry-After and is not started,
 and a start sent by `SagaClient` waits in ``saga.starts`` (while control records keep
-being applied); once an abort ends one of the three, each goes through."""
+being applied); once an abort ends one of the three, each goes through. An abort sent
+right after that start reaches the coordinator first (saga.control is not ordered with
+saga.starts) and waits for it, past its grace, while the replica holds starts back."""
 
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ from tests.support.processes import ManagedProcess, free_port, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 BOUND = 3
+PARTITIONS = 8
+#: seconds a record may wait for its saga's start (SAGAS_EARLY_EVENT_GRACE), short here
+#: so that a start held back by the bound outwaits it
+GRACE = 1
 
 
 @dataclass
@@ -53,13 +59,15 @@ async def bounded(
         tmp_path_factory.mktemp("admission"),
         f"adm{uuid.uuid4().hex[:8]}.",
         SAGAS_MAX_IN_FLIGHT=str(BOUND),
+        SAGAS_EARLY_EVENT_GRACE=str(GRACE),
+        SAGAS_LOG_LEVEL="info",  # to see a held record outwait its grace
     )
     port = free_port()
     worker = shop_env.worker(kafka_bootstrap, port, "coordinator").start()
     try:
         async with shop_participants(kafka_bootstrap, shop_env.prefix, Stock()):
             url = f"http://127.0.0.1:{port}"
-            await asyncio.to_thread(wait_split, [url], 8, [worker])
+            await asyncio.to_thread(wait_split, [url], PARTITIONS, [worker])
             yield Bounded(
                 url,
                 worker,
@@ -164,14 +172,16 @@ async def test_client_starts_past_the_bound_wait_in_kafka_until_a_saga_ends(
     before = await run(metric, url, *unknown) or 0
     async with SagaClient(bounded.kafka) as client:
         assert await client.start_saga("shop", {"pay": "hold"}, saga_id=waiting) == waiting
-        # sent after the start: an abort of a saga nobody started, on saga.control
-        await client.abort(stranger)
-    # the control record is applied (dead-lettered: unknown saga) ...
+        # sent once Kafka has the start, on saga.control: they reach the coordinator first
+        await client.abort(waiting, reason="changed my mind")
+        await client.abort(stranger)  # a saga nobody started
+    # the abort sent after the start is applied, held for its saga: past its grace, since
+    # the replica holds the start back in Kafka
     await run(
         wait_for,
-        lambda: (metric(url, *unknown) or 0) > before,
+        lambda: f"saga {waiting}: 1 held records wait" in bounded.worker.log_tail(2_000),
         30,
-        "the abort sent after the start to be applied",
+        "the abort sent after the start to wait for it past its grace",
     )
     # ... while the start waits in Kafka: no saga under its id, the replica holding back
     code, answer = await run(http, "GET", f"{url}/sagas/{waiting}")
@@ -190,5 +200,14 @@ async def test_client_starts_past_the_bound_wait_in_kafka_until_a_saga_ends(
         http, "POST", f"{url}/sagas/{held[0]}/abort", {"reason": "room"}, TOKEN
     )
     assert code in (200, 202), answer
-    await run(wait_status, url, waiting, {"running"})  # admitted once there is room
-    await abort_all(url, [*held[1:], waiting])
+    # admitted once there is room, and at once aborted by the command sent after it
+    detail = await run(wait_status, url, waiting, {"aborted"})
+    assert "changed my mind" in str(detail["history"]), detail["history"]
+    await abort_all(url, held[1:])
+    # no start waits any more: the stranger's abort is dead-lettered after its grace
+    await run(
+        wait_for,
+        lambda: metric(url, *unknown) == before + 1,
+        30,
+        "the abort of a saga nobody started to be dead-lettered, and it alone",
+    )

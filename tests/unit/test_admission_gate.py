@@ -238,3 +238,36 @@ async def test_paused_right_after_an_assignment_the_lag_counts_from_the_groups_c
     assert consumer.asked == [{ORDERS}]
     # its own commit, once there is one, wins
     assert gate.lag(consumer, {"orders"}, {ORDERS: 2_000_001}) == [("orders", 0, 0)]
+
+
+def test_starts_wait_on_a_partition_until_handed_to_the_batch_step_not_committed() -> None:
+    """What `sagas.batch` asks before it dead-letters records held for a saga not
+    started yet: do starts still wait unread on that saga's partition?"""
+    gate = AdmissionGate(
+        AdmissionLimits(5, 1),
+        frozenset({"orders"}),
+        AdmissionMetrics.create(CollectorRegistry(), lambda: 0),
+    )
+    other = TopicPartition("orders", 1)
+    consumer = LogEnds({ORDERS, other, REPLIES}, highwaters={ORDERS: 14, other: 5, REPLIES: 9})
+    committed = {ORDERS: 10, other: 5}
+    assert gate.starts_waiting(consumer, committed, 0)  # 4 past the commit, none handed yet
+    assert not gate.starts_waiting(consumer, committed, 1)
+    # handed to the batch step, not committed yet (the commit trails): nothing waits
+    gate.admit(consumer, {ORDERS: [Record(o) for o in range(10, 14)]})
+    assert not gate.starts_waiting(consumer, committed, 0)
+    # near the bound: one start of a fetch fits, the other four go back to Kafka and wait
+    gate.observe(starts(4))
+    consumer.highwaters[ORDERS] = 19
+    admitted = gate.admit(consumer, {ORDERS: [Record(o) for o in range(14, 19)]})
+    assert [r.offset for r in admitted.records[ORDERS]] == [14]
+    assert gate.starts_waiting(consumer, committed, 0)
+    # paused, starts may arrive on any start partition held here unfetched, unseen
+    gate.observe(starts(1))
+    gate.apply(consumer)
+    assert gate.paused
+    assert gate.starts_waiting(consumer, committed, 1)
+    assert not gate.starts_waiting(consumer, committed, 2)  # not held here
+    # a new assignment forgets what was handed here
+    gate.recount([])
+    assert gate.read_to == {}

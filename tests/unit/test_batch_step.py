@@ -162,6 +162,56 @@ def test_held_replies_whose_saga_never_starts_are_dead_lettered_when_they_expire
     assert "s-1" not in table.values and later.writes["s-1"].raw is None
 
 
+def test_a_command_sent_right_after_its_start_waits_for_it_though_the_start_comes_later() -> None:
+    # SagaClient sends starts to saga.starts and commands to saga.control: an abort sent
+    # once start_saga returned can still reach the coordinator first
+    table = Table()
+    on_starts = dataclasses.replace(start("s-1"), topic=Topics().starts)
+    held = table.run([abort("s-1")])
+    assert not dead(held) and not held.decisions
+    value = table.values["s-1"]
+    assert isinstance(value, EarlyEvents) and len(value.records) == 1
+    assert [(t.due, t.token) for t in held.timers] == [(NOW + GRACE, EARLY_TOKEN + "s-1")]
+
+    started = table.run([on_starts])
+    # started, then aborted by the held command: what the start sent is undone at once
+    state = table.values["s-1"]
+    assert isinstance(state, SagaState) and state.status is SagaStatus.COMPENSATING
+    commands = [c["type"] for c in sent(started, "inventory.commands")]
+    assert commands == [RESERVE, "inventory.release"]
+    assert [s.started for s in started.decisions] == [True, False]
+    assert not dead(started)
+    # and a signal or an operator command for a saga that never starts is dead-lettered
+    # once the grace is over, as a reply is
+    table.run([abort("s-2")])
+    later = table.run([fired("s-2", EARLY_TOKEN + "s-2")], now=NOW + GRACE)
+    (letter,) = dead(later)
+    assert (letter["x-dlq-reason"], letter["x-dlq-topic"]) == (b"unknown-saga", b"saga.control")
+    assert "s-2" not in table.values
+
+
+def test_held_records_outwait_their_grace_while_starts_for_their_partition_wait_in_kafka() -> None:
+    table = Table()
+    waiting: set[int] = {partition_for(b"s-1", PARTITIONS)}
+    table.ctx = dataclasses.replace(table.ctx, starts_waiting=lambda p: p in waiting)
+    table.run([abort("s-1"), reserved("s-2")])  # s-2's partition has no start waiting
+    due = NOW + GRACE
+    expired = table.run(
+        [fired("s-1", EARLY_TOKEN + "s-1"), fired("s-2", EARLY_TOKEN + "s-2")], now=due
+    )
+    (letter,) = dead(expired)
+    assert letter["x-dlq-topic"] == b"inventory.replies"  # s-2's reply: nothing to wait for
+    # s-1's abort waits on, one more grace, and is rearmed
+    value = table.values["s-1"]
+    assert isinstance(value, EarlyEvents) and value.expires == due + GRACE
+    assert [(t.due, t.token) for t in expired.timers] == [(due + GRACE, EARLY_TOKEN + "s-1")]
+    waiting.clear()  # the starts were read, and s-1's was not among them
+    later = table.run([fired("s-1", EARLY_TOKEN + "s-1")], now=due + GRACE)
+    (letter,) = dead(later)
+    assert (letter["x-dlq-reason"], letter["x-dlq-topic"]) == (b"unknown-saga", b"saga.control")
+    assert "s-1" not in table.values
+
+
 def test_a_record_in_the_wrong_partition_is_sent_to_its_sagas_partition_unchanged() -> None:
     right = partition_for(b"s-1", PARTITIONS)
     wrong = (right + 1) % PARTITIONS
