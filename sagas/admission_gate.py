@@ -22,7 +22,7 @@ from sagas import admission
 from sagas.admission import AdmissionLimits, GateChange
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch_values import DecisionSignal
-from sagas.kafka.consumer_lag import LagRow, partition_lag
+from sagas.kafka.consumer_lag import LagRow, partition_lag, unread
 from sagas.loader import DefinitionRegistry
 
 log = logging.getLogger("sagas.admission")
@@ -54,8 +54,6 @@ class AdmissionGate:
         self.log_ends: dict[TopicPartition, int] = {}
         #: the group's committed offsets of paused start partitions not committed here yet
         self.group_committed: dict[TopicPartition, int] = {}
-        #: next offset of each start partition not handed to the batch step yet
-        self.read_to: dict[TopicPartition, int] = {}
         metrics.limit.set(limits.high)
 
     @classmethod
@@ -83,13 +81,6 @@ class AdmissionGate:
 
     def admit(self, consumer: Any, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
         """Keep what fits under the bound; fetch the rest of a trigger partition again."""
-        admitted = self._admit(consumer, fetched)
-        for tp, end in admitted.offsets.items():
-            if tp.topic in self.start_topics:
-                self.read_to[tp] = end
-        return admitted
-
-    def _admit(self, consumer: Any, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
         if not self.limits.bounded or not self.start_topics:
             return Admitted(fetched, _ends(fetched))
         starts = [tp for tp in fetched if tp.topic in self.start_topics and fetched[tp]]
@@ -127,7 +118,7 @@ class AdmissionGate:
         self.metrics.in_flight.set(self.in_flight)
         # a new assignment starts with no partition paused
         self.paused = False
-        self.log_ends, self.group_committed, self.read_to = {}, {}, {}
+        self.log_ends, self.group_committed = {}, {}
         self.metrics.paused.set(0)
 
     async def refresh_log_ends(
@@ -174,24 +165,25 @@ class AdmissionGate:
             committed = {**self.group_committed, **committed}
         return partition_lag(consumer, topics, committed, self.log_ends)
 
-    def starts_waiting(
-        self, consumer: Any, committed: Mapping[TopicPartition, int], partition: int
-    ) -> bool:
+    def starts_waiting(self, consumer: Any, partition: int) -> bool:
         """May starts wait unread on ``partition`` of a start topic held here?
 
         Paused: yes (what arrived since the pause is not fetched, and its end is read only
-        every `LOG_END_INTERVAL`). Else: records past what this replica handed to its batch
-        step (or ``committed``), up to the end its fetches last saw.
+        every `LOG_END_INTERVAL`). Else: records past the consumer's position (what it
+        handed to the batch step, minus what `admit` sent back) up to the end its fetches
+        last saw (`sagas.kafka.consumer_lag.unread`).
         """
+        try:
+            held = [
+                tp
+                for tp in consumer.assignment()
+                if tp.topic in self.start_topics and tp.partition == partition
+            ]
+        except Exception:  # noqa: BLE001 - between assignments: nothing is held here
+            return False
         if self.paused:
-            try:
-                held = [tp for tp in consumer.assignment() if tp.topic in self.start_topics]
-            except Exception:  # noqa: BLE001 - between assignments: nothing is held here
-                return False
-            return any(tp.partition == partition for tp in held)
-        done = {**committed, **self.read_to}
-        rows = self.lag(consumer, self.start_topics, done)
-        return any(p == partition and lag > 0 for _, p, lag in rows)
+            return bool(held)
+        return any((unread(consumer, tp) or 0) > 0 for tp in held)
 
     def apply(self, consumer: Any) -> None:
         """Pause or resume the trigger partitions this replica is assigned."""

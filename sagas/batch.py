@@ -38,14 +38,21 @@ _ABSENT: Any = object()
 _OPERATOR = (Abort, RetryFailed, Skip, Resolve)
 #: control records for an existing saga: one sent right after its start (``saga.starts``,
 #: not ordered with ``saga.control``) is held until the start arrives, as early replies are
+#: records held at most for one saga not started yet (and half of SAGAS_MAX_RECORD_BYTES)
+MAX_HELD = 100
 _COMMANDS = frozenset((control.ABORT, control.RETRY, control.SKIP, control.RESOLVE, control.SIGNAL))
 
 
 def apply_batch(ctx: BatchContext, records: Iterable[InRecord], now: float) -> BatchResult:
-    """Decide ``records`` in order; a saga's later records see its earlier ones."""
+    """Decide ``records`` in order; a saga's later records see its earlier ones.
+
+    Held records expire last: a start later in the batch (on another partition, which
+    Kafka does not order with the timer's) finds them still held, and replays them."""
     step = _Step(ctx, now)
     for record in records:
         step.handle(record)
+    for record in step.expiring:
+        step.handle(record, expiring=True)
     return step.result
 
 
@@ -60,14 +67,17 @@ class _Step:
         self.values: dict[str, TableValue | None] = {}
         #: the saga the current record is for, and what the batch held for it before
         self.touched: tuple[str, Any, Any] | None = None
+        #: timers of held records that fell due, handled once the rest of the batch is
+        self.expiring: list[InRecord] = []
 
-    def handle(self, record: InRecord) -> None:
+    def handle(self, record: InRecord, *, expiring: bool = False) -> None:
         result = self.result
-        result.consumed[record.topic] += 1
+        if not expiring:
+            result.consumed[record.topic] += 1
         marks = (len(result.outgoing), len(result.timers), len(result.decisions))
         self.touched = None
         try:
-            self._handle(record)
+            self._handle(record, expiring)
         except Exception as exc:  # noqa: BLE001 - isolated per record, reported below
             del result.outgoing[marks[0] :]
             del result.timers[marks[1] :]
@@ -76,7 +86,7 @@ class _Step:
                 self._restore(self.touched)
             self.processing_error(record, exc)
 
-    def _handle(self, record: InRecord) -> None:
+    def _handle(self, record: InRecord, expiring: bool) -> None:
         ctx = self.ctx
         try:
             event = decode(
@@ -107,10 +117,12 @@ class _Step:
             and isinstance(token, str)
             and token.startswith((EARLY_TOKEN, PURGE_TOKEN))
         ):
-            if token.startswith(EARLY_TOKEN):
+            if not token.startswith(EARLY_TOKEN):
+                self.purge(event.sagaid)
+            elif expiring:
                 self.expire_early(event.sagaid)
             else:
-                self.purge(event.sagaid)
+                self.expiring.append(record)
             return
         if record.topic not in ctx.engine_inputs and event.type not in ctx.known_types:
             self.dead_letter(
@@ -223,6 +235,19 @@ class _Step:
         )
 
     def keep_early(self, sid: str, held: EarlyEvents | None, record: InRecord) -> None:
+        if held is not None:
+            count = len(held.records)
+            size = sum(len(r.value or b"") for r in (*held.records, record))
+            if count >= MAX_HELD or size > self.ctx.limits.max_record_bytes // 2:
+                # the held value is one table record: it must stay storable
+                self.dead_letter(
+                    record,
+                    "unknown-saga",
+                    f"{count} records are held already for saga {sid!r}, which has not "
+                    f"started (at most {MAX_HELD}, {self.ctx.limits.max_record_bytes // 2} "
+                    f"bytes); check the record's sagaid and that its start was published",
+                )
+                return
         first = held is None
         if held is None:
             held = EarlyEvents(self.now + self.ctx.limits.early_event_grace)
@@ -249,8 +274,8 @@ class _Step:
 
     def expire_early(self, sid: str) -> None:
         held = self.value(sid)
-        if not isinstance(held, EarlyEvents):
-            return
+        if not isinstance(held, EarlyEvents) or held.expires > self.now:
+            return  # started since, or held longer since (a copy of an earlier timer)
         ctx = self.ctx
         grace = ctx.limits.early_event_grace
         partition = partition_for(sid.encode(), ctx.partitions)

@@ -312,7 +312,7 @@ class Coordinator:
         return self.admission.lag(self.consumer, set(self.input_topics), self.committed)
 
     def _starts_waiting(self, partition: int) -> bool:
-        return self.admission.starts_waiting(self.consumer, self.committed, partition)
+        return self.admission.starts_waiting(self.consumer, partition)
 
     def _start_backlog(self) -> float:
         rows = self.admission.lag(self.consumer, self.admission.start_topics, self.committed)

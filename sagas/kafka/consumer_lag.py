@@ -29,6 +29,24 @@ from prometheus_client.registry import Collector
 LagRow = tuple[str, int, int]
 
 
+def unread(consumer: Any, tp: TopicPartition) -> int | None:
+    """Records of ``tp`` past what ``consumer`` has handed out (its position: past the
+    records `getmany` returned and the transaction markers after them), up to the end its
+    fetches last saw; None while either is unknown.
+
+    aiokafka's ``position()`` is a coroutine because it may have to look the offset up;
+    this reads the position it holds, without I/O, and says None where it would wait.
+    """
+    try:
+        state = consumer._subscription.subscription.assignment.state_value(tp)
+        if state is None or not state.has_valid_position:
+            return None
+        highwater = consumer.highwater(tp)
+    except Exception:  # noqa: BLE001 - not started, between assignments, or unassigned
+        return None
+    return None if highwater is None else max(0, int(highwater) - int(state.position))
+
+
 def partition_lag(
     consumer: Any,
     topics: Collection[str],

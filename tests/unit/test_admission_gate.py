@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from events.topics import Topics
@@ -240,34 +240,52 @@ async def test_paused_right_after_an_assignment_the_lag_counts_from_the_groups_c
     assert gate.lag(consumer, {"orders"}, {ORDERS: 2_000_001}) == [("orders", 0, 0)]
 
 
-def test_starts_wait_on_a_partition_until_handed_to_the_batch_step_not_committed() -> None:
+class Unstarted(AIOKafkaConsumer):  # type: ignore[misc]
+    """A consumer never started: its partition states are aiokafka's own; a seek moves
+    the position as the fetcher's ``seek_to`` does."""
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._subscription.subscription.assignment.state_value(partition).seek(offset)
+
+
+async def test_starts_wait_on_a_partition_past_the_consumers_position() -> None:
     """What `sagas.batch` asks before it dead-letters records held for a saga not
-    started yet: do starts still wait unread on that saga's partition?"""
+    started yet: may starts still wait unread on that saga's partition? Read from a real
+    (unstarted) aiokafka consumer's partition states, which its fetcher moves."""
     gate = AdmissionGate(
         AdmissionLimits(5, 1),
         frozenset({"orders"}),
         AdmissionMetrics.create(CollectorRegistry(), lambda: 0),
     )
     other = TopicPartition("orders", 1)
-    consumer = LogEnds({ORDERS, other, REPLIES}, highwaters={ORDERS: 14, other: 5, REPLIES: 9})
-    committed = {ORDERS: 10, other: 5}
-    assert gate.starts_waiting(consumer, committed, 0)  # 4 past the commit, none handed yet
-    assert not gate.starts_waiting(consumer, committed, 1)
-    # handed to the batch step, not committed yet (the commit trails): nothing waits
-    gate.admit(consumer, {ORDERS: [Record(o) for o in range(10, 14)]})
-    assert not gate.starts_waiting(consumer, committed, 0)
-    # near the bound: one start of a fetch fits, the other four go back to Kafka and wait
+    consumer = Unstarted(bootstrap_servers="127.0.0.1:1")
+    consumer.assign([ORDERS, other, REPLIES])
+    states = consumer._subscription.subscription.assignment
+
+    def fetched(tp: TopicPartition, position: int, highwater: int) -> None:
+        states.state_value(tp).seek(position)
+        states.state_value(tp).highwater = highwater
+
+    # just assigned: no position, no end yet (a restart): nothing known to wait
+    assert not gate.starts_waiting(consumer, 0)
+    fetched(ORDERS, 10, 14)  # four starts not handed out yet
+    fetched(other, 5, 5)  # read to the end
+    assert gate.starts_waiting(consumer, 0)
+    assert not gate.starts_waiting(consumer, 1)
+    # handed out up to the end, transaction markers included (the commit may trail)
+    states.state_value(ORDERS).consumed_to(14)
+    assert not gate.starts_waiting(consumer, 0)
+    # starts `admit` sent back to Kafka at the bound wait there: it seeks back to them
     gate.observe(starts(4))
-    consumer.highwaters[ORDERS] = 19
+    states.state_value(ORDERS).highwater = 19
+    states.state_value(ORDERS).consumed_to(19)
     admitted = gate.admit(consumer, {ORDERS: [Record(o) for o in range(14, 19)]})
     assert [r.offset for r in admitted.records[ORDERS]] == [14]
-    assert gate.starts_waiting(consumer, committed, 0)
+    assert gate.starts_waiting(consumer, 0)
     # paused, starts may arrive on any start partition held here unfetched, unseen
     gate.observe(starts(1))
     gate.apply(consumer)
     assert gate.paused
-    assert gate.starts_waiting(consumer, committed, 1)
-    assert not gate.starts_waiting(consumer, committed, 2)  # not held here
-    # a new assignment forgets what was handed here
-    gate.recount([])
-    assert gate.read_to == {}
+    assert gate.starts_waiting(consumer, 1)
+    assert not gate.starts_waiting(consumer, 2)  # not held here
+    await consumer.stop()

@@ -212,6 +212,46 @@ def test_held_records_outwait_their_grace_while_starts_for_their_partition_wait_
     assert "s-1" not in table.values
 
 
+def test_held_records_expire_after_the_rest_of_their_batch_and_never_before_their_time() -> None:
+    table = Table()
+    table.run([abort("s-1")])
+    # the expiry and the start in one batch, the timer first (two partitions, two topics:
+    # Kafka orders neither): the start still finds the abort held, and it is applied
+    on_starts = dataclasses.replace(start("s-1"), topic=Topics().starts)
+    both = table.run([fired("s-1", EARLY_TOKEN + "s-1"), on_starts], now=NOW + GRACE)
+    assert not dead(both)
+    state = table.values["s-1"]
+    assert isinstance(state, SagaState) and state.status is SagaStatus.COMPENSATING
+    assert both.consumed == {Topics().control: 1, Topics().starts: 1}
+    # a copy of an earlier timer (re-armed from the table, or replayed after a crash)
+    # does not cut a grace short: the held records expire at their own time
+    waiting = {partition_for(b"s-2", PARTITIONS)}
+    table.ctx = dataclasses.replace(table.ctx, starts_waiting=lambda p: p in waiting)
+    table.run([abort("s-2")])
+    table.run([fired("s-2", EARLY_TOKEN + "s-2")], now=NOW + GRACE)  # held GRACE more
+    waiting.clear()
+    early_copy = table.run([fired("s-2", EARLY_TOKEN + "s-2")], now=NOW + GRACE + 1)
+    assert not dead(early_copy) and isinstance(table.values["s-2"], EarlyEvents)
+    due = table.run([fired("s-2", EARLY_TOKEN + "s-2")], now=NOW + 2 * GRACE)
+    assert [d["x-dlq-reason"] for d in dead(due)] == [b"unknown-saga"]
+
+
+def test_records_held_for_one_saga_are_bounded_and_the_rest_dead_lettered() -> None:
+    # held while a replica is paused at its bound, for as long as that lasts: what one
+    # saga holds must stay one storable table record
+    table = Table()
+    result = table.run([reserved("s-1")] * (batch_module.MAX_HELD + 2))
+    held = table.values["s-1"]
+    assert isinstance(held, EarlyEvents) and len(held.records) == batch_module.MAX_HELD
+    assert [d["x-dlq-reason"] for d in dead(result)] == [b"unknown-saga"] * 2
+    big = rec("inventory.replies", event(RESERVED, "s-2", {"blob": "x" * 30_000}))
+    table.run([big])
+    bigger = table.run([big])  # 60 KB held would pass half of max_record_bytes
+    assert [d["x-dlq-reason"] for d in dead(bigger)] == [b"unknown-saga"]
+    only = table.values["s-2"]
+    assert isinstance(only, EarlyEvents) and len(only.records) == 1
+
+
 def test_a_record_in_the_wrong_partition_is_sent_to_its_sagas_partition_unchanged() -> None:
     right = partition_for(b"s-1", PARTITIONS)
     wrong = (right + 1) % PARTITIONS
