@@ -12,6 +12,7 @@ connection problem.
 
 from __future__ import annotations
 
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -265,7 +266,6 @@ def tail(
     """Follow saga lifecycle events live (saga.lifecycle), one line each, until Ctrl-C."""
     import asyncio
     import contextlib
-    import logging
 
     from sagas.cli.foreground import kafka_failure
     from sagas.kafka.broker_watch import KafkaUnreachableError
@@ -277,6 +277,8 @@ def tail(
     # aiokafka retries a lost broker and logs every attempt: the watch says it in one line
     for noisy in ("aiokafka", "sagas.kafka.broker_watch"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL + 1)
+    # ... and a connection the dead broker reset, left in an aiokafka future nobody awaits
+    logging.getLogger("asyncio").addFilter(drop_lost_connections)
     follow = _tail(kafka, from_beginning, saga, saga_id, count, as_json)
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -287,6 +289,13 @@ def tail(
         if (reason := kafka_failure(exc)) is None:
             raise
         _fail(reason)
+
+
+def drop_lost_connections(record: logging.LogRecord) -> bool:
+    """False for an asyncio log record about a lost connection (``sagas tail`` says that
+    Kafka is gone in one line); True for anything else, which is still logged."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, ConnectionError)
 
 
 async def _until_kafka_is_gone(kafka: Any, follow: Any, timeout: float) -> None:
