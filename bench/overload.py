@@ -20,11 +20,10 @@ saga's trigger event, since admission control pauses trigger topics. Per point:
 
 from __future__ import annotations
 
-import asyncio
-import urllib.request
 from typing import Any
 
 from bench.brokers import BrokerUnderTest
+from bench.coordinator_samples import read_samples, samples
 from sagas.settings import CoordinatorSettings
 
 #: the coordinator's counters of what admission control and the retry budget did
@@ -37,23 +36,7 @@ COUNTERS = {
 
 def admission_counters(metrics_text: str) -> dict[str, float]:
     """The `COUNTERS` in a /metrics page (0 for one it does not show)."""
-    found = dict.fromkeys(COUNTERS.values(), 0.0)
-    for line in metrics_text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in COUNTERS:
-            found[COUNTERS[name]] = float(value)
-    return found
-
-
-async def read_counters(url: str | None) -> dict[str, float]:
-    if url is None:
-        return admission_counters("")
-
-    def fetch() -> str:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return str(response.read().decode())
-
-    return admission_counters(await asyncio.to_thread(fetch))
+    return samples(metrics_text, COUNTERS)
 
 
 def bound_setting(option: int | None) -> int:
@@ -87,9 +70,9 @@ async def overload_points(
         ) as phase:  # fmt: skip
             url = phase.system["coordinator"].url("/metrics")
             for factor in o.overload:
-                before = await read_counters(url)
+                before = await read_samples(url, COUNTERS)
                 point = await phase.point(peak * factor, o.duration, f"{label}-{factor:g}x")
-                after = await read_counters(url)
+                after = await read_samples(url, COUNTERS)
                 point["admission"] = {k: after[k] - before[k] for k in after}
                 point["bound"] = setting
                 point["factor"] = factor

@@ -44,6 +44,7 @@ from typing import Any
 from bench import procstat
 from bench.brokers import BrokerUnderTest, broker_under_test
 from bench.ceiling import measure as measure_ceiling
+from bench.coordinator_samples import read_samples
 from bench.loadgen_run import plan_for, run_loadgen
 from bench.options import Options
 from bench.procstat import ProcSampler
@@ -111,6 +112,10 @@ def cpu_per_saga(usage: dict[str, procstat.Usage], result: dict[str, Any]) -> di
 
 
 # -- one run --------------------------------------------------------------------------
+
+
+#: the coordinator's batch-size histogram (`saga_batch_records`), read around each point
+BATCH_SAMPLES = {"saga_batch_records_count": "batches", "saga_batch_records_sum": "records"}
 
 
 class BenchRun:
@@ -341,8 +346,17 @@ class SystemRun:
         )  # fmt: skip
         load_before = procstat.load_average()
         written_before = await records_written(self.kafka, self.system.prefix)
+        metrics_url = self.system["coordinator"].url("/metrics")
+        batches_before = await read_samples(metrics_url, BATCH_SAMPLES)
         result = await run_loadgen(plan, sampler=self.sampler)
         written = await records_written(self.kafka, self.system.prefix) - written_before
+        batches_after = await read_samples(metrics_url, BATCH_SAMPLES)
+        batches = batches_after["batches"] - batches_before["batches"]
+        batched = batches_after["records"] - batches_before["records"]
+        # what sets the coordinator's CPU per saga: its batches (each a fetch and up to two
+        # produce requests) per saga, and how full they are (README, "Requests, not records")
+        result["batches_per_saga"] = round(batches / max(result["terminal"], 1), 2)
+        result["records_per_batch"] = round(batched / max(batches, 1), 1)
         usage = self.sampler.window(result["window_start"], result["send_end"])
         result["records_per_saga"] = round(written / max(result["terminal"], 1), 1)
         result["cpu_percent"] = {name: u.cpu_percent for name, u in usage.items()}
@@ -357,6 +371,8 @@ class SystemRun:
             f"coordinator CPU {result['cpu_percent'].get('coordinator', 0):.0f}% "
             f"({result['cpu_us_per_saga'].get('coordinator', 0):,.0f} us/saga, broker "
             f"{result['cpu_us_per_saga'].get('broker', 0):,.0f}); "
+            f"{result['batches_per_saga']} coordinator batches/saga of "
+            f"{result['records_per_batch']} records; "
             f"missing {result['missing']}; load {load_before[0]}"
         )
         by_outcome = result.get("latency_by_outcome") or {}

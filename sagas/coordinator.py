@@ -400,8 +400,10 @@ class Coordinator:
         return self.persister.persist(batch.outgoing, writes)
 
     def count(self, batch: BatchResult) -> None:
-        """The metric signals of a batch: records in, decisions, dead letters."""
+        """The metric signals of a batch: its size, records in, decisions, dead letters."""
         metrics = self.metrics
+        if size := sum(batch.consumed.values()):
+            metrics.batch_records.observe(size)
         for topic, n in batch.consumed.items():
             metrics.child(metrics.messages, topic, "in").inc(n)
         for signal in batch.decisions:

@@ -17,6 +17,9 @@ from sagas.messages import Decision, Outcome
 #: Sagas take milliseconds (in-process participants) to minutes (human steps).
 SAGA_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+#: Records per batch: one fetched record per batch is the light-load regime, where a
+#: replica's CPU goes to Kafka requests (a fetch, two produce requests) rather than to sagas.
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class CoordinatorMetrics:
     dead_letters: Counter
     messages: Counter
     ignored: Counter
+    batch_records: Histogram
     #: ``child(metric, *labels)``: each labelled child made once (labels are bounded, above)
     child: MetricChildren = field(
         default_factory=MetricChildren, init=False, repr=False, compare=False
@@ -110,6 +114,13 @@ class CoordinatorMetrics:
                 "saga_messages_ignored",
                 "Messages that changed nothing, by why.",
                 ["saga", "outcome"],
+                registry=registry,
+            ),
+            batch_records=Histogram(
+                "saga_batch_records",
+                "Records in each batch the coordinator decided (fetched together). Few per "
+                "batch: the replica's CPU goes to Kafka requests, not to sagas.",
+                buckets=BATCH_BUCKETS,
                 registry=registry,
             ),
         )

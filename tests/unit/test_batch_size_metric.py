@@ -1,0 +1,73 @@
+"""`saga_batch_records`: how many records each batch the coordinator decided held.
+
+At one or two records per batch a replica's CPU goes to Kafka requests (a fetch and two
+produce requests per batch), not to sagas (README, "Requests, not records"); the
+histogram is how an operator, and the benchmark, see which regime a replica is in."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from bench.engine_cpu import HEADERS, PREFIX, _coordinator
+from bench.loadgen import Plan, start_record
+from bench.workload import write_bench_definition
+from events.records import InRecord
+
+
+async def test_each_batch_decided_is_observed_with_its_record_count(tmp_path: Path) -> None:
+    coordinator = _coordinator(write_bench_definition(PREFIX, tmp_path, timeout=30.0))
+
+    def persist(outgoing: Any, writes: Any) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    coordinator.persister.persist = persist  # type: ignore[method-assign]
+    plan = Plan(
+        bootstrap="", prefix=PREFIX, workload="bench", start_topic=coordinator.topics.control,
+        lifecycle_topic=coordinator.topics.lifecycle, rate=1.0, count=3, fail_every=10,
+    )  # fmt: skip
+
+    def starts(first: int, count: int) -> list[InRecord]:
+        return [
+            InRecord(
+                plan.start_topic, 0, i, f"s-{i}".encode(), start_record(plan, f"s-{i}", i), HEADERS
+            )
+            for i in range(first, first + count)
+        ]
+
+    # a record that is not a saga's still came in a batch: counted too
+    junk = InRecord(plan.start_topic, 0, 9, b"x", b"not json", HEADERS)
+    await coordinator.process(starts(0, 2), 1.0)
+    await coordinator.process([*starts(2, 1), junk], 2.0)
+    await coordinator.process(starts(3, 1), 3.0)
+    await coordinator.process([], 4.0)  # nothing fetched: no batch
+
+    sample = coordinator.metrics_registry.get_sample_value
+    assert sample("saga_batch_records_count") == 3
+    assert sample("saga_batch_records_sum") == 5
+    assert sample("saga_batch_records_bucket", {"le": "1.0"}) == 1
+    assert sample("saga_batch_records_bucket", {"le": "2.0"}) == 3
+    assert sample("saga_batch_records_bucket", {"le": "+Inf"}) == 3
+
+
+def test_the_bench_reads_batches_and_their_records_off_the_histogram() -> None:
+    """`bench.run` divides these by the sagas of a point: batches per saga, records per batch."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from bench.coordinator_samples import samples
+    from bench.run import BATCH_SAMPLES
+    from sagas.metrics import CoordinatorMetrics
+
+    registry = CollectorRegistry()
+    metrics = CoordinatorMetrics.create(registry)
+    assert samples(generate_latest(registry).decode(), BATCH_SAMPLES) == {
+        "batches": 0.0,
+        "records": 0.0,
+    }
+    metrics.batch_records.observe(2)
+    metrics.batch_records.observe(30)
+    page = generate_latest(registry).decode()
+    assert samples(page, BATCH_SAMPLES) == {"batches": 2.0, "records": 32.0}
