@@ -346,17 +346,18 @@ class SystemRun:
         )  # fmt: skip
         load_before = procstat.load_average()
         written_before = await records_written(self.kafka, self.system.prefix)
-        metrics_url = self.system["coordinator"].url("/metrics")
-        batches_before = await read_samples(metrics_url, BATCH_SAMPLES)
+        batches_before = await self.batch_samples()
         result = await run_loadgen(plan, sampler=self.sampler)
         written = await records_written(self.kafka, self.system.prefix) - written_before
-        batches_after = await read_samples(metrics_url, BATCH_SAMPLES)
-        batches = batches_after["batches"] - batches_before["batches"]
-        batched = batches_after["records"] - batches_before["records"]
+        batches_after = await self.batch_samples()
         # what sets the coordinator's CPU per saga: its batches (each a fetch and up to two
         # produce requests) per saga, and how full they are (README, "Requests, not records")
-        result["batches_per_saga"] = round(batches / max(result["terminal"], 1), 2)
-        result["records_per_batch"] = round(batched / max(batches, 1), 1)
+        result["batches_per_saga"] = result["records_per_batch"] = None
+        if batches_before is not None and batches_after is not None:
+            batches = batches_after["batches"] - batches_before["batches"]
+            batched = batches_after["records"] - batches_before["records"]
+            result["batches_per_saga"] = round(batches / max(result["terminal"], 1), 2)
+            result["records_per_batch"] = round(batched / max(batches, 1), 1)
         usage = self.sampler.window(result["window_start"], result["send_end"])
         result["records_per_saga"] = round(written / max(result["terminal"], 1), 1)
         result["cpu_percent"] = {name: u.cpu_percent for name, u in usage.items()}
@@ -385,6 +386,15 @@ class SystemRun:
                 )
             )
         return result
+
+    async def batch_samples(self) -> dict[str, float] | None:
+        """The coordinator's batch counters, or None if its /metrics does not answer (the
+        point's other figures do not depend on them)."""
+        try:
+            return await read_samples(self.system["coordinator"].url("/metrics"), BATCH_SAMPLES)
+        except OSError as exc:
+            self.say(f"    (batches per saga not measured: coordinator /metrics: {exc})")
+            return None
 
     async def sustained(self, sweep: list[dict[str, Any]]) -> dict[str, Any]:
         best = max((p["achieved_per_s"] for p in sweep), default=self.o.sustained_rate)
