@@ -183,7 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     port = args.port
     if port == 0:
-        from sagas.kafka.embedded_broker import free_port
+        from sagas.process.free_ports import free_port
 
         port = free_port()
     results = asyncio.run(measure(args.sagas, args.repeat, port))

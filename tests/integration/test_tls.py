@@ -29,8 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from sagas.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError, free_port
+from sagas.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.process.free_ports import free_port
 from tests.support.kafka_proxy import TlsTerminator
 from tests.support.order_saga import OrderSaga, Recorder, order
 from tests.support.pki import Pki, can_list_topics, make_pki

@@ -144,7 +144,8 @@ async def tansu_behind_shim() -> AsyncIterator[ApiVersionsShim]:
     shim's own port (any free one) could be that very port, and the broker then failed
     to start ("Address in use", seen once in a full run).
     """
-    from sagas.kafka.embedded_broker import EmbeddedBroker, free_port
+    from sagas.kafka.embedded_broker import EmbeddedBroker
+    from sagas.process.free_ports import free_port
 
     async with ApiVersionsShim("127.0.0.1", 0) as shim:
         port = free_port()

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# the tests' ports come from the same place as the launcher's (outside the ephemeral range)
+from sagas.process.free_ports import free_port as free_port
 
 
 class ManagedProcess:

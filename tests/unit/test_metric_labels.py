@@ -72,8 +72,9 @@ def scrape() -> dict[str, dict[str, Any]]:
     for holder in metrics:
         for f in dataclasses.fields(holder):
             metric = getattr(holder, f.name)
-            if isinstance(metric, MetricWrapperBase):
-                # One series, so the labels show; the wrapper keeps its label names privately.
+            if isinstance(metric, MetricWrapperBase) and metric._labelnames:
+                # One series, so the labels show; the wrapper keeps its label names privately
+                # (an unlabelled one, such as saga_batch_records, has its series already).
                 metric.labels(*("x" for _ in metric._labelnames))
     consumer = SimpleNamespace(
         assignment=lambda: {TopicPartition("orders", 0), TopicPartition("orders", 1)},

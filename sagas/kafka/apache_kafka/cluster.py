@@ -40,8 +40,8 @@ from sagas.kafka.apache_kafka.config import (
 )
 from sagas.kafka.apache_kafka.jars import KAFKA_VERSION, ApacheKafkaError, ensure_jars, require_java
 from sagas.kafka.broker_probe import run_blocking, tcp_refused_async
-from sagas.kafka.embedded_broker import free_port
 from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.process.free_ports import free_port
 from sagas.process.parent_death import die_with_parent
 
 __all__ = ["ApacheKafka", "ApacheKafkaError"]
