@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from events.envelope import CloudEvent
+from events.topics import Topics
 from sagas.kafka.admin import ensure_topics
 from sagas.kafka.kafka_settings import KafkaSettings
 from tests.support.kafka_peers import ScriptedParticipant
@@ -71,9 +72,7 @@ TOPICS = [
     "stock.replies",
     "pay.commands",
     "pay.replies",
-    "saga.lifecycle",
-    "saga.deadletter",
-    "saga.control",
+    *Topics().all(),  # the engine's topics, saga.starts among them
 ]
 
 

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from events.codec import encode
 from events.envelope import new_event
+from events.topics import Topics
 from sagas.client import SagaClient
 from sagas.kafka.admin import ensure_topics
 from sagas.kafka.kafka_settings import KafkaSettings
@@ -40,7 +41,7 @@ if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
 
 TOPICS = [
     f"{s}.{kind}" for s in ("hotel", "flight", "car") for kind in ("commands", "replies", "events")
-] + ["trips", "saga.lifecycle", "saga.deadletter", "saga.control"]
+] + ["trips", *Topics().all()]  # the engine's topics, saga.starts among them
 
 
 @dataclass

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from events.codec import encode
 from events.envelope import CloudEvent, new_event
+from events.topics import Topics
 from sagas.kafka.admin import ensure_topics
 from sagas.kafka.kafka_settings import KafkaSettings
 from tests.support.kafka_peers import TERMINAL, ScriptedParticipant, TopicRecorder, eventually
@@ -103,7 +104,7 @@ async def test_a_burst_past_the_bound_waits_in_kafka_and_every_saga_completes(
     path.write_text(DEFINITION.format(p=p))
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=p)
     names = ["jobs", "work.commands", "work.replies", "saga.lifecycle", "saga.deadletter"]
-    await ensure_topics(kafka, [f"{p}{n}" for n in [*names, "saga.control"]])
+    await ensure_topics(kafka, [f"{p}{n}" for n in [*names, *Topics().inputs()]])
     port = free_port()
     worker = sagas_process(
         ["worker", "-d", str(path), "--web-port", str(port)],
@@ -208,7 +209,7 @@ async def test_deadlines_past_the_retry_budget_wait_and_every_saga_still_ends(
     path.write_text(SILENT.format(p=p))
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=p)
     names = ["quiet", "void.commands", "void.replies", "saga.lifecycle", "saga.deadletter"]
-    await ensure_topics(kafka, [f"{p}{n}" for n in [*names, "saga.control"]])
+    await ensure_topics(kafka, [f"{p}{n}" for n in [*names, *Topics().inputs()]])
     port = free_port()
     worker = sagas_process(
         ["worker", "-d", str(path), "--web-port", str(port)],
