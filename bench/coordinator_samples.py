@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 from collections.abc import Mapping
+from typing import Any
+
+#: the coordinator's batch-size histogram (`saga_batch_records`), read around each point
+BATCH_SAMPLES = {"saga_batch_records_count": "batches", "saga_batch_records_sum": "records"}
 
 
 def samples(metrics_text: str, wanted: Mapping[str, str]) -> dict[str, float]:
@@ -28,3 +32,18 @@ async def read_samples(url: str | None, wanted: Mapping[str, str]) -> dict[str, 
             return str(response.read().decode())
 
     return samples(await asyncio.to_thread(fetch), wanted)
+
+
+def batch_figures(
+    before: Mapping[str, float] | None, after: Mapping[str, float] | None, terminal: int
+) -> dict[str, Any]:
+    """A point's coordinator batches per ended saga and records per batch (None when either
+    read failed): how full its batches were (README, "Requests, not records")."""
+    if before is None or after is None:
+        return {"batches_per_saga": None, "records_per_batch": None}
+    batches = after["batches"] - before["batches"]
+    records = after["records"] - before["records"]
+    return {
+        "batches_per_saga": round(batches / max(terminal, 1), 2),
+        "records_per_batch": round(records / max(batches, 1), 1),
+    }

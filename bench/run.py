@@ -44,7 +44,7 @@ from typing import Any
 from bench import procstat
 from bench.brokers import BrokerUnderTest, broker_under_test
 from bench.ceiling import measure as measure_ceiling
-from bench.coordinator_samples import read_samples
+from bench.coordinator_samples import BATCH_SAMPLES, batch_figures, read_samples
 from bench.loadgen_run import plan_for, run_loadgen
 from bench.options import Options
 from bench.procstat import ProcSampler
@@ -112,10 +112,6 @@ def cpu_per_saga(usage: dict[str, procstat.Usage], result: dict[str, Any]) -> di
 
 
 # -- one run --------------------------------------------------------------------------
-
-
-#: the coordinator's batch-size histogram (`saga_batch_records`), read around each point
-BATCH_SAMPLES = {"saga_batch_records_count": "batches", "saga_batch_records_sum": "records"}
 
 
 class BenchRun:
@@ -350,14 +346,7 @@ class SystemRun:
         result = await run_loadgen(plan, sampler=self.sampler)
         written = await records_written(self.kafka, self.system.prefix) - written_before
         batches_after = await self.batch_samples()
-        # what sets the coordinator's CPU per saga: its batches (each a fetch and up to two
-        # produce requests) per saga, and how full they are (README, "Requests, not records")
-        result["batches_per_saga"] = result["records_per_batch"] = None
-        if batches_before is not None and batches_after is not None:
-            batches = batches_after["batches"] - batches_before["batches"]
-            batched = batches_after["records"] - batches_before["records"]
-            result["batches_per_saga"] = round(batches / max(result["terminal"], 1), 2)
-            result["records_per_batch"] = round(batched / max(batches, 1), 1)
+        result |= batch_figures(batches_before, batches_after, result["terminal"])
         usage = self.sampler.window(result["window_start"], result["send_end"])
         result["records_per_saga"] = round(written / max(result["terminal"], 1), 1)
         result["cpu_percent"] = {name: u.cpu_percent for name, u in usage.items()}

@@ -57,8 +57,7 @@ def test_the_bench_reads_batches_and_their_records_off_the_histogram() -> None:
     """`bench.run` divides these by the sagas of a point: batches per saga, records per batch."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from bench.coordinator_samples import samples
-    from bench.run import BATCH_SAMPLES
+    from bench.coordinator_samples import BATCH_SAMPLES, batch_figures, samples
     from sagas.metrics import CoordinatorMetrics
 
     registry = CollectorRegistry()
@@ -71,3 +70,12 @@ def test_the_bench_reads_batches_and_their_records_off_the_histogram() -> None:
     metrics.batch_records.observe(30)
     page = generate_latest(registry).decode()
     assert samples(page, BATCH_SAMPLES) == {"batches": 2.0, "records": 32.0}
+    after = samples(page, BATCH_SAMPLES)
+    assert batch_figures({"batches": 0.0, "records": 0.0}, after, terminal=4) == {
+        "batches_per_saga": 0.5,
+        "records_per_batch": 16.0,
+    }
+    assert batch_figures(None, after, terminal=4) == {
+        "batches_per_saga": None,
+        "records_per_batch": None,
+    }
