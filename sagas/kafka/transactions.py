@@ -333,7 +333,8 @@ class WriterTransaction:
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         await self.begin()
         self._open = False
-        await self._fenced_as(self.producer.send_offsets_to_transaction(offsets, self.group))
+        if offsets:  # a batch whose every input waits for a held-back answer commits none
+            await self._fenced_as(self.producer.send_offsets_to_transaction(offsets, self.group))
         await self._fenced_as(self.producer.commit_transaction())
 
     async def _fenced_as(self, step: Any) -> None:

@@ -35,8 +35,9 @@ expire first.
 
 Optional: ``answer_delay(event_id)`` holds back the outputs of an input for that
 many seconds (the reference services inject late answers with it:
-`services.late_answers`). A delayed answer is durable but, if the process dies
-during the delay, never sent: the coordinator's deadline covers that.
+`services.late_answers`). The input's partition is committed no further than the
+input until its answer has gone out (`held_answers`), so a process that dies during
+the delay is given the input again and the restart answers it from the changelog.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ from sagas.kafka.offset_commits import OffsetCommits
 from sagas.kafka.producer_batches import batching_producer, send_grouped
 from sagas.kafka.transactions import WriterTransaction
 from sagas.participants import participant_io as io
+from sagas.participants.held_answers import CommitFloor, HeldAnswer
 from sagas.participants.participant_io import ParticipantMetrics, Record
 from sagas.participants.participant_store import (
     Applied,
@@ -164,13 +166,20 @@ class Participant(Generic[S]):
         #: offsets of published batches, committed in the background (one commit at a
         #: time, at most every COMMIT_INTERVAL s): the next fetch does not wait for it
         self.commits = OffsetCommits(depth=1, interval=COMMIT_INTERVAL)
+        #: what may be committed: handled inputs, short of those whose answers are held back
+        self.floor = CommitFloor()
         self._http: Any = None
         self._run_task: asyncio.Task[None] | None = None
-        self._late_pending: dict[asyncio.Task[None], tuple[Outgoing, ...]] = {}
+        self._late_pending: dict[asyncio.Task[None], HeldAnswer] = {}
 
     @property
     def state(self) -> S:
         return self.core.state
+
+    @property
+    def held_answers(self) -> list[HeldAnswer]:
+        """Answers held back (``answer_delay``) and not yet sent."""
+        return list(self._late_pending.values())
 
     @property
     def committed(self) -> dict[TopicPartition, int]:
@@ -280,13 +289,19 @@ class Participant(Generic[S]):
             records = [r for tp in sorted(batches) for r in batches[tp]]
             if records:
                 await self.process(records)
-                offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
-                if self._txn is not None:  # exactly_once: the offsets join the batch's writes
+                for tp, rs in batches.items():
+                    if rs:
+                        self.floor.handled(tp, rs[-1].offset + 1)
+            # what is durable now, this batch's and any input whose held answer went out
+            offsets = self.floor.due()
+            if self._txn is not None:  # exactly_once: the offsets join the batch's writes
+                if records or offsets:
                     await self._txn.commit(offsets)
                     self.committed.update(offsets)
-                    continue
+                continue
+            if offsets:
                 await self.commits.add(published, offsets)
-            else:
+            if not records:
                 await self.commits.drain()
         await self.commits.drain()
 
@@ -305,13 +320,10 @@ class Participant(Generic[S]):
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        held = [out for outs in self._late_pending.values() for out in outs]
+        held = list(self._late_pending.values())
         self._late_pending.clear()
         if held and self._producer is not None:
-            try:
-                await self._send_all(io.output_records(held), late=True)
-            except Exception:
-                log.exception("%s: %d held-back answers could not be sent", self.name, len(held))
+            await self._flush_held(held)
         self.metrics.lag.forget(self.name)
         if self._consumer is not None:
             await self._consumer.stop()
@@ -335,7 +347,7 @@ class Participant(Generic[S]):
         logged: list[Record] = []
         out: list[Record] = []
         dead: list[Record] = []
-        delayed: list[tuple[float, tuple[Outgoing, ...]]] = []
+        delayed: list[tuple[float, HeldAnswer]] = []
         timings: list[tuple[str, float]] = []
         for position, record in enumerate(records):
             started = time.perf_counter()
@@ -381,7 +393,8 @@ class Participant(Generic[S]):
                 )
             delay = self.answer_delay(event.id) if self.answer_delay is not None else 0.0
             if delay > 0:
-                delayed.append((delay, applied.outputs))
+                tp = TopicPartition(record.topic, record.partition)
+                delayed.append((delay, HeldAnswer(applied.outputs, tp, record.offset)))
             else:
                 out.extend(io.output_records(applied.outputs))
             self._count(event.type, _result(applied))
@@ -389,20 +402,54 @@ class Participant(Generic[S]):
         await self._send_all(logged)  # the effects first: an answer is never ahead of its log
         await self._send_all(out)
         await self._send_dead_letters(dead)
-        for delay, outputs in delayed:
-            task = asyncio.create_task(self._publish_later(delay, outputs))
-            self._late_pending[task] = outputs
+        for delay, answer in delayed:
+            self.floor.hold(answer.tp, answer.offset)
+            self._late_pending[asyncio.create_task(self._publish_later(delay, answer))] = answer
         now, child = time.perf_counter(), self.metrics.child
         for type_, started in timings:
             child(self.metrics.duration, self.name, self._label(type_)).observe(now - started)
 
-    async def _publish_later(self, delay: float, outputs: tuple[Outgoing, ...]) -> None:
+    async def _publish_later(self, delay: float, answer: HeldAnswer) -> None:
         await asyncio.sleep(delay)
         try:
-            await self._send_all(io.output_records(outputs), late=True)
-        except Exception:  # the effect is durable; the coordinator's deadline covers the loss
-            log.exception("%s: a late answer could not be sent", self.name)
+            await self._send_all(io.output_records(answer.outputs), late=True)
+        except Exception:  # kept in _late_pending: `stop` tries again
+            log.exception(
+                "%s: a late answer to %s could not be sent; its input stays uncommitted, "
+                "so stopping or a restart sends it again", self.name, answer.where,
+            )  # fmt: skip
+            return
+        self.floor.answered(answer.tp, answer.offset)
         self._late_pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+
+    async def _flush_held(self, held: Sequence[HeldAnswer]) -> None:
+        """On stop: send the answers still held back now, then commit their inputs."""
+        try:
+            await self._send_all(
+                io.output_records([out for answer in held for out in answer.outputs]), late=True
+            )
+        except Exception:
+            log.exception(
+                "%s: %d held-back answers could not be sent; their inputs stay uncommitted, "
+                "so a restart answers them", self.name, len(held),
+            )  # fmt: skip
+            return
+        for answer in held:
+            self.floor.answered(answer.tp, answer.offset)
+        offsets = self.floor.due()
+        if not offsets or self._consumer is None:
+            return
+        try:
+            if self._txn is not None:
+                await self._txn.commit(offsets)
+                self.committed.update(offsets)
+            else:
+                durable = asyncio.get_running_loop().create_future()
+                durable.set_result(None)  # the answers went out just now
+                await self.commits.add(durable, offsets)
+                await self.commits.drain()
+        except Exception as exc:  # a restart redelivers them: answered from the changelog
+            log.warning("%s: inputs of held-back answers not committed: %s", self.name, exc)
 
     async def _send_all(self, records: Sequence[Record], *, late: bool = False) -> None:
         """Send and wait; in exactly_once a batch's records join its transaction, and late

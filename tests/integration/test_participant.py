@@ -184,6 +184,48 @@ async def test_late_answers_come_late_and_are_flushed_on_stop(
         await eventually(lambda: replies(rec, command), what="the held-back reply after stop")
 
 
+class DiesHoldingAnswers(Participant[dict[str, int]]):
+    """Its held-back answers die with it, as with a SIGKILL during their delay."""
+
+    async def _flush_held(self, held: Any) -> None:
+        pass
+
+
+async def test_an_answer_held_back_when_the_process_dies_comes_from_the_next_one(
+    kafka: KafkaSettings, producer: AIOKafkaProducer
+) -> None:
+    p = kafka.topic_prefix
+    late = new_event("thing.do", source="test", sagaid="saga-1")
+    after = new_event("thing.do", source="test", sagaid="saga-1")  # same key: same partition
+
+    def delay(event_id: str) -> float:
+        return 60.0 if event_id == late.id else 0.0
+
+    async with TopicRecorder(kafka.bootstrap_servers or "", p + "things.replies") as rec:
+        first = participant(
+            kafka, Counter(p + "things.replies"), DiesHoldingAnswers, answer_delay=delay
+        )
+        async with first:
+            for event in (late, after):
+                await send(producer, p + "things.commands", event)
+            await eventually(lambda: replies(rec, after), what="the answer after the held one")
+            (held,) = first.held_answers
+            assert replies(rec, late) == []
+        # Stopping committed what was due: the partition stays at the held input, though
+        # the input after it was answered.
+        assert first.committed[held.tp] == held.offset
+        restarted = participant(kafka, Counter(p + "things.replies"))
+        async with restarted:
+            assert restarted.state == {"saga-1": 2}  # both effects, from the changelog
+            answer = await eventually(lambda: replies(rec, late), what="the lost answer")
+            assert b'"effects":1' in answer[0].value  # the original answer
+            await eventually(
+                lambda: restarted.committed.get(held.tp) == held.offset + 2,
+                what="both inputs committed once answered",
+            )
+            assert restarted.state == {"saga-1": 2}  # redelivered, not run again
+
+
 async def test_a_handler_bug_parks_the_input_and_the_rest_goes_on(
     kafka: KafkaSettings, producer: AIOKafkaProducer
 ) -> None:

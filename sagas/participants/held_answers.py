@@ -1,0 +1,81 @@
+"""Answers a participant holds back, and how far it may commit its inputs meanwhile.
+
+A participant commits an input's offset only once the input's effect is in its changelog
+and its answers are published: a crash before that redelivers the input, and the restart
+answers it from the changelog without doing anything twice. An answer held back
+(``answer_delay``) goes out after its batch, so the input's partition is committed no
+further than that input until its answer has gone out. Without this, a SIGKILL during
+the delay lost the answer for good: in a choreography no one asks again, and the saga's
+deadline compensated work that had been done.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from aiokafka import TopicPartition
+
+from sagas.participants.participant_store import Outgoing
+
+
+@dataclass(frozen=True)
+class HeldAnswer:
+    """The outputs of one input, held back (``answer_delay``), and where the input is."""
+
+    outputs: tuple[Outgoing, ...]
+    tp: TopicPartition
+    offset: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.tp.topic}[{self.tp.partition}]@{self.offset}"
+
+
+class CommitFloor:
+    """Per input partition: what was handled, which inputs still wait for their answers,
+    and the offsets not yet handed to a commit."""
+
+    def __init__(self) -> None:
+        #: input partition -> the offset after the last record handled
+        self._handled: dict[TopicPartition, int] = {}
+        #: input partition -> offsets of inputs whose answers are held back (a Counter:
+        #: a redelivered input may be held again while its first hold is pending)
+        self._held: dict[TopicPartition, Counter[int]] = {}
+        #: input partition -> the offset last handed out by `due`
+        self._given: dict[TopicPartition, int] = {}
+
+    def handled(self, tp: TopicPartition, next_offset: int) -> None:
+        """Every record of ``tp`` before ``next_offset`` has been handled and published,
+        except those `hold` names."""
+        self._handled[tp] = max(next_offset, self._handled.get(tp, 0))
+
+    def hold(self, tp: TopicPartition, offset: int) -> None:
+        """The answers of the input at ``offset`` go out later."""
+        self._held.setdefault(tp, Counter())[offset] += 1
+
+    def answered(self, tp: TopicPartition, offset: int) -> None:
+        """The held answers of the input at ``offset`` went out (or gave up for good)."""
+        held = self._held.get(tp)
+        if held is None or held[offset] <= 0:
+            return
+        held[offset] -= 1
+        if held[offset] == 0:
+            del held[offset]
+        if not held:
+            del self._held[tp]
+
+    def holding(self) -> int:
+        """Inputs whose answers are still held back."""
+        return sum(held.total() for held in self._held.values())
+
+    def due(self) -> dict[TopicPartition, int]:
+        """Offsets to commit that were not handed out before: per partition the handled
+        position, or the first input still waiting for its answers if that comes first."""
+        offsets = {}
+        for tp, handled in self._handled.items():
+            held = self._held.get(tp)
+            floor = min(handled, min(held)) if held else handled
+            if floor > self._given.get(tp, -1):
+                offsets[tp] = self._given[tp] = floor
+        return offsets
