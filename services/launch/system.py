@@ -104,6 +104,11 @@ class SystemConfig:
     #: seconds to give every step that waits for a person (``awaits:``) instead of its
     #: shipped deadline (hours or days): the demo's reviewer is sometimes not in time
     awaits_deadline: float | None = None
+    #: seconds every step that is not ``awaits:`` waits for its answer instead of its shipped
+    #: timeout. A choreographed step that times out before the pivot is compensated while
+    #: the services may still carry the saga past the pivot (the saga then parks), so a
+    #: test that restarts a service on a loaded machine gives the restart this much room.
+    step_timeout: float | None = None
     #: exit codes after which a process is started again at once, as a supervisor
     #: (compose's ``restart: unless-stopped``, systemd, Kubernetes) would: 75 is what the
     #: coordinator, a participant or the bridge exits with when a restart resumes it (fenced,
@@ -239,6 +244,8 @@ class Launcher:
             for step in spec["steps"]:
                 if step.get("awaits") and self.config.awaits_deadline is not None:
                     step["awaits"]["deadline"] = self.config.awaits_deadline
+                elif not step.get("awaits") and self.config.step_timeout is not None:
+                    step["timeout"] = self.config.step_timeout
             path = self.run_dir / f"{name}.yaml"
             path.write_text(yaml.safe_dump(spec, sort_keys=False))
             files.append(path)
