@@ -11,12 +11,18 @@ deadline compensated work that had been done.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
+from sagas.participants.participant_io import Record, output_records
 from sagas.participants.participant_store import Outgoing
+
+log = logging.getLogger("sagas.participants.held_answers")
 
 
 @dataclass(frozen=True)
@@ -79,3 +85,62 @@ class CommitFloor:
             if floor > self._given.get(tp, -1):
                 offsets[tp] = self._given[tp] = floor
         return offsets
+
+
+#: sends records and waits for Kafka's acknowledgement
+Send = Callable[[Sequence[Record]], Awaitable[None]]
+
+
+class HeldAnswers:
+    """Answers held back and sent after their delay, and the commit floor they impose:
+    an input is committable once its answers went out."""
+
+    def __init__(self, name: str, send: Send) -> None:
+        self.name = name
+        self._send = send
+        self.floor = CommitFloor()
+        self._pending: dict[asyncio.Task[None], HeldAnswer] = {}
+
+    @property
+    def waiting(self) -> list[HeldAnswer]:
+        """Answers held back and not yet sent."""
+        return list(self._pending.values())
+
+    def hold(self, delay: float, answer: HeldAnswer) -> None:
+        self.floor.hold(answer.tp, answer.offset)
+        self._pending[asyncio.create_task(self._send_later(delay, answer))] = answer
+
+    async def _send_later(self, delay: float, answer: HeldAnswer) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self._send(output_records(answer.outputs))
+        except Exception:  # kept pending: `flush` tries again
+            log.exception(
+                "%s: a late answer to %s could not be sent; its input stays uncommitted, "
+                "so stopping or a restart sends it again", self.name, answer.where,
+            )  # fmt: skip
+            return
+        self.floor.answered(answer.tp, answer.offset)
+        self._pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+
+    async def flush(self) -> bool:
+        """Send every answer still held back, now (on stop); False if they could not be
+        sent (their inputs stay uncommitted, so a restart answers them)."""
+        tasks = list(self._pending)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        held, self._pending = list(self._pending.values()), {}
+        if not held:
+            return True
+        try:
+            await self._send(output_records([out for answer in held for out in answer.outputs]))
+        except Exception:
+            log.exception(
+                "%s: %d held-back answers could not be sent; their inputs stay uncommitted, "
+                "so a restart answers them", self.name, len(held),
+            )  # fmt: skip
+            return False
+        for answer in held:
+            self.floor.answered(answer.tp, answer.offset)
+        return True

@@ -79,7 +79,7 @@ from sagas.kafka.offset_commits import OffsetCommits
 from sagas.kafka.producer_batches import batching_producer, send_grouped
 from sagas.kafka.transactions import WriterTransaction
 from sagas.participants import participant_io as io
-from sagas.participants.held_answers import CommitFloor, HeldAnswer
+from sagas.participants.held_answers import HeldAnswer, HeldAnswers
 from sagas.participants.participant_io import ParticipantMetrics, Record
 from sagas.participants.participant_store import (
     Applied,
@@ -166,20 +166,14 @@ class Participant(Generic[S]):
         #: offsets of published batches, committed in the background (one commit at a
         #: time, at most every COMMIT_INTERVAL s): the next fetch does not wait for it
         self.commits = OffsetCommits(depth=1, interval=COMMIT_INTERVAL)
-        #: what may be committed: handled inputs, short of those whose answers are held back
-        self.floor = CommitFloor()
+        #: answers held back (``answer_delay``), and what may be committed meanwhile
+        self.held = HeldAnswers(name, self._send_late)
         self._http: Any = None
         self._run_task: asyncio.Task[None] | None = None
-        self._late_pending: dict[asyncio.Task[None], HeldAnswer] = {}
 
     @property
     def state(self) -> S:
         return self.core.state
-
-    @property
-    def held_answers(self) -> list[HeldAnswer]:
-        """Answers held back (``answer_delay``) and not yet sent."""
-        return list(self._late_pending.values())
 
     @property
     def committed(self) -> dict[TopicPartition, int]:
@@ -291,9 +285,9 @@ class Participant(Generic[S]):
                 await self.process(records)
                 for tp, rs in batches.items():
                     if rs:
-                        self.floor.handled(tp, rs[-1].offset + 1)
+                        self.held.floor.handled(tp, rs[-1].offset + 1)
             # what is durable now, this batch's and any input whose held answer went out
-            offsets = self.floor.due()
+            offsets = self.held.floor.due()
             if self._txn is not None:  # exactly_once: the offsets join the batch's writes
                 if records or offsets:
                     await self._txn.commit(offsets)
@@ -316,14 +310,8 @@ class Participant(Generic[S]):
             except Exception as exc:  # `serve` re-raises it; here the clients must still close
                 if not is_authorization_failure(exc):  # that one is said in one line
                     log.exception("%s: the batch loop failed", self.name)
-        pending = list(self._late_pending)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        held = list(self._late_pending.values())
-        self._late_pending.clear()
-        if held and self._producer is not None:
-            await self._flush_held(held)
+        if self._producer is not None:
+            await self._flush_held()
         self.metrics.lag.forget(self.name)
         if self._consumer is not None:
             await self._consumer.stop()
@@ -403,40 +391,16 @@ class Participant(Generic[S]):
         await self._send_all(out)
         await self._send_dead_letters(dead)
         for delay, answer in delayed:
-            self.floor.hold(answer.tp, answer.offset)
-            self._late_pending[asyncio.create_task(self._publish_later(delay, answer))] = answer
+            self.held.hold(delay, answer)
         now, child = time.perf_counter(), self.metrics.child
         for type_, started in timings:
             child(self.metrics.duration, self.name, self._label(type_)).observe(now - started)
 
-    async def _publish_later(self, delay: float, answer: HeldAnswer) -> None:
-        await asyncio.sleep(delay)
-        try:
-            await self._send_all(io.output_records(answer.outputs), late=True)
-        except Exception:  # kept in _late_pending: `stop` tries again
-            log.exception(
-                "%s: a late answer to %s could not be sent; its input stays uncommitted, "
-                "so stopping or a restart sends it again", self.name, answer.where,
-            )  # fmt: skip
-            return
-        self.floor.answered(answer.tp, answer.offset)
-        self._late_pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
-
-    async def _flush_held(self, held: Sequence[HeldAnswer]) -> None:
+    async def _flush_held(self) -> None:
         """On stop: send the answers still held back now, then commit their inputs."""
-        try:
-            await self._send_all(
-                io.output_records([out for answer in held for out in answer.outputs]), late=True
-            )
-        except Exception:
-            log.exception(
-                "%s: %d held-back answers could not be sent; their inputs stay uncommitted, "
-                "so a restart answers them", self.name, len(held),
-            )  # fmt: skip
+        if not await self.held.flush():
             return
-        for answer in held:
-            self.floor.answered(answer.tp, answer.offset)
-        offsets = self.floor.due()
+        offsets = self.held.floor.due()
         if not offsets or self._consumer is None:
             return
         try:
@@ -450,6 +414,9 @@ class Participant(Generic[S]):
                 await self.commits.drain()
         except Exception as exc:  # a restart redelivers them: answered from the changelog
             log.warning("%s: inputs of held-back answers not committed: %s", self.name, exc)
+
+    async def _send_late(self, records: Sequence[Record]) -> None:
+        await self._send_all(records, late=True)
 
     async def _send_all(self, records: Sequence[Record], *, late: bool = False) -> None:
         """Send and wait; in exactly_once a batch's records join its transaction, and late

@@ -187,7 +187,7 @@ async def test_late_answers_come_late_and_are_flushed_on_stop(
 class DiesHoldingAnswers(Participant[dict[str, int]]):
     """Its held-back answers die with it, as with a SIGKILL during their delay."""
 
-    async def _flush_held(self, held: Any) -> None:
+    async def _flush_held(self) -> None:
         pass
 
 
@@ -209,7 +209,7 @@ async def test_an_answer_held_back_when_the_process_dies_comes_from_the_next_one
             for event in (late, after):
                 await send(producer, p + "things.commands", event)
             await eventually(lambda: replies(rec, after), what="the answer after the held one")
-            (held,) = first.held_answers
+            (held,) = first.held.waiting
             assert replies(rec, late) == []
         # Stopping committed what was due: the partition stays at the held input, though
         # the input after it was answered.

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Sequence
+
+import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sagas.participants.held_answers import CommitFloor
+from events.envelope import new_event
+from sagas.participants.held_answers import CommitFloor, HeldAnswer, HeldAnswers
+from sagas.participants.participant_io import Record
+from sagas.participants.participant_store import Outgoing
 
 A = TopicPartition("payment.commands", 0)
 B = TopicPartition("payment.commands", 1)
@@ -70,3 +79,38 @@ def test_never_commits_past_an_unanswered_input_nor_goes_back(
             assert due <= handled and all(due <= h for h in held)
             last = due
     assert floor.holding() == len(held)
+
+
+def held(offset: int) -> HeldAnswer:
+    reply = new_event("thing.done", source="test", sagaid=f"saga-{offset}")
+    return HeldAnswer((Outgoing("things.replies", reply),), A, offset)
+
+
+async def test_an_answer_that_could_not_be_sent_keeps_its_input_uncommitted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sent: list[bytes | None] = []
+    broken = True
+
+    async def send(records: Sequence[Record]) -> None:
+        if broken:
+            raise KafkaConnectionError("broker gone")
+        sent.extend(r.key for r in records)
+
+    answers = HeldAnswers("things", send)
+    answers.hold(0.0, held(4))
+    answers.floor.handled(A, 6)
+    deadline = time.monotonic() + 5
+    while "could not be sent" not in caplog.text:
+        assert time.monotonic() < deadline, "the failed send was not logged"
+        await asyncio.sleep(0.01)  # polling the condition above
+    assert "payment.commands[0]@4" in caplog.text
+    assert [a.offset for a in answers.waiting] == [4]  # kept for `flush`
+    assert answers.floor.due() == {A: 4}
+    assert await answers.flush() is False  # still broken on stop
+    broken = False
+    answers.hold(60.0, held(5))
+    answers.floor.handled(A, 7)
+    assert await answers.flush() is True  # at once on stop, not after its delay
+    assert sent == [b"saga-5"]
+    assert answers.floor.due() == {}  # input 4 was never answered: a restart answers it
