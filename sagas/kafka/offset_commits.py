@@ -66,6 +66,11 @@ class OffsetCommits:
             offsets, self._uncommitted = self._uncommitted, {}
             await self._commit(offsets)
 
+    def commit_parked(self) -> None:
+        """Commit in the background what ``commit_interval`` held back, once it has passed:
+        for a caller with nothing new to add whose next idle poll may be far off."""
+        self._commit_in_background()
+
     def forget(self, partitions: set[TopicPartition]) -> None:
         for tp in partitions:
             self.committed.pop(tp, None)

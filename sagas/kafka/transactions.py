@@ -325,6 +325,11 @@ class WriterTransaction:
     def id(self) -> str:
         return f"{self.group}-eos"
 
+    @property
+    def is_open(self) -> bool:
+        """A batch's transaction has begun and not been committed."""
+        return self._open
+
     async def begin(self) -> None:
         if not self._open:
             await self._fenced_as(self.producer.begin_transaction())

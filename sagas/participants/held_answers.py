@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
+from events.dead_letters import describe
 from sagas.participants.participant_io import Record, output_records
 from sagas.participants.participant_store import Outgoing
 
@@ -90,45 +91,81 @@ class CommitFloor:
 #: sends records and waits for Kafka's acknowledgement
 Send = Callable[[Sequence[Record]], Awaitable[None]]
 
+#: seconds before a late answer that could not be sent is tried again, doubling up to the max
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+
 
 class HeldAnswers:
     """Answers held back and sent after their delay, and the commit floor they impose:
-    an input is committable once its answers went out."""
+    an input is committable once its answers went out.
+
+    An answer is held (`hold`) while its batch is processed; its delay starts once that
+    batch is durable (`release`: in exactly_once, once its transaction committed), so an
+    answer never goes out ahead of its effect. One that cannot be sent is tried again
+    with backoff; `flush` sends what is left at once when the process stops."""
 
     def __init__(self, name: str, send: Send) -> None:
         self.name = name
         self._send = send
         self.floor = CommitFloor()
+        #: held in the batch in hand, waiting for it to be durable
+        self._unreleased: list[tuple[float, HeldAnswer]] = []
         self._pending: dict[asyncio.Task[None], HeldAnswer] = {}
+        #: tasks inside a send: `flush` lets them finish rather than send their answer twice
+        self._sending: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @property
     def waiting(self) -> list[HeldAnswer]:
         """Answers held back and not yet sent."""
-        return list(self._pending.values())
+        return [answer for _, answer in self._unreleased] + list(self._pending.values())
 
     def hold(self, delay: float, answer: HeldAnswer) -> None:
+        """Hold ``answer`` back ``delay`` seconds from when its batch is durable."""
         self.floor.hold(answer.tp, answer.offset)
-        self._pending[asyncio.create_task(self._send_later(delay, answer))] = answer
+        self._unreleased.append((delay, answer))
+
+    def release(self) -> None:
+        """The batch in hand is durable: the delays of its held answers start."""
+        for delay, answer in self._unreleased:
+            self._pending[asyncio.create_task(self._send_later(delay, answer))] = answer
+        self._unreleased.clear()
 
     async def _send_later(self, delay: float, answer: HeldAnswer) -> None:
+        task = asyncio.current_task()
+        assert task is not None
         await asyncio.sleep(delay)
-        try:
-            await self._send(output_records(answer.outputs))
-        except Exception:  # kept pending: `flush` tries again
-            log.exception(
-                "%s: a late answer to %s could not be sent; its input stays uncommitted, "
-                "so stopping or a restart sends it again", self.name, answer.where,
-            )  # fmt: skip
-            return
+        backoff = RETRY_FIRST
+        while True:
+            self._sending.add(task)
+            try:
+                await self._send(output_records(answer.outputs))
+                break
+            except Exception as exc:  # noqa: BLE001 - Kafka's to recover; retried below
+                if self._closing:
+                    return  # `flush` sends it
+                log.warning(
+                    "%s: a late answer to %s could not be sent (%s); trying again in %gs, "
+                    "its input stays uncommitted meanwhile",
+                    self.name, answer.where, describe(exc), backoff,
+                )  # fmt: skip
+            finally:
+                self._sending.discard(task)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RETRY_MAX)
         self.floor.answered(answer.tp, answer.offset)
-        self._pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+        self._pending.pop(task, None)
 
     async def flush(self) -> bool:
-        """Send every answer still held back, now (on stop); False if they could not be
-        sent (their inputs stay uncommitted, so a restart answers them)."""
+        """On stop: send at once the answers whose delay runs (one inside a send finishes
+        first); False if they could not be sent. Answers of a batch that never became
+        durable are dropped. Inputs not answered stay uncommitted: a restart answers them."""
+        self._closing = True
+        self._unreleased.clear()
         tasks = list(self._pending)
         for task in tasks:
-            task.cancel()
+            if task not in self._sending:
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         held, self._pending = list(self._pending.values()), {}
         if not held:

@@ -292,9 +292,13 @@ class Participant(Generic[S]):
                 if records or offsets:
                     await self._txn.commit(offsets)
                     self.committed.update(offsets)
+                self.held.release()  # their effects are committed: their delays start
                 continue
+            self.held.release()  # `process` returned: their effects are in Kafka
             if offsets:
                 await self.commits.add(published, offsets)
+            else:
+                self.commits.commit_parked()  # what the interval held back, as it comes due
             if not records:
                 await self.commits.drain()
         await self.commits.drain()
@@ -402,6 +406,10 @@ class Participant(Generic[S]):
             return
         offsets = self.held.floor.due()
         if not offsets or self._consumer is None:
+            return
+        if self._txn is not None and self._txn.is_open:
+            # the loop failed inside a batch: committing would publish that half batch
+            log.warning("%s: a batch failed; inputs of held-back answers not committed", self.name)
             return
         try:
             if self._txn is not None:

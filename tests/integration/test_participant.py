@@ -181,7 +181,9 @@ async def test_late_answers_come_late_and_are_flushed_on_stop(
             await eventually(lambda: part.state == {"saga-1": 1}, what="the effect")
             await asyncio.sleep(0.3)  # not synchronisation: a window in which nothing may appear
             assert replies(rec, command) == []
+            assert set(part.committed.values()) <= {0}  # its answer is held: not committed
         await eventually(lambda: replies(rec, command), what="the held-back reply after stop")
+        assert sum(part.committed.values()) == 1  # sent on stop, then committed
 
 
 class DiesHoldingAnswers(Participant[dict[str, int]]):

@@ -265,3 +265,92 @@ async def test_a_second_participant_of_the_same_name_fences_the_first_whose_batc
     everything = [r async for batch in read_to_end(kafka, tps) for r in batch]
     assert len(committed) == 1, committed  # one reply: the heir's
     assert len(everything) == 2, everything  # the fenced one wrote its own, aborted
+
+
+class _DiesHoldingAnswers(Participant[dict[str, int]]):
+    """Its held-back answers die with it, as with a SIGKILL during their delay."""
+
+    async def _flush_held(self) -> None:
+        pass
+
+
+class _FailsMidBatch(Participant[dict[str, int]]):
+    """A batch with saga ``boom`` fails once its changelog entry is in the open transaction."""
+
+    async def _send_all(self, records: Any, *, late: bool = False) -> None:
+        if not late and any(r.key == b"boom" and "replies" in r.topic for r in records):
+            raise RuntimeError("the replies could not be sent")
+        await super()._send_all(records, late=late)
+
+
+async def test_held_back_answers_in_exactly_once_survive_a_death_and_a_failed_batch(
+    transactional_kafka: KafkaSettings, unique_prefix: str
+) -> None:
+    p = unique_prefix
+    kafka = transactional_kafka.model_copy(update={"topic_prefix": p, "partitions": 1})
+    commands, replies = p + "things.commands", p + "things.replies"
+    await ensure_topics(kafka, [commands, replies, p + "saga.deadletter"])
+    tp = TopicPartition(commands, 0)
+    late = new_event("thing.do", source="test", sagaid="saga-1", data={})
+    after = new_event("thing.do", source="test", sagaid="saga-1", data={})
+    held = new_event("thing.do", source="test", sagaid="saga-2", data={})
+    boom = new_event("thing.do", source="test", sagaid="boom", data={})
+
+    def make(
+        kind: type[Participant[dict[str, int]]], *late_ids: str
+    ) -> Participant[dict[str, int]]:
+        return kind(
+            "things", [commands], _counter(replies), {}, kafka=kafka, output_topics=[replies],
+            handles={"thing.do"}, registry=CollectorRegistry(), guarantee="exactly_once",
+            answer_delay=lambda event_id: 60.0 if event_id in late_ids else 0.0,
+        )  # fmt: skip
+
+    producer = AIOKafkaProducer(**kafka.aiokafka_kwargs())
+    await producer.start()
+
+    async def send(event: CloudEvent) -> None:
+        value, headers = encode(event)
+        await producer.send_and_wait(commands, value, key=event.sagaid.encode(), headers=headers)
+
+    async def read(topic: str) -> list[Any]:
+        tps = [TopicPartition(topic, 0)]
+        return [
+            r async for batch in read_to_end(kafka, tps, isolation="read_committed") for r in batch
+        ]
+
+    stop = asyncio.Event()
+    serving: asyncio.Task[None] | None = None
+    try:
+        # 1. Dies holding an answer: both inputs took effect, neither is committed.
+        first = make(_DiesHoldingAnswers, late.id)
+        async with first:
+            await send(late)
+            await send(after)
+            await eventually(lambda: first.state.get("saga-1") == 2, 60, what="both effects")
+            await eventually(lambda: len(first.held.waiting) == 1, 60, what="the held answer")
+        assert first.committed.get(tp, 0) == 0
+        # 2. The next one answers both from its changelog and commits them. It holds
+        # another answer, then fails inside a later batch; stopping sends the held answer
+        # but does not commit the half-written transaction of the failed batch.
+        second = make(_FailsMidBatch, held.id)
+        serving = asyncio.create_task(second.serve(stop))
+        await asyncio.wait_for(second.ready.wait(), 60)
+        assert second.state == {"saga-1": 2}
+        await eventually(lambda: second.committed.get(tp) == 2, 60, what="both inputs committed")
+        await send(held)
+        await eventually(lambda: len(second.held.waiting) == 1, 60, what="the second hold")
+        await send(boom)
+        with pytest.raises(RuntimeError, match="replies could not be sent"):
+            await asyncio.wait_for(serving, 60)
+    finally:
+        stop.set()
+        await producer.stop()
+        if serving is not None:
+            await asyncio.gather(serving, return_exceptions=True)
+    assert second.committed.get(tp) == 2  # neither the held input nor the failed one
+    answers = await read(replies)
+    assert sum(late.id.encode() in r.value for r in answers) == 1  # lost, then sent once
+    assert sum(held.id.encode() in r.value for r in answers) == 1  # flushed on stop
+    assert not any(r.key == b"boom" for r in answers)
+    changelog = await read(p + "things.changelog")
+    assert len(changelog) == 3, "the failed batch's changelog entry was committed on stop"
