@@ -213,13 +213,21 @@ def _counter(reply_topic: str) -> Any:
     return handle
 
 
+async def _things_topics(
+    base: KafkaSettings, prefix: str, partitions: int
+) -> tuple[KafkaSettings, str, str]:
+    """Settings with ``prefix`` and ``partitions``, and the things' command and reply topics
+    (created, with the dead-letter topic)."""
+    kafka = base.model_copy(update={"topic_prefix": prefix, "partitions": partitions})
+    commands, replies = prefix + "things.commands", prefix + "things.replies"
+    await ensure_topics(kafka, [commands, replies, prefix + "saga.deadletter"])
+    return kafka, commands, replies
+
+
 async def test_a_second_participant_of_the_same_name_fences_the_first_whose_batch_is_never_read(
     transactional_kafka: KafkaSettings, unique_prefix: str
 ) -> None:
-    p = unique_prefix
-    kafka = transactional_kafka.model_copy(update={"topic_prefix": p, "partitions": 2})
-    commands, replies = p + "things.commands", p + "things.replies"
-    await ensure_topics(kafka, [commands, replies, p + "saga.deadletter"])
+    kafka, commands, replies = await _things_topics(transactional_kafka, unique_prefix, 2)
 
     def make(kind: type[Participant[dict[str, int]]]) -> Participant[dict[str, int]]:
         return kind(
@@ -287,9 +295,7 @@ async def test_held_back_answers_in_exactly_once_survive_a_death_and_a_failed_ba
     transactional_kafka: KafkaSettings, unique_prefix: str
 ) -> None:
     p = unique_prefix
-    kafka = transactional_kafka.model_copy(update={"topic_prefix": p, "partitions": 1})
-    commands, replies = p + "things.commands", p + "things.replies"
-    await ensure_topics(kafka, [commands, replies, p + "saga.deadletter"])
+    kafka, commands, replies = await _things_topics(transactional_kafka, p, 1)
     tp = TopicPartition(commands, 0)
     late = new_event("thing.do", source="test", sagaid="saga-1", data={})
     after = new_event("thing.do", source="test", sagaid="saga-1", data={})
