@@ -26,7 +26,7 @@ import pstats
 import statistics
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ class RunResult:
     batches: int
     records: int
     cpu_seconds: float
+    #: records the coordinator produced, by topic (without the prefix); changelog states included
+    produced: dict[str, int]
 
     @property
     def us_per_saga(self) -> float:
@@ -84,9 +86,12 @@ def run_once(
         pending.append(InRecord(plan.start_topic, 0, offset, sid.encode(), value, HEADERS))
         offset += 1
     sent: list[Any] = []
+    produced: Counter[str] = Counter()
 
     def persist(outgoing: Any, writes: Any) -> asyncio.Future[None]:
         sent.extend(outgoing)
+        produced.update(out.topic.removeprefix(PREFIX) for out in outgoing)
+        produced["(changelog states)"] += len(writes)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -135,7 +140,7 @@ def run_once(
     )
     if terminal != sagas:
         raise SystemExit(f"only {terminal} of {sagas} sagas ended; the harness is broken")
-    return RunResult(sagas, batches, records, cpu)
+    return RunResult(sagas, batches, records, cpu, dict(produced))
 
 
 def main() -> None:
@@ -156,6 +161,12 @@ def main() -> None:
         f"{first.records / first.batches:.0f} records/batch; coordinator CPU per saga "
         f"(us): median {statistics.median(per):.0f}, min {min(per):.0f}, max {max(per):.0f} "
         f"over {len(per)} runs: {', '.join(f'{p:.0f}' for p in per)}"
+    )
+    out = sorted(first.produced.items(), key=lambda item: -item[1])
+    print(
+        f"records produced per saga: {sum(first.produced.values()) / first.sagas:.1f} ("
+        + ", ".join(f"{topic} {n / first.sagas:.2f}" for topic, n in out)
+        + ")"
     )
     if profile is not None:
         stats = pstats.Stats(profile)
