@@ -240,6 +240,7 @@ class Participant(Generic[S]):
             if offset is not None:
                 self.committed[tp] = offset
         topics = set(self.input_topics)
+        self.metrics.held.labels(self.name).set_function(self.held.floor.holding)
         self.metrics.lag.watch(
             self.name, lambda: partition_lag(self._consumer, topics, self.committed)
         )
@@ -317,6 +318,7 @@ class Participant(Generic[S]):
         if self._producer is not None:
             await self._flush_held()
         self.metrics.lag.forget(self.name)
+        self.metrics.held.remove(self.name)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from aiokafka import TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from events.codec import encode
 from events.records import OutRecord
@@ -84,11 +84,16 @@ class ParticipantMetrics:
     ``lag`` is ``participant_consumer_lag{service,topic,partition}``: a name of its own
     rather than ``saga_consumer_lag`` with a service label, because a choreographed
     participant reads topics the coordinator reads too (``orders``), and the
-    coordinator's ``sum by (topic)`` (dashboard, alert) must not add the two up."""
+    coordinator's ``sum by (topic)`` (dashboard, alert) must not add the two up.
+
+    ``held`` is ``participant_held_answers{service}``: inputs whose answers are held back
+    (``answer_delay``) and not yet sent; their partitions are committed no further meanwhile,
+    so a value that keeps growing means late answers cannot be sent (the log says why)."""
 
     commands: Counter
     duration: Histogram
     lag: ConsumerLagCollector
+    held: Gauge
     #: ``child(metric, *labels)``: each labelled child made once (per input, twice)
     child: MetricChildren = field(
         default_factory=MetricChildren, init=False, repr=False, compare=False
@@ -116,6 +121,12 @@ class ParticipantMetrics:
                     "participant_consumer_lag",
                     "Records in an input partition not yet committed by the participant.",
                     "service",
+                ),
+                Gauge(
+                    "participant_held_answers",
+                    "Inputs whose answers are held back (answer_delay) and not yet sent.",
+                    ["service"],
+                    registry=registry,
                 ),
             )
             registry.register(known.lag)

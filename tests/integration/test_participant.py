@@ -182,8 +182,21 @@ async def test_late_answers_come_late_and_are_flushed_on_stop(
             await asyncio.sleep(0.3)  # not synchronisation: a window in which nothing may appear
             assert replies(rec, command) == []
             assert set(part.committed.values()) <= {0}  # its answer is held: not committed
+            assert held_answers(part) == [1.0]
         await eventually(lambda: replies(rec, command), what="the held-back reply after stop")
         assert sum(part.committed.values()) == 1  # sent on stop, then committed
+        assert held_answers(part) == []  # a stopped participant leaves no series behind
+
+
+def held_answers(part: Participant[Any]) -> list[float]:
+    """``participant_held_answers`` of ``part``, as a scrape of ``/metrics`` shows it."""
+    return [
+        s.value
+        for family in part.registry.collect()
+        if family.name == "participant_held_answers"
+        for s in family.samples
+        if s.labels["service"] == part.name
+    ]
 
 
 class DiesHoldingAnswers(Participant[dict[str, int]]):
@@ -213,6 +226,7 @@ async def test_an_answer_held_back_when_the_process_dies_comes_from_the_next_one
             await eventually(lambda: replies(rec, after), what="the answer after the held one")
             (held,) = first.held.waiting
             assert replies(rec, late) == []
+            assert held_answers(first) == [1.0]  # only the late one: the other went out
         # Stopping committed what was due: the partition stays at the held input, though
         # the input after it was answered.
         assert first.committed[held.tp] == held.offset
