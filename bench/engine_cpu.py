@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from bench.loadgen import Plan, start_record
 from bench.participant import answer
 from bench.workload import write_bench_definition
 from events.codec import CONTENT_TYPE_HEADER
-from events.records import InRecord
+from events.records import InRecord, OutRecord
 from sagas.coordinator import Coordinator
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.loader import DefinitionRegistry, load_definitions
@@ -69,10 +70,19 @@ def _coordinator(definitions: Path) -> Coordinator:
     return coordinator
 
 
+#: sees what each batch would persist: its outgoing records and its saga states
+PersistObserver = Callable[[Sequence[OutRecord], dict[bytes, bytes | None]], None]
+
+
 def run_once(
-    definitions: Path, sagas: int, batch: int, profile: cProfile.Profile | None
+    definitions: Path,
+    sagas: int,
+    batch: int,
+    profile: cProfile.Profile | None,
+    observe: PersistObserver | None = None,
 ) -> RunResult:
-    """Start ``sagas`` bench sagas, ``batch`` records per batch, until all are terminal."""
+    """Start ``sagas`` bench sagas, ``batch`` records per batch, until all are terminal
+    (``observe``, if given, sees each batch's records; it runs inside the time measured)."""
     coordinator = _coordinator(definitions)
     plan = Plan(
         bootstrap="", prefix=PREFIX, workload="bench", start_topic=coordinator.topics.control,
@@ -92,6 +102,8 @@ def run_once(
         sent.extend(outgoing)
         produced.update(out.topic.removeprefix(PREFIX) for out in outgoing)
         produced["(changelog states)"] += len(writes)
+        if observe is not None:
+            observe(list(outgoing), dict(writes))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done

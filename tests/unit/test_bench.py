@@ -301,3 +301,23 @@ def test_engine_cpu_drives_every_bench_saga_to_its_end(tmp_path: Path) -> None:
     assert result.records == 180 * 5 + 20 * 6
     assert result.batches >= result.records // 50
     assert 0 < result.us_per_saga < 1e6
+    # what it writes: a start and an end event, and one per step outcome (undo ones too)
+    assert result.produced["saga.lifecycle"] == 180 * 6 + 20 * 6
+    assert result.produced["(changelog states)"] == result.records  # one per record in
+
+
+def test_client_cpu_captures_the_coordinators_writes_batch_by_batch() -> None:
+    """`bench.client_cpu` writes what the coordinator would, to the partitions it would:
+    each batch's commands and lifecycle events, then its states on the changelog."""
+    from bench.client_cpu import CHANGELOG, capture
+    from events.partitioning import partition_for
+
+    stream = capture(200, 55, 8)
+    assert stream.sagas == 200 and len(stream.batches) >= (180 * 5 + 20 * 6) // 55
+    states = [r for b in stream.batches for r in b.states]
+    outgoing = [r for b in stream.batches for r in b.outgoing]
+    assert len(states) == 180 * 5 + 20 * 6  # one per record in
+    assert {r.topic for r in states} == {CHANGELOG}
+    assert {r.topic.split(".")[-1] for r in outgoing} == {"commands", "lifecycle"}
+    for r in [*states, *outgoing]:
+        assert r.key is not None and r.partition == partition_for(r.key, 8)
