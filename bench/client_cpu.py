@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import tempfile
 import threading
@@ -45,6 +46,8 @@ from sagas.kafka.producer_batches import BATCH_BYTES, batching_producer, send_gr
 from sagas.saga_table import GENERATION_HEADER
 
 CHANGELOG = f"{PREFIX}bench-changelog"
+#: seconds a group of records may take to be acknowledged before the round fails
+SEND_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,10 @@ class _Deliveries:
             self.failed.append(str(err))
         with self.lock:
             self.outstanding -= 1
-            last = self.outstanding == 0
-        if last and self.done is not None:
-            done, self.done = self.done, None
+            done = self.done if self.outstanding == 0 else None
+            if done is not None:
+                self.done = None
+        if done is not None:
             self.loop.call_soon_threadsafe(done.set_result, None)
 
     def _poll(self) -> None:
@@ -148,15 +152,30 @@ class _Deliveries:
             self.producer.poll(0.1)
 
     async def send(self, records: Sequence[OutRecord]) -> None:
-        self.done = self.loop.create_future()
-        done = self.done
+        """Produce ``records`` and wait until Kafka has every one of them."""
+        if not records:
+            return
+        done = self.loop.create_future()
         with self.lock:
+            self.done = done
             self.outstanding += len(records)  # before any report can come
-        produce = self.producer.produce
-        for r in records:
-            partition = -1 if r.partition is None else r.partition  # -1: the partitioner's
-            produce(r.topic, r.value, r.key, partition, headers=r.headers)  # type: ignore[arg-type]
-        await done
+        produce, produced = self.producer.produce, 0
+        try:
+            for r in records:
+                partition = -1 if r.partition is None else r.partition  # -1: the partitioner's
+                produce(r.topic, r.value, r.key, partition, headers=r.headers)  # type: ignore[arg-type]
+                produced += 1
+        finally:
+            if produced < len(records):  # no report will come for those
+                with self.lock:
+                    self.outstanding -= len(records) - produced
+        try:
+            await asyncio.wait_for(done, SEND_TIMEOUT)
+        except TimeoutError:
+            raise RuntimeError(
+                f"librdkafka: {self.outstanding} of {len(records)} records not acknowledged "
+                f"within {SEND_TIMEOUT:g} s"
+            ) from None
         if self.failed:
             raise RuntimeError(f"librdkafka could not deliver: {self.failed[:3]}")
 
@@ -166,12 +185,12 @@ class _Deliveries:
 
 
 def _librdkafka_config(kafka: KafkaSettings, linger_ms: float) -> dict[str, Any]:
-    """acks=all and idempotent (ordered per partition), as the persister's producer; batches
-    as large as its."""
+    """As the persister's producer: acks=all, idempotence as ``KAFKA_ENABLE_IDEMPOTENCE``
+    says (off by default), batches as large as its."""
     return {
         "bootstrap.servers": kafka.require_bootstrap(),
         "acks": "all",
-        "enable.idempotence": True,
+        "enable.idempotence": kafka.enable_idempotence,
         "linger.ms": linger_ms,
         "batch.size": BATCH_BYTES,
     }
@@ -190,6 +209,7 @@ async def write_librdkafka(kafka: KafkaSettings, stream: Stream, linger_ms: floa
 
     producer = Producer({**_librdkafka_config(kafka, linger_ms), "on_delivery": report})
     deliveries = _Deliveries(producer, asyncio.get_running_loop())
+    poller = deliveries
     try:
         for batches in (stream.batches[:20], stream.batches):  # warm-up, then measured
             start = cpu_seconds()
@@ -198,22 +218,26 @@ async def write_librdkafka(kafka: KafkaSettings, stream: Stream, linger_ms: floa
                 await deliveries.send(batch.states)
         return cpu_seconds() - start
     finally:
-        deliveries.close()
+        poller.close()
         producer.flush(10)
+        # producer -> report -> deliveries -> producer: broken here, so the producer and
+        # its threads are freed at return and do not run (and count) into the next round
+        deliveries = None
 
 
 async def write_librdkafka_flush(kafka: KafkaSettings, stream: Stream, linger_ms: float) -> float:
     """librdkafka's floor: the same writes with a blocking ``flush()`` after each group, in
-    a thread of its own (no event loop, no poll thread); CPU seconds."""
+    a thread of its own (no event loop, no poll thread), and delivery reports for errors
+    only (no call into Python per record); CPU seconds."""
     from confluent_kafka import Producer
 
     failed: list[str] = []
 
     def report(err: Any, msg: Any) -> None:
-        if err is not None:
-            failed.append(str(err))
+        failed.append(str(err))
 
-    producer = Producer({**_librdkafka_config(kafka, linger_ms), "on_delivery": report})
+    config = _librdkafka_config(kafka, linger_ms)
+    producer = Producer({**config, "on_delivery": report, "delivery.report.only.error": True})
 
     def write(batches: Sequence[Batch]) -> float:
         start = cpu_seconds()
@@ -222,7 +246,10 @@ async def write_librdkafka_flush(kafka: KafkaSettings, stream: Stream, linger_ms
                 for r in group:
                     partition = -1 if r.partition is None else r.partition
                     producer.produce(r.topic, r.value, r.key, partition, headers=r.headers)  # type: ignore[arg-type]
-                producer.flush()
+                if (left := producer.flush(SEND_TIMEOUT)) > 0:
+                    raise RuntimeError(
+                        f"librdkafka: {left} records not acknowledged within {SEND_TIMEOUT:g} s"
+                    )
         if failed:
             raise RuntimeError(f"librdkafka could not deliver: {failed[:3]}")
         return cpu_seconds() - start
@@ -255,6 +282,7 @@ async def measure(
     for n in range(rounds):
         for name, write in chosen.items():
             seconds = await write(kafka, stream)
+            gc.collect()  # the round's client and its threads are gone before the next
             per[name].append(1e6 * seconds / stream.sagas)
             print(f"  round {n + 1}/{rounds} {name:>26}: {per[name][-1]:,.0f} us per saga",
                   flush=True)  # fmt: skip
@@ -274,9 +302,11 @@ async def main_async(args: argparse.Namespace, stream: Stream) -> None:
                 cluster.settings(KafkaSettings()), stream, args.rounds, args.linger_ms
             )
     base = per["aiokafka"]
+    idempotence = "on" if KafkaSettings().enable_idempotence else "off"
     print(f"producer CPU per saga, Apache Kafka {cluster.version}, {args.partitions} partitions, "
+          f"idempotence {idempotence}, "
           f"{args.batch} records in per batch, {args.rounds} rounds (aiokafka "
-          f"{_version('aiokafka')}, confluent-kafka {confluent_kafka.version()[0]}, "
+          f"{_version('aiokafka')}, confluent-kafka {confluent_kafka.version()}, "
           f"librdkafka {confluent_kafka.libversion()[0]}):")  # fmt: skip
     for name, values in per.items():
         ratios = [v / b for v, b in zip(values, base, strict=True)]

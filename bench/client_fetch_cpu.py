@@ -45,9 +45,8 @@ from sagas.kafka.admin import ensure_topics
 from sagas.kafka.kafka_settings import KafkaSettings
 from sagas.kafka.producer_batches import batching_producer, send_grouped
 
-PREFIX = "fetchcpu."
-TOPICS = tuple(f"{PREFIX}{name}" for name in ("control", "s1.replies", "s2.replies",
-                                              "s3.replies", "s4.replies"))  # fmt: skip
+#: a coordinator's inputs for the bench saga: its control topic and four reply topics
+TOPIC_NAMES = ("control", "s1.replies", "s2.replies", "s3.replies", "s4.replies")
 #: a reply's size in `bench.engine_cpu`'s stream (commands are 290 B, replies alike)
 VALUE_BYTES = 300
 TICK = 0.005
@@ -61,10 +60,41 @@ class Feed:
     rate: float
     seconds: float
     partitions: int
+    prefix: str = "fetchcpu."
+    #: seconds past ``seconds`` a reader may take before it is a failure
+    grace: float = 60.0
 
     @property
     def records(self) -> int:
         return int(self.rate * self.seconds)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(self.prefix + name for name in TOPIC_NAMES)
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a reader may take, from the feeder's start, before it is a failure."""
+        return self.seconds + self.grace
+
+
+@dataclass(frozen=True)
+class Read:
+    """What a reader did: the records it read and the CPU it spent (stand-in work excluded)."""
+
+    records: int
+    cpu_seconds: float
+
+
+class ReadFailed(RuntimeError):
+    pass
+
+
+def _short(read: int, plan: Feed) -> ReadFailed:
+    return ReadFailed(
+        f"read {read:,} of the {plan.records:,} records the feeder writes to {plan.prefix}* "
+        f"within {plan.deadline:g} s: records were lost, or the feeder stalled"
+    )
 
 
 async def feed(plan: Feed) -> None:
@@ -74,6 +104,7 @@ async def feed(plan: Feed) -> None:
     await producer.start()
     value = b"x" * VALUE_BYTES
     rng = random.Random(7)
+    topics = plan.topics
     try:
         ticks = max(1, int(plan.seconds / TICK))
         start = time.monotonic()
@@ -81,7 +112,7 @@ async def feed(plan: Feed) -> None:
         for tick in range(ticks):
             due = plan.records * (tick + 1) // ticks
             records = [
-                OutRecord(rng.choice(TOPICS), f"saga-{rng.randrange(10**7):07d}".encode(),
+                OutRecord(rng.choice(topics), f"saga-{rng.randrange(10**7):07d}".encode(),
                           value, [])
                 for _ in range(due - sent)
             ]  # fmt: skip
@@ -109,91 +140,124 @@ def work(records: int, us_per_record: float) -> float:
 
 
 async def read_aiokafka(
-    kafka: KafkaSettings, expected: int, started: asyncio.Event, work_us: float
-) -> float:
-    """Read ``expected`` records with aiokafka's `getmany`; CPU seconds from the feeder's start."""
+    kafka: KafkaSettings, plan: Feed, started: asyncio.Event, work_us: float
+) -> Read:
+    """Read the feeder's records with aiokafka's `getmany`, from the log's end as it was
+    before the feeder started (``started`` is set then)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(**kafka.consumer_kwargs(), enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in TOPICS for p in range(kafka.partitions)]
+        tps = [TopicPartition(t, p) for t in plan.topics for p in range(plan.partitions)]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
         for tp in tps:
             await consumer.position(tp)  # resolved now, not on the first fetch
         started.set()
         start, read, worked = cpu_seconds(), 0, 0.0
-        while read < expected:
+        until = time.monotonic() + plan.deadline
+        while read < plan.records:
+            if time.monotonic() > until:
+                raise _short(read, plan)
             batches = await consumer.getmany(timeout_ms=100, max_records=2000)
             n = sum(len(rs) for rs in batches.values())
             read += n
             worked += work(n, work_us)
-        return cpu_seconds() - start - worked
+        return Read(read, cpu_seconds() - start - worked)
     finally:
         await consumer.stop()
 
 
 async def read_librdkafka(
-    kafka: KafkaSettings, expected: int, started: asyncio.Event, work_us: float
-) -> float:
-    """Read ``expected`` records with librdkafka's ``consume`` in a thread; CPU seconds."""
+    kafka: KafkaSettings, plan: Feed, started: asyncio.Event, work_us: float
+) -> Read:
+    """Read the feeder's records with librdkafka's ``consume`` in a thread of its own,
+    with aiokafka's fetch settings (wait, min bytes, CRC checks, read_uncommitted)."""
     from confluent_kafka import Consumer
     from confluent_kafka import TopicPartition as RdTopicPartition
 
     consumer = Consumer({
         "bootstrap.servers": kafka.require_bootstrap(),
-        "group.id": f"{PREFIX}reader",
+        "group.id": f"{plan.prefix}reader",
         "enable.auto.commit": False,
         "fetch.wait.max.ms": kafka.fetch_max_wait_ms,
         "fetch.min.bytes": kafka.fetch_min_bytes,
+        "check.crcs": True,  # aiokafka's default; librdkafka's is off
+        "isolation.level": "read_uncommitted",  # the engine's default; librdkafka's is not
     })  # fmt: skip
     ready = threading.Event()
 
-    def read() -> float:
-        tps = [RdTopicPartition(t, p) for t in TOPICS for p in range(kafka.partitions)]
+    def read() -> Read:
+        tps = [RdTopicPartition(t, p) for t in plan.topics for p in range(plan.partitions)]
         for tp in tps:  # from the log's end, resolved before the feeder starts
             tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
         consumer.assign(tps)
         ready.set()
         start, got, worked = cpu_seconds(), 0, 0.0
-        while got < expected:
+        until = time.monotonic() + plan.deadline
+        while got < plan.records:
+            if time.monotonic() > until:
+                raise _short(got, plan)
             n = len(consumer.consume(num_messages=2000, timeout=0.1))
             got += n
             worked += work(n, work_us)
-        return cpu_seconds() - start - worked
+        return Read(got, cpu_seconds() - start - worked)
 
     try:
         reading = asyncio.ensure_future(asyncio.to_thread(read))
-        await asyncio.to_thread(ready.wait, 30)
+        waiting = asyncio.ensure_future(asyncio.to_thread(ready.wait, 30))
+        await asyncio.wait({reading, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if reading.done():
+            waiting.cancel()
+            return reading.result()  # it failed before it was ready: raises why
+        if not waiting.result():
+            raise ReadFailed("librdkafka's reader was not assigned its partitions within 30 s")
         started.set()
         return await reading
     finally:
         consumer.close()
 
 
-Reader = Callable[[KafkaSettings, int, asyncio.Event, float], Coroutine[Any, Any, float]]
+Reader = Callable[[KafkaSettings, Feed, asyncio.Event, float], Coroutine[Any, Any, Read]]
 READERS: dict[str, Reader] = {"aiokafka": read_aiokafka, "librdkafka": read_librdkafka}
 
 
 async def one_round(kafka: KafkaSettings, plan: Feed, reader: Reader, work_us: float) -> float:
     """µs of CPU per record for ``reader`` while the feeder writes ``plan`` (the stand-in
-    engine work excluded)."""
+    engine work excluded); fails if the reader or the feeder does, or if the reader read
+    other than exactly what the feeder wrote."""
     started = asyncio.Event()
-    reading = asyncio.create_task(reader(kafka, plan.records, started, work_us))
-    await started.wait()
+    reading = asyncio.create_task(reader(kafka, plan, started, work_us))
+    ready = asyncio.create_task(started.wait())
+    await asyncio.wait({reading, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done():
+        ready.cancel()
+        if reading.done():
+            reading.result()  # raises why it failed
+        reading.cancel()
+        raise ReadFailed("the reader was not ready to read within 60 s")
     feeder = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.client_fetch_cpu", "--feed",
         orjson.dumps(asdict(plan)).decode(),
     )  # fmt: skip
+    fed = asyncio.create_task(feeder.wait())
     try:
-        seconds = await asyncio.wait_for(reading, timeout=plan.seconds + 60)
+        await asyncio.wait({reading, fed}, return_when=asyncio.FIRST_COMPLETED)
+        if fed.done() and fed.result() != 0:
+            raise ReadFailed(f"the feeder failed (exit {fed.result()}); see its output above")
+        read = await reading  # raises `ReadFailed` past the deadline
+        await fed
     finally:
+        for task in (reading, fed):
+            task.cancel()
         if feeder.returncode is None:
+            feeder.kill()
             await feeder.wait()
-    if feeder.returncode != 0:
-        raise RuntimeError(f"the feeder failed (exit {feeder.returncode})")
-    return 1e6 * seconds / plan.records
+    if read.records != plan.records:
+        raise ReadFailed(f"read {read.records:,} records, the feeder wrote {plan.records:,}: "
+                         f"another writer shares the topics {plan.prefix}*")  # fmt: skip
+    return 1e6 * read.cpu_seconds / plan.records
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -206,8 +270,8 @@ async def main_async(args: argparse.Namespace) -> None:
             kafka = cluster.settings(KafkaSettings()).model_copy(
                 update={"partitions": args.partitions}
             )
-            await ensure_topics(kafka, list(TOPICS))
             plan = Feed(kafka.require_bootstrap(), args.rate, args.seconds, args.partitions)
+            await ensure_topics(kafka, list(plan.topics))
             per: dict[str, list[float]] = {name: [] for name in READERS}
             for n in range(args.rounds):
                 for name, reader in READERS.items():
@@ -215,9 +279,9 @@ async def main_async(args: argparse.Namespace) -> None:
                     print(f"  round {n + 1}/{args.rounds} {name:>10}: {per[name][-1]:,.1f} us "
                           f"per record", flush=True)  # fmt: skip
     base = per["aiokafka"]
-    print(f"reader CPU per record, Apache Kafka {cluster.version}, {len(TOPICS)} topics of "
+    print(f"reader CPU per record, Apache Kafka {cluster.version}, {len(TOPIC_NAMES)} topics of "
           f"{args.partitions} partitions, {args.rate:,.0f} records/s for {args.seconds:g} s, "
-          f"{args.work_us:g} us of stand-in work per record, {args.rounds} rounds (confluent-kafka {confluent_kafka.version()[0]}, "
+          f"{args.work_us:g} us of stand-in work per record, {args.rounds} rounds (confluent-kafka {confluent_kafka.version()}, "
           f"librdkafka {confluent_kafka.libversion()[0]}):")  # fmt: skip
     for name, values in per.items():
         ratios = [v / b for v, b in zip(values, base, strict=True)]

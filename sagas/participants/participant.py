@@ -43,6 +43,7 @@ the delay is given the input again and the restart answers it from the changelog
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -318,7 +319,8 @@ class Participant(Generic[S]):
         if self._producer is not None:
             await self._flush_held()
         self.metrics.lag.forget(self.name)
-        self.metrics.held.remove(self.name)
+        with contextlib.suppress(KeyError):  # prometheus-client < 0.22 raises if not set
+            self.metrics.held.remove(self.name)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:

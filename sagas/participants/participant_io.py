@@ -88,7 +88,10 @@ class ParticipantMetrics:
 
     ``held`` is ``participant_held_answers{service}``: inputs whose answers are held back
     (``answer_delay``) and not yet sent; their partitions are committed no further meanwhile,
-    so a value that keeps growing means late answers cannot be sent (the log says why)."""
+    so a value that keeps growing means late answers cannot be sent (the log says why).
+
+    Series are per service name: two participants of one name sharing a registry share
+    (and overwrite) theirs, as they do their lag."""
 
     commands: Counter
     duration: Histogram
