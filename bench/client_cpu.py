@@ -301,18 +301,30 @@ async def main_async(args: argparse.Namespace, stream: Stream) -> None:
             per = await measure(
                 cluster.settings(KafkaSettings()), stream, args.rounds, args.linger_ms
             )
-    base = per["aiokafka"]
     idempotence = "on" if KafkaSettings().enable_idempotence else "off"
     print(f"producer CPU per saga, Apache Kafka {cluster.version}, {args.partitions} partitions, "
           f"idempotence {idempotence}, "
           f"{args.batch} records in per batch, {args.rounds} rounds (aiokafka "
           f"{_version('aiokafka')}, confluent-kafka {confluent_kafka.version()}, "
           f"librdkafka {confluent_kafka.libversion()[0]}):")  # fmt: skip
+    for line in paired_lines(per, "us per saga"):
+        print(line)
+
+
+def paired_lines(per: dict[str, list[float]], unit: str, digits: int = 0) -> list[str]:
+    """Per client: median, range, and the range of its ratios to aiokafka's figure of the
+    same round (rounds alternate, so a ratio compares runs minutes apart, not hours)."""
+    base = per["aiokafka"]
+    width = max(len(name) for name in per)
+    lines = []
     for name, values in per.items():
         ratios = [v / b for v, b in zip(values, base, strict=True)]
-        print(f"  {name:>26}: median {statistics.median(values):,.0f} us, "
-              f"range {min(values):,.0f}-{max(values):,.0f}; paired ratio to aiokafka "
-              f"{min(ratios):.2f}-{max(ratios):.2f}")  # fmt: skip
+        lines.append(
+            f"  {name:>{width}}: median {statistics.median(values):,.{digits}f} {unit}, "
+            f"range {min(values):,.{digits}f}-{max(values):,.{digits}f}; paired ratio to "
+            f"aiokafka {min(ratios):.2f}-{max(ratios):.2f}"
+        )
+    return lines
 
 
 def _version(package: str) -> str:

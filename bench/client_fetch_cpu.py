@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 import tempfile
 import threading
@@ -40,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from bench.client_cpu import paired_lines
 from events.records import OutRecord
 from sagas.kafka.admin import ensure_topics
 from sagas.kafka.kafka_settings import KafkaSettings
@@ -90,11 +90,32 @@ class ReadFailed(RuntimeError):
     pass
 
 
-def _short(read: int, plan: Feed) -> ReadFailed:
-    return ReadFailed(
-        f"read {read:,} of the {plan.records:,} records the feeder writes to {plan.prefix}* "
-        f"within {plan.deadline:g} s: records were lost, or the feeder stalled"
-    )
+class _Tally:
+    """A reader's count against the plan, and its CPU from now, stand-in work excluded."""
+
+    def __init__(self, plan: Feed, work_us: float) -> None:
+        self.plan, self.work_us = plan, work_us
+        self.read, self.worked = 0, 0.0
+        self.start, self.until = cpu_seconds(), time.monotonic() + plan.deadline
+
+    def wants_more(self) -> bool:
+        """True until every record is read; past the deadline, `ReadFailed`."""
+        if self.read >= self.plan.records:
+            return False
+        if time.monotonic() > self.until:
+            raise ReadFailed(
+                f"read {self.read:,} of the {self.plan.records:,} records the feeder writes "
+                f"to {self.plan.prefix}* within {self.plan.deadline:g} s: records were lost, "
+                f"or the feeder stalled"
+            )
+        return True
+
+    def add(self, records: int) -> None:
+        self.read += records
+        self.worked += work(records, self.work_us)
+
+    def result(self) -> Read:
+        return Read(self.read, cpu_seconds() - self.start - self.worked)
 
 
 async def feed(plan: Feed) -> None:
@@ -155,16 +176,11 @@ async def read_aiokafka(
         for tp in tps:
             await consumer.position(tp)  # resolved now, not on the first fetch
         started.set()
-        start, read, worked = cpu_seconds(), 0, 0.0
-        until = time.monotonic() + plan.deadline
-        while read < plan.records:
-            if time.monotonic() > until:
-                raise _short(read, plan)
+        tally = _Tally(plan, work_us)
+        while tally.wants_more():
             batches = await consumer.getmany(timeout_ms=100, max_records=2000)
-            n = sum(len(rs) for rs in batches.values())
-            read += n
-            worked += work(n, work_us)
-        return Read(read, cpu_seconds() - start - worked)
+            tally.add(sum(len(rs) for rs in batches.values()))
+        return tally.result()
     finally:
         await consumer.stop()
 
@@ -194,15 +210,10 @@ async def read_librdkafka(
             tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
         consumer.assign(tps)
         ready.set()
-        start, got, worked = cpu_seconds(), 0, 0.0
-        until = time.monotonic() + plan.deadline
-        while got < plan.records:
-            if time.monotonic() > until:
-                raise _short(got, plan)
-            n = len(consumer.consume(num_messages=2000, timeout=0.1))
-            got += n
-            worked += work(n, work_us)
-        return Read(got, cpu_seconds() - start - worked)
+        tally = _Tally(plan, work_us)
+        while tally.wants_more():
+            tally.add(len(consumer.consume(num_messages=2000, timeout=0.1)))
+        return tally.result()
 
     try:
         reading = asyncio.ensure_future(asyncio.to_thread(read))
@@ -278,17 +289,13 @@ async def main_async(args: argparse.Namespace) -> None:
                     per[name].append(await one_round(kafka, plan, reader, args.work_us))
                     print(f"  round {n + 1}/{args.rounds} {name:>10}: {per[name][-1]:,.1f} us "
                           f"per record", flush=True)  # fmt: skip
-    base = per["aiokafka"]
     print(f"reader CPU per record, Apache Kafka {cluster.version}, {len(TOPIC_NAMES)} topics of "
           f"{args.partitions} partitions, {args.rate:,.0f} records/s for {args.seconds:g} s, "
-          f"{args.work_us:g} us of stand-in work per record, {args.rounds} rounds (confluent-kafka {confluent_kafka.version()}, "
-          f"librdkafka {confluent_kafka.libversion()[0]}):")  # fmt: skip
-    for name, values in per.items():
-        ratios = [v / b for v, b in zip(values, base, strict=True)]
-        print(f"  {name:>10}: median {statistics.median(values):,.1f} us per record "
-              f"({statistics.median(values) * 5.1:,.0f} per bench saga at 5.1 records), "
-              f"range {min(values):,.1f}-{max(values):,.1f}; paired ratio to aiokafka "
-              f"{min(ratios):.2f}-{max(ratios):.2f}")  # fmt: skip
+          f"{args.work_us:g} us of stand-in work per record, {args.rounds} rounds "
+          f"(confluent-kafka {confluent_kafka.version()}, "
+          f"librdkafka {confluent_kafka.libversion()[0]}; x 5.1 for a bench saga):")  # fmt: skip
+    for line in paired_lines(per, "us per record", digits=1):
+        print(line)
 
 
 def main() -> None:
