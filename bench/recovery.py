@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from bench import procstat
@@ -31,10 +32,10 @@ from sagas.kafka.kafka_settings import KafkaSettings
 
 
 class SystemRun(Protocol):
-    """What these phases use of `bench.run.SystemRun` (named here, so that `bench.run`,
+    """What these phases use of `bench.system_run.SystemRun` (named here, so that `bench.system_run`,
     which calls them, is not imported back)."""
 
-    parent: Any
+    run_dir: Path
     o: Options
     say: Callable[..., Any]
     system: Any
@@ -158,7 +159,7 @@ async def _crash(run: SystemRun, state: dict[str, Any], recovery: dict[str, Any]
 async def _profile(run: SystemRun, pid: int | None, seconds: float) -> dict[str, Any]:
     from bench.profile import record, summarise
 
-    out = run.parent.run_dir / "coordinator-recovery.pyspy.txt"
+    out = run.run_dir / "coordinator-recovery.pyspy.txt"
     raw = await record(pid or 0, seconds, out) if pid else None
     return summarise(raw) | {"file": str(raw)} if raw else {"error": "py-spy failed"}
 

@@ -15,8 +15,8 @@ from bench.participant import answer
 from bench.profile import summarise
 from bench.report import markdown, outcome_line
 from bench.report_plot import plot
-from bench.run import cpu_per_saga
 from bench.stats import latency_summary_ms, percentile
+from bench.system_run import cpu_per_saga
 from bench.targets import message_ratio, targets
 from bench.workload import BENCH_SAGA, bench_definition
 from events.codec import decode, encode
