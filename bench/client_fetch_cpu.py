@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from bench.client_cpu import paired_lines
+from bench.client_cpu import cpu_seconds, paired_lines
 from events.records import OutRecord
 from sagas.kafka.admin import ensure_topics
 from sagas.kafka.kafka_settings import KafkaSettings
@@ -142,10 +142,6 @@ async def feed(plan: Feed) -> None:
             await asyncio.sleep(max(0.0, start + (tick + 1) * TICK - time.monotonic()))
     finally:
         await producer.stop()
-
-
-def cpu_seconds() -> float:
-    return time.process_time()
 
 
 def work(records: int, us_per_record: float) -> float:

@@ -82,7 +82,7 @@ def run_once(
     observe: PersistObserver | None = None,
 ) -> RunResult:
     """Start ``sagas`` bench sagas, ``batch`` records per batch, until all are terminal
-    (``observe``, if given, sees each batch's records; it runs inside the time measured)."""
+    (``observe``, if given, sees each batch's records, outside the time measured)."""
     coordinator = _coordinator(definitions)
     plan = Plan(
         bootstrap="", prefix=PREFIX, workload="bench", start_topic=coordinator.topics.control,
@@ -95,15 +95,12 @@ def run_once(
         value = start_record(plan, sid, i)
         pending.append(InRecord(plan.start_topic, 0, offset, sid.encode(), value, HEADERS))
         offset += 1
-    sent: list[Any] = []
+    #: what the batch in hand would persist: read once it is timed, not while
+    persisted: list[tuple[Any, Any]] = []
     produced: Counter[str] = Counter()
 
     def persist(outgoing: Any, writes: Any) -> asyncio.Future[None]:
-        sent.extend(outgoing)
-        produced.update(out.topic.removeprefix(PREFIX) for out in outgoing)
-        produced["(changelog states)"] += len(writes)
-        if observe is not None:
-            observe(list(outgoing), dict(writes))
+        persisted.append((outgoing, writes))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -133,15 +130,20 @@ def run_once(
             cpu += time.process_time() - t0
             batches += 1
             records += len(take)
-            for out in sent:
-                if out.topic.endswith(".commands"):
-                    got = answer(orjson.loads(out.value))
-                    if got is not None:
-                        step, value = got
-                        topic = f"{PREFIX}bench.s{step}.replies"
-                        replies.append(InRecord(topic, 0, offset, out.key, value, HEADERS))
-                        offset += 1
-            sent.clear()
+            for outgoing, writes in persisted:
+                produced.update(out.topic.removeprefix(PREFIX) for out in outgoing)
+                produced["(changelog states)"] += len(writes)
+                if observe is not None:
+                    observe(outgoing, writes)
+                for out in outgoing:
+                    if out.topic.endswith(".commands"):
+                        got = answer(orjson.loads(out.value))
+                        if got is not None:
+                            step, value = got
+                            topic = f"{PREFIX}bench.s{step}.replies"
+                            replies.append(InRecord(topic, 0, offset, out.key, value, HEADERS))
+                            offset += 1
+            persisted.clear()
 
     gc.collect()
     asyncio.run(drive())
