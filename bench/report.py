@@ -10,6 +10,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from bench.cpu_budget import budget_line, budgets
 from bench.report_overload import overload_markdown, overload_table
 from bench.targets import issues_of, message_ratio, targets
 
@@ -23,13 +24,13 @@ def print_report(results: dict[str, Any], console: Console) -> None:
         f"Python {m['python']}, git {m['git']}"
     )
     for name, section in results["brokers"].items():
-        print_section(name, section, results["options"], console)
+        print_section(name, section, results["options"], console, m["nproc"])
     if len(results["brokers"]) > 1:
         console.print(side_by_side_table(results))
 
 
 def print_section(
-    name: str, section: dict[str, Any], options: dict[str, Any], console: Console
+    name: str, section: dict[str, Any], options: dict[str, Any], console: Console, cores: int
 ) -> None:
     broker = section["broker"]
     console.rule(f"[bold]{name}[/]: {broker['version']}")
@@ -47,6 +48,8 @@ def print_section(
                     f"{name} / {system_name} sustained", {"sweep": [system["sustained"]]}, c
                 )
             )
+        for b in budgets(system, cores):
+            console.print(budget_line(b) + ".")
         if system.get("overload"):
             console.print(overload_table(name, system["overload"]))
         if system.get("memory"):
@@ -241,11 +244,13 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
     for name, section in results["brokers"].items():
-        lines += section_markdown(name, section, results["options"])
+        lines += section_markdown(name, section, results["options"], m["nproc"])
     return "\n".join(lines) + "\n"
 
 
-def section_markdown(name: str, section: dict[str, Any], options: dict[str, Any]) -> list[str]:
+def section_markdown(
+    name: str, section: dict[str, Any], options: dict[str, Any], cores: int
+) -> list[str]:
     broker, c = section["broker"], section["ceiling"]
     how = (
         "Each sweep point and phase below ran on a system started for it alone (fresh "
@@ -295,6 +300,8 @@ def section_markdown(name: str, section: dict[str, Any], options: dict[str, Any]
         lines.append("")
         if any(p.get("latency_by_outcome") for p in points):
             lines += [outcome_line(points), ""]
+        if found := budgets(system, cores):
+            lines += [*(f"{budget_line(b)}." for b in found), ""]
         if system.get("overload"):
             lines += overload_markdown(system["overload"])
         if system.get("memory"):

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from bench import procstat
+from bench.cpu_budget import budget, budgets
 from bench.loadgen import Plan, start_record
 from bench.participant import answer
 from bench.profile import summarise
@@ -321,3 +322,37 @@ def test_client_cpu_captures_the_coordinators_writes_batch_by_batch() -> None:
     assert {r.topic.split(".")[-1] for r in outgoing} == {"commands", "lifecycle"}
     for r in [*states, *outgoing]:
         assert r.key is not None and r.partition == partition_for(r.key, 8)
+
+
+def test_the_cpu_budget_bounds_the_rate_the_machine_carries() -> None:
+    """Every process's CPU per saga caps the rate of the machine's cores at that cost; the
+    same without the coordinator caps it for any coordinator (issue 19's 3,000/s)."""
+    point = {
+        "offered_per_s": 1000.0,
+        "cpu_us_per_saga": {
+            "coordinator": 750.0, "broker": 450.0, "bench-participant": 250.0,
+            "loadgen": 250.0, "bench": 0.0,
+        },
+    }  # fmt: skip
+    b = budget(point, cores=2)
+    assert b is not None
+    assert (b.total_us, b.others_us) == (1700.0, 950.0)
+    assert round(b.ceiling_per_s) == 1176 and round(b.ceiling_without_coordinator_per_s) == 2105
+    # replicas are all the coordinator's share
+    two = budget({**point, "cpu_us_per_saga": {"coordinator-1": 400.0, "coordinator-2": 350.0,
+                                                 "broker": 950.0}}, cores=2)  # fmt: skip
+    assert two is not None and two.others_us == 950.0
+    assert budget({"offered_per_s": 1.0, "cpu_us_per_saga": {"coordinator": 5.0}}, 2) is None
+    assert budget({"offered_per_s": 1.0}, 2) is None
+
+
+def test_the_report_gives_each_points_cpu_budget() -> None:
+    text = markdown(_results())
+    # 450 + 250 us per saga at every point of `_section`, 2 cores
+    assert (
+        "CPU budget at 1,000/s: every process 700 us per saga, so 2 cores carry at most "
+        "2,857/s at that cost; without the coordinator's share 250 us, at most 8,000/s even "
+        "with a coordinator that cost nothing."
+    ) in text
+    assert "CPU budget at 700/s (sustained): every process 700 us" in text
+    assert len(budgets(_results()["brokers"]["kafka"]["systems"]["bench"], 2)) == 3
