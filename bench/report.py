@@ -30,7 +30,11 @@ def print_report(results: dict[str, Any], console: Console) -> None:
 
 
 def print_section(
-    name: str, section: dict[str, Any], options: dict[str, Any], console: Console, cores: int
+    name: str,
+    section: dict[str, Any],
+    options: dict[str, Any],
+    console: Console,
+    cores: int | None,
 ) -> None:
     broker = section["broker"]
     console.rule(f"[bold]{name}[/]: {broker['version']}")
@@ -57,12 +61,12 @@ def print_section(
             console.print(
                 f"[bold]memory[/]: {mem['sagas']:,} parked sagas: coordinator RSS "
                 f"{mem['rss_before_mib']} -> {mem.get('rss_after_mib', '?')} MiB = "
-                f"{mem.get('bytes_per_saga', '?'):,} bytes per in-flight saga"
+                f"{_count(mem.get('bytes_per_saga'))} bytes per in-flight saga"
             )
         if system.get("recovery"):
             r = system["recovery"]
             console.print(
-                f"[bold]recovery[/]: SIGKILL with {r.get('in_flight_at_kill', '?'):,} in flight: "
+                f"[bold]recovery[/]: SIGKILL with {_count(r.get('in_flight_at_kill'))} in flight: "
                 f"ready after {r.get('ready_s', '?')} s, processing again after "
                 f"{r.get('processing_again_s', '?')} s, all {r['sagas']:,} terminal after "
                 f"{r.get('all_terminal_s', '?')} s; missing {r.get('missing')}; "
@@ -174,15 +178,22 @@ def sweep_table(name: str, system: dict[str, Any], ceiling: dict[str, Any]) -> T
     return table
 
 
+def _count(value: Any) -> str:
+    """A figure with thousands separators; "?" for one a phase did not measure."""
+    return "?" if value is None else f"{value:,}"
+
+
 def _cpu_by_role(cpu: dict[str, float]) -> dict[str, float]:
-    """CPU% by role: the broker's nodes summed, every participant summed."""
+    """CPU% by role: the broker's nodes summed, the coordinator's replicas summed, every
+    participant summed."""
     broker = sum(v for k, v in cpu.items() if k.startswith("broker"))
+    coordinator = sum(v for k, v in cpu.items() if k.startswith("coordinator"))
     parts = sum(
         v for k, v in cpu.items()
-        if not k.startswith("broker") and k not in ("coordinator", "loadgen", "bench")
+        if not k.startswith(("broker", "coordinator")) and k not in ("loadgen", "bench")
     )  # fmt: skip
     return {
-        "coordinator": cpu.get("coordinator", 0.0),
+        "coordinator": coordinator,
         "broker": broker,
         "participants": parts,
         "loadgen": cpu.get("loadgen", 0.0),
@@ -249,7 +260,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def section_markdown(
-    name: str, section: dict[str, Any], options: dict[str, Any], cores: int
+    name: str, section: dict[str, Any], options: dict[str, Any], cores: int | None
 ) -> list[str]:
     broker, c = section["broker"], section["ceiling"]
     how = (

@@ -8,13 +8,14 @@ from typing import Any
 
 import orjson
 import pytest
+from rich.console import Console
 
 from bench import procstat
 from bench.cpu_budget import budget, budgets
 from bench.loadgen import Plan, start_record
 from bench.participant import answer
 from bench.profile import summarise
-from bench.report import markdown, outcome_line
+from bench.report import markdown, outcome_line, print_report
 from bench.report_plot import plot
 from bench.stats import latency_summary_ms, percentile
 from bench.system_run import cpu_per_saga
@@ -324,14 +325,15 @@ def test_client_cpu_captures_the_coordinators_writes_batch_by_batch() -> None:
         assert r.key is not None and r.partition == partition_for(r.key, 8)
 
 
-def test_the_cpu_budget_bounds_the_rate_the_machine_carries() -> None:
-    """Every process's CPU per saga caps the rate of the machine's cores at that cost; the
-    same without the coordinator caps it for any coordinator (issue 19's 3,000/s)."""
+def test_the_cpu_budget_gives_the_rate_the_cores_carry_at_a_points_cost() -> None:
+    """Every process's CPU per saga, the launcher and load generator included, sets the rate
+    the machine's cores carry at that cost; the same without the coordinator, the rate for a
+    coordinator that cost nothing."""
     point = {
         "offered_per_s": 1000.0,
         "cpu_us_per_saga": {
             "coordinator": 750.0, "broker": 450.0, "bench-participant": 250.0,
-            "loadgen": 250.0, "bench": 0.0,
+            "loadgen": 240.0, "bench": 10.0,
         },
     }  # fmt: skip
     b = budget(point, cores=2)
@@ -339,11 +341,13 @@ def test_the_cpu_budget_bounds_the_rate_the_machine_carries() -> None:
     assert (b.total_us, b.others_us) == (1700.0, 950.0)
     assert round(b.ceiling_per_s) == 1176 and round(b.ceiling_without_coordinator_per_s) == 2105
     # replicas are all the coordinator's share
-    two = budget({**point, "cpu_us_per_saga": {"coordinator-1": 400.0, "coordinator-2": 350.0,
-                                                 "broker": 950.0}}, cores=2)  # fmt: skip
-    assert two is not None and two.others_us == 950.0
+    replicas = {"coordinator-1": 400.0, "coordinator-2": 350.0, "broker": 950.0}
+    two = budget({**point, "cpu_us_per_saga": replicas}, cores=2)
+    assert two is not None and (two.total_us, two.others_us) == (1700.0, 950.0)
+    # nothing to say: no figures, only the coordinator's, or no count of cores
     assert budget({"offered_per_s": 1.0, "cpu_us_per_saga": {"coordinator": 5.0}}, 2) is None
     assert budget({"offered_per_s": 1.0}, 2) is None
+    assert budget(point, None) is None and budget(point, 0) is None
 
 
 def test_the_report_gives_each_points_cpu_budget() -> None:
@@ -356,3 +360,19 @@ def test_the_report_gives_each_points_cpu_budget() -> None:
     ) in text
     assert "CPU budget at 700/s (sustained): every process 700 us" in text
     assert len(budgets(_results()["brokers"]["kafka"]["systems"]["bench"], 2)) == 3
+    console = Console(record=True, width=400)
+    print_report(_results(), console)
+    shown = console.export_text()
+    assert "CPU budget at 500/s: every process 700 us per saga, so 2 cores carry at most" in shown
+
+
+def test_the_report_counts_coordinator_replicas_as_the_coordinator() -> None:
+    results = _results()
+    point = results["brokers"]["kafka"]["systems"]["bench"]["sweep"][0]
+    point["cpu_percent"] = {
+        "coordinator-1": 30.0, "coordinator-2": 25.0, "broker": 40.0, "svc": 7.0,
+        "loadgen": 20.0, "bench": 1.0,
+    }  # fmt: skip
+    text = markdown(results)
+    # CPU% coordinator | broker | participants | loadgen
+    assert "| 55 | 40 | 7 | 20 |" in text
