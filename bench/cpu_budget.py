@@ -46,7 +46,7 @@ def budget(point: dict[str, Any], cores: int | None, label: str = "") -> CpuBudg
     per = point.get("cpu_us_per_saga") or {}
     total = sum(per.values())
     others = sum(us for name, us in per.items() if not name.startswith("coordinator"))
-    if not cores or cores <= 0 or total <= 0 or others <= 0:
+    if cores is None or cores <= 0 or total <= 0 or others <= 0:
         return None
     return CpuBudget(point["offered_per_s"], label, cores, total, others)
 
@@ -66,5 +66,6 @@ def budget_line(b: CpuBudget) -> str:
         f"CPU budget at {at}: every process {b.total_us:,.0f} us per saga, so {b.cores} "
         f"cores carry at most {b.ceiling_per_s:,.0f}/s at that cost; without the "
         f"coordinator's share {b.others_us:,.0f} us, at most "
-        f"{b.ceiling_without_coordinator_per_s:,.0f}/s even with a coordinator that cost nothing"
+        f"{b.ceiling_without_coordinator_per_s:,.0f}/s at those costs with a coordinator that "
+        "cost nothing"
     )

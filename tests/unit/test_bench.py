@@ -355,8 +355,8 @@ def test_the_report_gives_each_points_cpu_budget() -> None:
     # 450 + 250 us per saga at every point of `_section`, 2 cores
     assert (
         "CPU budget at 1,000/s: every process 700 us per saga, so 2 cores carry at most "
-        "2,857/s at that cost; without the coordinator's share 250 us, at most 8,000/s even "
-        "with a coordinator that cost nothing."
+        "2,857/s at that cost; without the coordinator's share 250 us, at most 8,000/s at "
+        "those costs with a coordinator that cost nothing."
     ) in text
     assert "CPU budget at 700/s (sustained): every process 700 us" in text
     assert len(budgets(_results()["brokers"]["kafka"]["systems"]["bench"], 2)) == 3
