@@ -206,6 +206,7 @@ async def test_the_overview_links_to_what_needs_attention_by_keyboard(
     await expect(page.locator("#dead-letter-count")).to_contain_text("dead letter")
     await expect(page.locator("a[href='/openapi.json']")).to_be_visible()
     await shot(page, "overview")
+    await expect(page.locator("#view")).to_be_focused()
     # Keyboard only: focus starts on the page's content; Tab to the dead letters, Enter.
     for _ in range(10):
         await page.keyboard.press("Tab")
@@ -215,11 +216,16 @@ async def test_the_overview_links_to_what_needs_attention_by_keyboard(
         raise AssertionError("Tab never reached the dead-letter link of the overview")
     await page.keyboard.press("Enter")
     await expect(page.locator("h1")).to_have_text("Dead letters")
+    # The heading comes before the list is fetched; the router moves the focus to the
+    # page once it is whole. Tabbing before that loses the presses made meanwhile.
+    await expect(page.locator("#view")).to_be_focused()
     # ... and from there, Shift+Tab back up to the navigation, to the list of sagas.
     for _ in range(12):
         await page.keyboard.press("Shift+Tab")
         if await page.evaluate("document.activeElement.dataset.nav") == "sagas":
             break
+    else:
+        raise AssertionError("Shift+Tab never reached the navigation's link to the sagas")
     await page.keyboard.press("Enter")
     await expect(page.locator("h1")).to_have_text("Sagas")
 
