@@ -308,6 +308,30 @@ def test_engine_cpu_drives_every_bench_saga_to_its_end(tmp_path: Path) -> None:
     assert result.produced["(changelog states)"] == result.records  # one per record in
 
 
+def test_engine_cpu_times_the_coordinator_under_its_own_gc_policy(tmp_path: Path) -> None:
+    """The harness runs the batch step with the collector tuned as a started coordinator
+    tunes it (rare young collections, what lived before frozen), so its figure holds no
+    collections the coordinator does not pay, and leaves the test process as it was."""
+    import gc
+
+    from bench.engine_cpu import PREFIX, run_once
+    from bench.workload import write_bench_definition
+    from sagas.process.gc_policy import YOUNG_THRESHOLD
+
+    definitions = write_bench_definition(PREFIX, tmp_path, timeout=900.0)
+    seen: list[tuple[int, int]] = []
+    before = gc.get_threshold()
+    run_once(
+        definitions,
+        20,
+        10,
+        None,
+        lambda *_: seen.append((gc.get_threshold()[0], gc.get_freeze_count())),
+    )
+    assert seen and all(young == YOUNG_THRESHOLD and frozen > 0 for young, frozen in seen)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
 def test_client_cpu_captures_the_coordinators_writes_batch_by_batch() -> None:
     """`bench.client_cpu` writes what the coordinator would, to the partitions it would:
     each batch's commands and lifecycle events, then its states on the changelog."""
