@@ -10,9 +10,10 @@ so that it does not pause and resume on every batch). Replies, timers and
 operator commands keep flowing: only topics that carry nothing but starts are
 paused, the engine's ``saga.starts`` (where `sagas.client.SagaClient` and ``sagas
 start`` send theirs) among them. The control topic also carries operator commands and
-timers, so it is never paused: the HTTP API refuses a new start instead while the
-replica is at its bound (`start_refusal`: 429 with Retry-After), and the caller tries
-again later.
+timers, so it is never paused: a start read there past the bound is moved to
+``saga.starts`` to wait with the others (`room_left`), and the HTTP API refuses a new
+start while its replica is at the bound (`start_refusal`: 429 with Retry-After), so the
+caller tries again later rather than queueing in Kafka.
 
 The runtime (`sagas.coordinator`) applies what these functions decide with
 aiokafka's ``pause``/``resume`` and by fetching again what a batch could not
@@ -99,6 +100,22 @@ def admit(limits: AdmissionLimits, in_flight: int, offered: Sequence[int]) -> li
         kept.append(take)
         room -= take
     return kept
+
+
+def room_left(limits: AdmissionLimits, in_flight: int, admitted: int, paused: bool) -> int | None:
+    """New sagas a batch may still start from ``saga.control`` once ``admitted`` trigger
+    records (each counted as a start, as `admit` counts them) are in it; None: no bound.
+
+    The control topic is never paused, so a start read there past this room is not
+    decided: the batch step moves it to ``saga.starts`` (`sagas.batch`), which is paused
+    at the bound, and it waits there in order with the other starts. While the trigger
+    partitions are paused there is no room at all: a start does not pass those waiting.
+    """
+    if not limits.bounded:
+        return None
+    if paused:
+        return 0
+    return max(0, limits.high - in_flight - admitted)
 
 
 def start_refusal(limits: AdmissionLimits, in_flight: int) -> str | None:

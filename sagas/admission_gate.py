@@ -39,6 +39,9 @@ class Admitted:
 
     records: dict[TopicPartition, list[Any]]
     offsets: dict[TopicPartition, int]
+    #: new sagas the batch may still start from ``saga.control`` (`admission.room_left`);
+    #: None: no bound
+    start_room: int | None = None
 
 
 class AdmissionGate:
@@ -81,12 +84,14 @@ class AdmissionGate:
 
     def admit(self, consumer: Any, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
         """Keep what fits under the bound; fetch the rest of a trigger partition again."""
-        if not self.limits.bounded or not self.start_topics:
+        limits, in_flight = self.limits, self.in_flight
+        if not limits.bounded:
             return Admitted(fetched, _ends(fetched))
         starts = [tp for tp in fetched if tp.topic in self.start_topics and fetched[tp]]
         if not starts:
-            return Admitted(fetched, _ends(fetched))
-        kept = admission.admit(self.limits, self.in_flight, [len(fetched[tp]) for tp in starts])
+            room = admission.room_left(limits, in_flight, 0, self.paused)
+            return Admitted(fetched, _ends(fetched), room)
+        kept = admission.admit(limits, in_flight, [len(fetched[tp]) for tp in starts])
         records = dict(fetched)
         deferred = 0
         for tp, n in zip(starts, kept, strict=True):
@@ -96,9 +101,15 @@ class AdmissionGate:
             consumer.seek(tp, rs[n].offset)
             records[tp] = rs[:n]
             deferred += len(rs) - n
-        if deferred:
-            self.metrics.deferred.inc(deferred)
-        return Admitted(records, _ends(records))
+        self.count_deferred(deferred)
+        room = admission.room_left(limits, in_flight, sum(kept), self.paused)
+        return Admitted(records, _ends(records), room)
+
+    def count_deferred(self, n: int) -> None:
+        """``n`` starts were handed back to Kafka at the bound (fetched again later, or
+        moved from ``saga.control`` to ``saga.starts``)."""
+        if n:
+            self.metrics.deferred.inc(n)
 
     def check_start(self) -> str | None:
         """None if the HTTP API may publish a new start now, else why not

@@ -43,12 +43,18 @@ MAX_HELD = 100
 _COMMANDS = frozenset((control.ABORT, control.RETRY, control.SKIP, control.RESOLVE, control.SIGNAL))
 
 
-def apply_batch(ctx: BatchContext, records: Iterable[InRecord], now: float) -> BatchResult:
+def apply_batch(
+    ctx: BatchContext, records: Iterable[InRecord], now: float, start_room: int | None = None
+) -> BatchResult:
     """Decide ``records`` in order; a saga's later records see its earlier ones.
 
     Held records expire last: a start later in the batch (on another partition, which
-    Kafka does not order with the timer's) finds them still held, and replays them."""
-    step = _Step(ctx, now)
+    Kafka does not order with the timer's) finds them still held, and replays them.
+    ``start_room``: new sagas this batch may start from ``saga.control`` (the admission
+    bound's room, `sagas.admission.room_left`; None: no bound). A new saga's start read
+    there past it is not decided but moved to ``saga.starts``, unchanged, where starts
+    wait in order while the replica is at its bound (`BatchResult.deferred_starts`)."""
+    step = _Step(ctx, now, start_room)
     for record in records:
         step.handle(record)
     for record in step.expiring:
@@ -59,9 +65,11 @@ def apply_batch(ctx: BatchContext, records: Iterable[InRecord], now: float) -> B
 class _Step:
     """One batch in progress: each saga's value lives in ``values`` alone."""
 
-    def __init__(self, ctx: BatchContext, now: float) -> None:
+    def __init__(self, ctx: BatchContext, now: float, start_room: int | None) -> None:
         self.ctx = ctx
         self.now = now
+        #: new sagas this batch may still start from ``saga.control`` (None: no bound)
+        self.start_room = start_room
         self.result = BatchResult()
         #: saga id -> its value as of the records handled so far (None: none)
         self.values: dict[str, TableValue | None] = {}
@@ -149,6 +157,16 @@ class _Step:
                 return
             self.dead_letter(record, routed.reason, routed.detail)
             return
+        if (
+            self.start_room is not None
+            and state is None
+            and record.topic == ctx.topics.control
+            and isinstance(routed.message, StartSaga)
+        ):
+            if self.start_room <= 0:
+                self.defer_start(record)
+                return
+            self.start_room -= 1
         self.run_machine(sid, routed, state)
         if early is not None and isinstance(routed.message, StartSaga):
             self.replay_early(sid, early)
@@ -207,6 +225,15 @@ class _Step:
         if new.terminal and new.finished_at is not None:
             due = new.finished_at + ctx.limits.retention
             result.timers.append(Timer(due, new.saga_id, PURGE_TOKEN + new.saga_id))
+
+    def defer_start(self, record: InRecord) -> None:
+        """At the bound: the start waits on ``saga.starts`` (paused there) instead of
+        starting a saga the replica has no room for; the same record, same partition."""
+        ctx = self.ctx
+        self.result.outgoing.append(
+            OutRecord(ctx.topics.starts, record.key, record.value, record.headers, record.partition)
+        )
+        self.result.deferred_starts += 1
 
     # -- the sagas' values ----------------------------------------------------------------
 

@@ -107,3 +107,6 @@ class BatchResult:
     decisions: list[DecisionSignal] = field(default_factory=list)
     #: dead letters, per reason
     dead_letters: Counter[str] = field(default_factory=Counter)
+    #: new sagas' starts read on ``saga.control`` past the admission bound, moved to
+    #: ``saga.starts`` (in ``outgoing``) to wait there
+    deferred_starts: int = 0

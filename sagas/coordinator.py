@@ -337,7 +337,9 @@ class Coordinator:
                     continue
                 admitted = self.admission.admit(consumer, fetched)
                 records = [InRecord.of(r) for rs in admitted.records.values() for r in rs]
-                persisted = self.process(records, time.time(), admitted.offsets)
+                persisted = self.process(
+                    records, time.time(), admitted.offsets, admitted.start_room
+                )
                 self.admission.apply(consumer)
                 await self.commits.add(persisted, admitted.offsets)
 
@@ -378,12 +380,15 @@ class Coordinator:
         records: Sequence[InRecord],
         now: float,
         offsets: dict[TopicPartition, int] | None = None,
+        start_room: int | None = None,
     ) -> asyncio.Future[None]:
         """Apply a batch (in memory at once) and start persisting it; resolves when durable
-        (exactly_once: when its transactions, with ``offsets``, are committed)."""
-        batch = apply_batch(self.batch_context, records, now)
+        (exactly_once: when its transactions, with ``offsets``, are committed).
+        ``start_room``: new sagas it may start from ``saga.control`` (`apply_batch`)."""
+        batch = apply_batch(self.batch_context, records, now, start_room)
         self.count(batch)
         self.admission.observe(batch.decisions)
+        self.admission.count_deferred(batch.deferred_starts)
         self.deadline_budget.observe(batch.decisions)
         writes = {saga_id.encode(): w.raw for saga_id, w in batch.writes.items()}
         self.table.store(writes)

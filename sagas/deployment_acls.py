@@ -7,7 +7,8 @@ authorizer denies what no ACL allows (``allow.everyone.if.no.acl.found=false``):
 - the **coordinator** reads its inputs (triggers, replies, observed topics,
   ``saga.control``, ``saga.starts``) in its consumer group, writes commands,
   ``saga.lifecycle``, ``saga.deadletter``, ``saga.control`` (timers, API starts, operator
-  commands, signals) and ``saga.starts`` (`sagas start`, `SagaClient`), reads the
+  commands, signals) and ``saga.starts`` (`sagas start`, and the starts it holds back
+  at its admission bound), reads the
   dead letters (the API lists them) and writes back to its inputs (a dead letter's
   re-drive), owns the saga table's changelog (read on recovery, written by every
   batch, created on first start) and transactional ids that start with its group id;
@@ -193,7 +194,7 @@ def _coordinator(registry: DefinitionRegistry, deployment: Deployment, who: str)
     acls += [
         Acl(who, "Topic", "literal", topics.lifecycle, "Write", "lifecycle events"),
         Acl(who, "Topic", "literal", topics.control, "Write", "timers, operators, signals"),
-        Acl(who, "Topic", "literal", topics.starts, "Write", "sagas start, SagaClient"),
+        Acl(who, "Topic", "literal", topics.starts, "Write", "held-back starts, sagas start"),
         Acl(who, "Topic", "literal", topics.deadletter, "Write", "records it cannot decode"),
         Acl(who, "Topic", "literal", topics.deadletter, "Read", "the API lists dead letters"),
     ]

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from events.codec import encode
 from events.envelope import CloudEvent, new_event
 from events.topics import Topics
+from sagas import control
 from sagas.kafka.admin import ensure_topics
 from sagas.kafka.kafka_settings import KafkaSettings
 from tests.support.kafka_peers import TERMINAL, ScriptedParticipant, TopicRecorder, eventually
@@ -96,9 +97,13 @@ def scrape(port: int) -> dict[str, float]:
     return samples
 
 
+@pytest.mark.parametrize("via", ["trigger", "control"])
 async def test_a_burst_past_the_bound_waits_in_kafka_and_every_saga_completes(
-    kafka_bootstrap: str, tmp_path: pytest.TempPathFactory
+    kafka_bootstrap: str, tmp_path: pytest.TempPathFactory, via: str
 ) -> None:
+    """``via``: the burst's starts are trigger events, or ``saga.start`` requests written
+    straight to saga.control (never paused: the replica moves those past the bound to
+    saga.starts, where they wait)."""
     p = f"o{uuid.uuid4().hex[:8]}."
     path = tmp_path / "job.yaml"  # type: ignore[operator]
     path.write_text(DEFINITION.format(p=p))
@@ -141,11 +146,16 @@ async def test_a_burst_past_the_bound_waits_in_kafka_and_every_saga_completes(
             wanted = set(ids)
             return {e.sagaid: e.time for e in lifecycle() if e.type == kind and e.sagaid in wanted}  # type: ignore[misc]
 
-        async def offer(ids: list[str]) -> None:
+        async def offer(ids: list[str], via: str = "trigger") -> None:
             sends = []
             for sid in ids:
-                value, _ = encode(new_event("job.requested", source="test", sagaid=sid))
-                sends.append(await producer.send(f"{p}jobs", value, key=sid.encode()))
+                if via == "control":
+                    value, headers = encode(control.start_request("job", {}, saga_id=sid))
+                    topic = f"{p}saga.control"
+                else:
+                    value, headers = encode(new_event("job.requested", source="test", sagaid=sid))
+                    topic = f"{p}jobs"
+                sends.append(await producer.send(topic, value, key=sid.encode(), headers=headers))
             await asyncio.gather(*sends)
 
         early = [f"early-{i}-{uuid.uuid4().hex[:6]}" for i in range(EARLY)]
@@ -157,7 +167,7 @@ async def test_a_burst_past_the_bound_waits_in_kafka_and_every_saga_completes(
             alive=worker.alive,
         )
         burst = [f"burst-{i}-{uuid.uuid4().hex[:6]}" for i in range(BURST)]
-        await offer(burst)
+        await offer(burst, via)
         everyone = early + burst
         await eventually(
             lambda: len(of_type("saga.completed", everyone)) == len(everyone),
@@ -180,6 +190,8 @@ async def test_a_burst_past_the_bound_waits_in_kafka_and_every_saga_completes(
         metrics = await asyncio.to_thread(scrape, port)
         assert metrics["saga_admission_limit"] == BOUND
         assert metrics["saga_admission_pauses_total"] >= 1
+        if via == "control":  # moved to saga.starts, past the bound
+            assert metrics["saga_starts_deferred_total"] >= BURST - BOUND
         assert metrics["saga_admission_in_flight"] == 0
         assert metrics["saga_admission_paused"] == 0
 

@@ -48,26 +48,43 @@ def test_admit_keeps_the_first_records_up_to_the_room_left() -> None:
     assert admission.admit(AdmissionLimits.of(0), 10**6, [4, 8]) == [4, 8]
 
 
+def test_starts_on_saga_control_get_the_room_the_trigger_records_leave() -> None:
+    limits = AdmissionLimits(100, 75)
+    assert admission.room_left(limits, 90, 4, paused=False) == 6
+    assert admission.room_left(limits, 90, 10, paused=False) == 0
+    assert admission.room_left(limits, 150, 0, paused=False) == 0
+    # paused, the starts on saga.starts wait: one from saga.control does not pass them
+    assert admission.room_left(limits, 80, 0, paused=True) == 0
+    assert admission.room_left(AdmissionLimits.of(0), 10**6, 8, paused=True) is None
+
+
 @given(
     high=st.integers(1, 200),
     batches=st.lists(
-        st.tuples(st.lists(st.integers(0, 300), max_size=4), st.integers(0, 300)), max_size=60
+        st.tuples(
+            st.lists(st.integers(0, 300), max_size=4), st.integers(0, 300), st.integers(0, 50)
+        ),
+        max_size=60,
     ),
 )
-@example(high=5, batches=[([5], 0), ([], 1), ([1], 0)])  # paused at 4 of 5: held back
+@example(high=5, batches=[([5], 0, 0), ([], 1, 0), ([1], 0, 0)])  # paused at 4 of 5: held back
+@example(high=5, batches=[([3], 0, 4), ([], 1, 1)])  # control starts past the room move
 def test_in_flight_never_passes_the_bound_and_starts_resume(
-    high: int, batches: list[tuple[list[int], int]]
+    high: int, batches: list[tuple[list[int], int, int]]
 ) -> None:
     """A replica admitting, finishing and pausing as told never holds more than the bound,
-    and a paused one that falls to the low-water mark is told to resume. (A paused replica
-    holds every start back until then, below the bound too: the hysteresis.)"""
+    whether its starts come on trigger partitions or on saga.control, and a paused one
+    that falls to the low-water mark is told to resume. (A paused replica holds every
+    start back until then, below the bound too: the hysteresis.)"""
     limits = AdmissionLimits.of(high)
     in_flight, paused = 0, False
-    for offered, finishing in batches:
+    for offered, finishing, on_control in batches:
         kept = [0] * len(offered) if paused else admission.admit(limits, in_flight, offered)
         assert all(0 <= k <= n for k, n in zip(kept, offered, strict=True))
+        room = admission.room_left(limits, in_flight, sum(kept), paused)
+        assert room is not None and room >= 0
         # every record kept starts a saga (the worst case), then some end
-        in_flight += sum(kept)
+        in_flight += sum(kept) + min(on_control, room)
         assert in_flight <= limits.high
         if sum(kept) < sum(offered) and not paused:
             assert in_flight == limits.high  # unpaused, only the bound holds a record back

@@ -110,6 +110,11 @@ def test_the_gate_admits_up_to_the_bound_pauses_and_resumes_with_its_metrics() -
     assert admitted.offsets == {ORDERS: 110, REPLIES: 8}
     assert consumer.positions == {ORDERS: 110}
     assert value(registry, "saga_starts_deferred_total") == 5
+    assert admitted.start_room == 0  # the ten kept are the bound: no room on saga.control
+    # starts a batch moved from saga.control to saga.starts count as deferred too
+    gate.count_deferred(2)
+    assert value(registry, "saga_starts_deferred_total") == 7
+    assert gate.admit(consumer, {REPLIES: [Record(8)]}).start_room == 10
 
     gate.observe(starts(10))
     gate.apply(consumer)
@@ -121,10 +126,13 @@ def test_the_gate_admits_up_to_the_bound_pauses_and_resumes_with_its_metrics() -
     # a full replica admits nothing of a fetch, and commits nothing of that partition
     held = gate.admit(consumer, {ORDERS: [Record(110)]})
     assert held.records[ORDERS] == [] and ORDERS not in held.offsets
+    assert held.start_room == 0
 
     gate.in_flight = 8  # above the low-water mark: still paused
     gate.apply(consumer)
     assert consumer.paused == {ORDERS}
+    # below the bound, yet paused: a start on saga.control does not pass those waiting
+    assert gate.admit(consumer, {REPLIES: [Record(9)]}).start_room == 0
     gate.in_flight = 7
     gate.apply(consumer)
     assert consumer.paused == set()
@@ -139,6 +147,7 @@ def test_no_bound_passes_everything_through() -> None:
     consumer = FakeConsumer({ORDERS})
     fetched = {ORDERS: [Record(o) for o in range(50)]}
     assert gate.admit(consumer, fetched).offsets == {ORDERS: 50}
+    assert gate.admit(consumer, fetched).start_room is None
     gate.observe(starts(50))
     gate.apply(consumer)
     assert consumer.paused == set() and consumer.positions == {}

@@ -47,8 +47,10 @@ class Table:
             self.values.get,
         )
 
-    def run(self, records: list[InRecord], now: float = NOW) -> BatchResult:
-        result = apply_batch(self.ctx, records, now)
+    def run(
+        self, records: list[InRecord], now: float = NOW, start_room: int | None = None
+    ) -> BatchResult:
+        result = apply_batch(self.ctx, records, now, start_room)
         for sid, write in result.writes.items():
             if write.value is None:
                 self.values.pop(sid, None)
@@ -134,6 +136,44 @@ def test_a_start_on_saga_starts_is_a_start_and_anything_else_there_a_dead_letter
     assert "s-9" not in table.values
     state = table.values["s-1"]
     assert isinstance(state, SagaState) and state.status is SagaStatus.RUNNING
+
+
+def test_starts_on_saga_control_past_the_bound_wait_on_saga_starts_unchanged() -> None:
+    """saga.control is never paused (it carries operator commands and timers), so at the
+    admission bound a new saga's start read there moves to saga.starts, which is, and
+    waits there with the other starts: nothing is decided, nothing is lost."""
+    table = Table()
+    first, second, third = start("s-1"), start("s-2"), start("s-3")
+    result = table.run([first, second, abort("s-3"), third], start_room=1)
+    assert [s.started for s in result.decisions] == [True]  # room for one
+    moved = [out for out in result.outgoing if out.topic == Topics().starts]
+    assert [(o.key, o.value, o.headers, o.partition) for o in moved] == [
+        (r.key, r.value, r.headers, r.partition) for r in (second, third)
+    ]
+    assert result.deferred_starts == 2
+    assert "s-2" not in table.values and not result.writes.keys() & {"s-2"}
+    # what came for s-3 before its start waits for it, as for a start on saga.starts
+    held = table.values["s-3"]
+    assert isinstance(held, EarlyEvents) and len(held.records) == 1
+    assert not dead(result)
+
+    # read back from saga.starts once there is room: started, the held abort applied
+    later = table.run(
+        [
+            InRecord(o.topic, o.partition or 0, 20 + i, o.key, o.value, o.headers)
+            for i, o in enumerate(moved)
+        ]
+    )
+    assert [s.started for s in later.decisions] == [True, True, False]
+    state = table.values["s-3"]
+    assert isinstance(state, SagaState) and state.status is SagaStatus.COMPENSATING
+    # a saga that exists is not a new one: its start is decided (a duplicate), not moved,
+    # and so is every other control record; without a bound nothing moves
+    again = table.run([start("s-1"), abort("s-2")], start_room=0)
+    assert again.deferred_starts == 0 and len(again.decisions) == 2
+    assert not [out for out in again.outgoing if out.topic == Topics().starts]
+    unbounded = table.run([start("s-4"), start("s-5")])
+    assert unbounded.deferred_starts == 0 and [s.started for s in unbounded.decisions] == [True] * 2
 
 
 def test_a_reply_before_its_saga_is_held_and_applied_when_the_saga_starts() -> None:
