@@ -70,6 +70,10 @@ class _Step:
         self.now = now
         #: new sagas this batch may still start from ``saga.control`` (None: no bound)
         self.start_room = start_room
+        #: sagas whose start this batch moved to ``saga.starts``: what is held for them
+        #: waits for it (it is not in Kafka yet, so `BatchContext.starts_waiting` may not
+        #: see it)
+        self.moved: set[str] = set()
         self.result = BatchResult()
         #: saga id -> its value as of the records handled so far (None: none)
         self.values: dict[str, TableValue | None] = {}
@@ -83,6 +87,7 @@ class _Step:
         if not expiring:
             result.consumed[record.topic] += 1
         marks = (len(result.outgoing), len(result.timers), len(result.decisions))
+        room, deferred = self.start_room, result.deferred_starts
         self.touched = None
         try:
             self._handle(record, expiring)
@@ -90,6 +95,7 @@ class _Step:
             del result.outgoing[marks[0] :]
             del result.timers[marks[1] :]
             del result.decisions[marks[2] :]
+            self.start_room, result.deferred_starts = room, deferred
             if self.touched is not None:
                 self._restore(self.touched)
             self.processing_error(record, exc)
@@ -164,7 +170,7 @@ class _Step:
             and isinstance(routed.message, StartSaga)
         ):
             if self.start_room <= 0:
-                self.defer_start(record)
+                self.defer_start(record, sid)
                 return
             self.start_room -= 1
         self.run_machine(sid, routed, state)
@@ -226,14 +232,19 @@ class _Step:
             due = new.finished_at + ctx.limits.retention
             result.timers.append(Timer(due, new.saga_id, PURGE_TOKEN + new.saga_id))
 
-    def defer_start(self, record: InRecord) -> None:
+    def defer_start(self, record: InRecord, sid: str) -> None:
         """At the bound: the start waits on ``saga.starts`` (paused there) instead of
-        starting a saga the replica has no room for; the same record, same partition."""
+        starting a saga the replica has no room for. The same value and headers, keyed by
+        its saga id (whatever key it came with) on its saga's partition, so that under
+        exactly_once it goes in the transaction that commits the control record's offset."""
         ctx = self.ctx
         self.result.outgoing.append(
-            OutRecord(ctx.topics.starts, record.key, record.value, record.headers, record.partition)
+            OutRecord(
+                ctx.topics.starts, sid.encode(), record.value, record.headers, record.partition
+            )
         )
         self.result.deferred_starts += 1
+        self.moved.add(sid)
 
     # -- the sagas' values ----------------------------------------------------------------
 
@@ -306,9 +317,10 @@ class _Step:
         ctx = self.ctx
         grace = ctx.limits.early_event_grace
         partition = partition_for(sid.encode(), ctx.partitions)
-        if ctx.starts_waiting(partition):
+        if sid in self.moved or ctx.starts_waiting(partition):
             # The start may be among them (a replica at its bound lets starts wait in
-            # Kafka, longer than any grace): wait for them, then the grace again.
+            # Kafka, longer than any grace), or this batch just moved it there: wait for
+            # them, then the grace again.
             again = EarlyEvents(self.now + grace, held.records)
             self.write(sid, again)
             self.result.timers.append(Timer(again.expires, sid, EARLY_TOKEN + sid))

@@ -111,9 +111,9 @@ class CoordinatorSettings(BaseSettings):
             "Sagas running or compensating in one replica past which it pauses its trigger "
             "topics and saga.starts (SagaClient's starts): further starts wait in Kafka until "
             "3/4 of this is reached again (0: no bound). Starts through the HTTP API are "
-            "refused at it (429, try again); starts written straight to saga.control past it "
-            "are moved to saga.starts, to wait there. Size it to throughput x saga duration at "
-            "the peak; see the README's Overload."
+            "refused at it (429, try again); starts written straight to saga.control that find "
+            "no room under it are moved to saga.starts, to wait there. Size it to throughput x "
+            "saga duration at the peak; see the README's Overload."
         ),
     )
     retry_budget_ratio: float = Field(

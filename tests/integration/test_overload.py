@@ -1,8 +1,9 @@
 """Overload (issue 19): a burst far past the bound waits in Kafka, and nothing is lost.
 
-A coordinator with ``SAGAS_MAX_IN_FLIGHT=20`` is offered 400 starts at once on its
-trigger topic, with sagas of its own already in flight and a participant slower than
-the offer. It must never hold more than 20 sagas in flight (read back from the
+A coordinator with ``SAGAS_MAX_IN_FLIGHT=20`` is offered 400 starts at once, on its
+trigger topic or as ``saga.start`` requests on saga.control (never paused: the starts
+that find no room are moved to saga.starts), with sagas of its own already in flight
+and a participant slower than the offer. It must never hold more than 20 sagas in flight (read back from the
 lifecycle topic: every decision of one batch carries the batch's time), keep the
 replies of the sagas it admitted flowing while starts wait (the sagas started before
 the burst complete before the burst is all admitted), and end every saga completed,

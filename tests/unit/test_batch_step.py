@@ -157,13 +157,16 @@ def test_starts_on_saga_control_past_the_bound_wait_on_saga_starts_unchanged() -
     assert isinstance(held, EarlyEvents) and len(held.records) == 1
     assert not dead(result)
 
-    # read back from saga.starts once there is room: started, the held abort applied
+    # read back from saga.starts (the gate admitted them): started, the held abort applied;
+    # a start read there is never moved again, whatever room saga.control has left
     later = table.run(
         [
             InRecord(o.topic, o.partition or 0, 20 + i, o.key, o.value, o.headers)
             for i, o in enumerate(moved)
-        ]
+        ],
+        start_room=0,
     )
+    assert later.deferred_starts == 0
     assert [s.started for s in later.decisions] == [True, True, False]
     state = table.values["s-3"]
     assert isinstance(state, SagaState) and state.status is SagaStatus.COMPENSATING
@@ -174,6 +177,43 @@ def test_starts_on_saga_control_past_the_bound_wait_on_saga_starts_unchanged() -
     assert not [out for out in again.outgoing if out.topic == Topics().starts]
     unbounded = table.run([start("s-4"), start("s-5")])
     assert unbounded.deferred_starts == 0 and [s.started for s in unbounded.decisions] == [True] * 2
+
+
+def test_what_is_held_for_a_saga_waits_for_the_start_its_batch_moved_to_saga_starts() -> None:
+    """The moved start is not in Kafka yet when the batch's held records expire: a grace
+    running out in that batch does not dead-letter them, it is armed again."""
+    table = Table()
+    table.run([abort("s-1")])
+    due = NOW + GRACE
+    result = table.run([fired("s-1", EARLY_TOKEN + "s-1"), start("s-1")], now=due, start_room=0)
+    assert result.deferred_starts == 1 and not dead(result)
+    held = table.values["s-1"]
+    assert isinstance(held, EarlyEvents) and held.expires == due + GRACE
+    assert [t.token for t in result.timers] == [EARLY_TOKEN + "s-1"]
+
+
+def test_a_moved_start_is_keyed_by_its_saga_id_whatever_key_it_came_with() -> None:
+    """Written by hand with no key (or another), on its saga's partition by chance: it is
+    moved keyed by its saga id, on that partition, so it stays in the transaction that
+    commits its offset (exactly_once splits a batch's records by partition)."""
+    keyless = dataclasses.replace(start("s-1"), key=None)
+    result = Table().run([keyless], start_room=0)
+    (moved,) = [out for out in result.outgoing if out.topic == Topics().starts]
+    assert (moved.key, moved.partition) == (b"s-1", keyless.partition)
+
+
+def test_a_start_that_raises_gives_its_room_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = batch_module.decide
+
+    def buggy(definition: Any, state: Any, message: Any, now: float) -> Any:
+        if getattr(message, "saga_id", None) == "s-bad":
+            raise RuntimeError("a bug in the state machine")
+        return real(definition, state, message, now)
+
+    monkeypatch.setattr(batch_module, "decide", buggy)
+    result = Table().run([start("s-bad"), start("s-2")], start_room=1)
+    assert [d["x-dlq-reason"] for d in dead(result)] == [b"processing-error"]
+    assert result.deferred_starts == 0 and [s.started for s in result.decisions] == [True]
 
 
 def test_a_reply_before_its_saga_is_held_and_applied_when_the_saga_starts() -> None:
