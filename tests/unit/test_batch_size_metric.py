@@ -6,46 +6,23 @@ histogram is how an operator, and the benchmark, see which regime a replica is i
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
-from bench.engine_cpu import HEADERS, PREFIX, _coordinator
-from bench.loadgen import Plan, start_record
-from bench.workload import write_bench_definition
 from events.records import InRecord
+from tests.unit.unstarted_coordinator import unstarted
 
 
 async def test_each_batch_decided_is_observed_with_its_record_count(tmp_path: Path) -> None:
-    coordinator = _coordinator(write_bench_definition(PREFIX, tmp_path, timeout=30.0))
-
-    def persist(outgoing: Any, writes: Any) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    coordinator.persister.persist = persist  # type: ignore[method-assign]
-    plan = Plan(
-        bootstrap="", prefix=PREFIX, workload="bench", start_topic=coordinator.topics.control,
-        lifecycle_topic=coordinator.topics.lifecycle, rate=1.0, count=3, fail_every=10,
-    )  # fmt: skip
-
-    def starts(first: int, count: int) -> list[InRecord]:
-        return [
-            InRecord(
-                plan.start_topic, 0, i, f"s-{i}".encode(), start_record(plan, f"s-{i}", i), HEADERS
-            )
-            for i in range(first, first + count)
-        ]
-
+    system = unstarted(tmp_path)
+    coordinator, starts = system.coordinator, system.starts
     # a record that is not a saga's still came in a batch: counted too
-    junk = InRecord(plan.start_topic, 0, 9, b"x", b"not json", HEADERS)
+    junk = InRecord(coordinator.topics.control, 0, 9, b"x", b"not json", [])
     await coordinator.process(starts(0, 2), 1.0)
     await coordinator.process([*starts(2, 1), junk], 2.0)
     await coordinator.process(starts(3, 1), 3.0)
     await coordinator.process([], 4.0)  # nothing fetched: no batch
 
-    sample = coordinator.metrics_registry.get_sample_value
+    sample = system.sample
     assert sample("saga_batch_records_count") == 3
     assert sample("saga_batch_records_sum") == 5
     assert sample("saga_batch_records_bucket", {"le": "1.0"}) == 1
