@@ -76,8 +76,8 @@ def _coordinator(definitions: Path) -> Coordinator:
 def coordinator_gc() -> Iterator[None]:
     """The cyclic collector as a started coordinator runs it (`sagas.process.gc_policy`:
     young collections every 20,000 allocations, what is alive before the run frozen),
-    restored afterwards. With CPython's defaults the harness would time ~70 us per saga
-    of collections (a fifth of its figure) that the coordinator does not pay."""
+    restored afterwards. With CPython's defaults the harness timed collections of 68-87 us
+    per saga, and a figure ~100 us higher, that a started coordinator does not pay."""
     before = gc.get_threshold()
     relax_young_collections()
     freeze_long_lived()
