@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from bench.options import FULL, SMOKE, Options
+from bench.options import FULL, SMOKE, Options, StartsOn
 
 
 def _rates(text: str | None) -> tuple[float, ...] | None:
@@ -84,6 +84,12 @@ def bench(
         help="SAGAS_MAX_IN_FLIGHT of the overload points' 'on' half (default: "
         "the coordinator's default).",
     ),
+    starts_on: StartsOn | None = typer.Option(
+        None,
+        help="Where the bench saga's starts go in the sweep, the sustained run, the "
+        "guarantees comparison and the park phase: starts (saga.starts, SagaClient's way; "
+        "the default) or control (saga.control, the HTTP API's way).",
+    ),
     partitions: int | None = typer.Option(
         None,
         min=1,
@@ -133,6 +139,7 @@ def bench(
         "partitions": partitions,
         "overload": () if overload == "none" else _rates(overload),
         "overload_bound": overload_bound,
+        "starts_on": starts_on,
         "results_dir": results_dir,
         "plot": plot,
         "brokers": _brokers(broker),

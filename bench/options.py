@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path("bench/results")
 PLOT_PATH = Path("bench/latency_throughput.png")
+
+
+class StartsOn(StrEnum):
+    """The engine topic a bench run sends the bench saga's starts to (`Options.starts_on`)."""
+
+    STARTS = "starts"
+    CONTROL = "control"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,12 @@ class Options:
     #: saga's trigger topic, which is what admission control pauses. Empty: none.
     overload: tuple[float, ...] = (2.0, 3.0)
     overload_bound: int | None = None
+    #: where the sweep, the sustained run, the guarantees comparison and the park phase
+    #: send the bench saga's starts (the overload points start it by trigger): "starts"
+    #: (``saga.starts``, `SagaClient`'s way, paused at the bound) or "control"
+    #: (``saga.control``, the HTTP API's way, never paused: a replica moves the starts
+    #: that find no room under its bound to ``saga.starts``)
+    starts_on: StartsOn = StartsOn.STARTS
     #: sagas parked on a participant that does not answer, for memory and recovery (0: none)
     park: int = 100_000
     park_rate: float = 5000.0

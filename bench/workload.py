@@ -107,9 +107,12 @@ class Workload:
 
 
 def bench_workload(prefix: str, starts_topic: str) -> Workload:
+    """The bench saga started by ``saga.start`` requests on ``starts_topic``."""
+    on = starts_topic.removeprefix(prefix)
     return Workload(
         "bench",
-        f"4-step bench saga, bench participants; 10% refused at step {FAIL_STEP} (2 compensations)",
+        f"4-step bench saga, bench participants; 10% refused at step {FAIL_STEP} (2 compensations)"
+        + ("" if on == "saga.starts" else f"; started on {on}"),
         starts_topic,
         10,
     )

@@ -400,3 +400,56 @@ def test_the_report_counts_coordinator_replicas_as_the_coordinator() -> None:
     text = markdown(results)
     # CPU% coordinator | broker | participants | loadgen
     assert "| 55 | 40 | 7 | 20 |" in text
+
+
+def _bench_cli(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> tuple[Any, list[Any]]:
+    """`python -m bench argv`, its run replaced: (the CLI's result, the options it ran)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from bench import cli
+
+    ran: list[Any] = []
+    monkeypatch.setattr(cli, "run", lambda options, run_dir=None: ran.append(options) or 0)
+    app = typer.Typer()
+    app.command()(cli.bench)
+    return CliRunner().invoke(app, argv), ran
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "starts"),
+        (["--starts-on", "control"], "control"),
+        (["--starts-on", "starts"], "starts"),
+    ],
+)
+def test_bench_cli_sends_the_bench_starts_where_starts_on_says(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], expected: str
+) -> None:
+    from bench.options import StartsOn
+
+    done, ran = _bench_cli(monkeypatch, ["--smoke", *argv])
+    assert done.exit_code == 0, done.output
+    (options,) = ran
+    assert options.starts_on is StartsOn(expected)
+
+
+def test_bench_cli_refuses_an_unknown_starts_on_naming_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    done, ran = _bench_cli(monkeypatch, ["--smoke", "--starts-on", "saga.triggers"])
+    assert done.exit_code == 2 and not ran
+    said = " ".join(done.output.replace("│", " ").split())  # unwrapped from rich's box
+    assert "'saga.triggers' is not one of 'starts', 'control'" in said
+
+
+def test_bench_workload_says_when_its_starts_go_to_saga_control() -> None:
+    from bench.workload import bench_workload
+
+    on_starts = bench_workload("b-1.", "b-1.saga.starts")
+    on_control = bench_workload("b-1.", "b-1.saga.control")
+    assert on_starts.start_topic == "b-1.saga.starts"
+    assert "saga.control" not in on_starts.description
+    assert on_control.start_topic == "b-1.saga.control"
+    assert on_control.description.endswith("; started on saga.control")
