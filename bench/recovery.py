@@ -60,6 +60,7 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
     t_park = time.time()
 
     async def on_progress(p: dict[str, Any]) -> None:
+        state["started"] = p["started"]
         if state["phase"] == "parking" and p["started"] >= n:
             state["phase"] = "measuring"
             memory["park_seconds"] = round(time.time() - t_park, 1)
@@ -107,7 +108,10 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
         recovery["profile"] = await task
     if state["phase"] == "parking":  # never all started: report what was seen
         resume(participant)
-        memory["error"] = f"only {result['terminal']} terminal; not all sagas started"
+        memory["error"] = (
+            f"only {state.get('started', 0):,} of {n:,} sagas started by the end of the wait "
+            f"({run.o.recovery_timeout:g} s); no memory figure"
+        )
     if "killed_at" in state and result["terminal"] >= n and "all_terminal_s" not in recovery:
         # the last progress report came before the last saga ended: bound it by now
         recovery["all_terminal_s"] = round(time.time() - state["killed_at"], 2)
@@ -128,10 +132,12 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
         }
     health = await run.system.get_json(PARTICIPANT, "/health") or {}
     recovery["participant_repeated_commands"] = health.get("repeats")
+    in_flight = recovery.get("in_flight_at_kill")  # absent when the phase never got that far
     run.say(
-        f"  recovery: in flight at SIGKILL {recovery.get('in_flight_at_kill', '?'):,}; "
+        f"  recovery: in flight at SIGKILL {'?' if in_flight is None else f'{in_flight:,}'}; "
         f"processing again after {recovery.get('processing_again_s', '?')} s; all terminal "
         f"after {recovery.get('all_terminal_s', '?')} s; missing {result['missing']}"
+        + (f"; {memory['error']}" if "error" in memory else "")
     )
     return memory, recovery
 

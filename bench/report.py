@@ -62,6 +62,7 @@ def print_section(
                 f"[bold]memory[/]: {mem['sagas']:,} parked sagas: coordinator RSS "
                 f"{mem['rss_before_mib']} -> {mem.get('rss_after_mib', '?')} MiB = "
                 f"{_count(mem.get('bytes_per_saga'))} bytes per in-flight saga"
+                + (f" ({mem['error']})" if mem.get("error") else "")
             )
         if system.get("recovery"):
             r = system["recovery"]
@@ -320,12 +321,13 @@ def section_markdown(
             lines.append(
                 f"Memory: {mem['sagas']:,} sagas parked on a participant that does not answer: "
                 f"coordinator RSS {mem['rss_before_mib']} -> {mem.get('rss_after_mib', '?')} MiB "
-                f"= **{mem.get('bytes_per_saga', 0):,} bytes per in-flight saga**."
+                f"= **{_count(mem.get('bytes_per_saga'))} bytes per in-flight saga**"
+                + (f" ({mem['error']})." if mem.get("error") else ".")
             )
         if system.get("recovery"):
             r = system["recovery"]
             lines.append(
-                f"Recovery: coordinator SIGKILLed with {r.get('in_flight_at_kill', 0):,} sagas in "
+                f"Recovery: coordinator SIGKILLed with {_count(r.get('in_flight_at_kill'))} sagas in "
                 f"flight and restarted at once: ready after {r.get('ready_s', '?')} s, "
                 f"**processing again after {r.get('processing_again_s', '?')} s**, all "
                 f"{r['sagas']:,} terminal after {r.get('all_terminal_s', '?')} s, "

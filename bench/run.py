@@ -173,8 +173,12 @@ class BenchRun:
             out["overload"] = await overload_points(self, broker, sweep, out)
         if name == "bench" and self.o.park > 0:
             # Fresh processes and topics (on the same broker): the memory per parked saga
-            # is read against an idle coordinator that holds no earlier sagas.
-            async with self.fresh_system(name, "park", out, broker) as phase:
+            # is read against an idle coordinator that holds no earlier sagas. No admission
+            # bound: the parked sagas are measured in flight, and at the bound their starts
+            # would wait in saga.starts behind a participant that answers nothing.
+            async with self.fresh_system(
+                name, "park", out, broker, coordinator_env={"SAGAS_MAX_IN_FLIGHT": "0"}
+            ) as phase:
                 out["memory"], out["recovery"] = await phase.park_and_crash()
         return out
 

@@ -453,3 +453,22 @@ def test_bench_workload_says_when_its_starts_go_to_saga_control() -> None:
     assert "saga.control" not in on_starts.description
     assert on_control.start_topic == "b-1.saga.control"
     assert on_control.description.endswith("; started on saga.control")
+
+
+def test_the_report_says_why_a_park_phase_gave_no_memory_figure() -> None:
+    """A park phase that never had every saga started has no figures, only its error: the
+    report shows the error and "?" for what was not measured, and does not raise."""
+    results = _results()
+    error = "only 100 of 1,000 sagas started by the end of the wait (300 s); no memory figure"
+    for section in results["brokers"].values():
+        bench = section["systems"]["bench"]
+        bench["memory"] = {"sagas": 1000, "rss_before_mib": 50, "error": error}
+        bench["recovery"] = {"sagas": 1000, "missing": 900, "terminal": 100}
+    text = markdown(results)
+    assert f"= **? bytes per in-flight saga** ({error})." in text
+    assert "SIGKILLed with ? sagas in flight" in text
+    console = Console(record=True, width=400)
+    print_report(results, console)
+    shown = console.export_text()
+    assert f"coordinator RSS 50 -> ? MiB = ? bytes per in-flight saga ({error})" in shown
+    assert "SIGKILL with ? in flight" in shown
