@@ -18,9 +18,14 @@ from bench import procstat
 from bench.brokers import BrokerUnderTest
 from bench.coordinator_samples import BATCH_SAMPLES, batch_figures, read_samples
 from bench.loadgen_run import plan_for, run_loadgen
-from bench.options import Options, StartsOn
+from bench.options import Options
 from bench.procstat import ProcSampler
-from bench.workload import bench_trigger_workload, bench_workload, order_workload
+from bench.workload import (
+    bench_trigger_workload,
+    bench_workload,
+    order_workload,
+    starts_topic,
+)
 from sagas.kafka.kafka_settings import KafkaSettings
 
 Say = Callable[[str], None]
@@ -60,8 +65,7 @@ class SystemRun:
         self.system = system
         self.kafka: KafkaSettings = system.kafka
         self.lifecycle = system.topics.lifecycle
-        topics = system.topics
-        starts = topics.control if options.starts_on is StartsOn.CONTROL else topics.starts
+        starts = starts_topic(system.topics, options.starts_on)
         self.workload = (
             (bench_trigger_workload if via_trigger else bench_workload)(system.prefix, starts)
             if name == "bench"

@@ -129,12 +129,14 @@ def _rows(goal: Targets, section: dict[str, Any], options: dict[str, Any]) -> li
             value >= goal.rate and sustained["missing"] == 0,
         )
     memory = bench.get("memory")
-    if goal.bytes_per_saga and memory and "bytes_per_saga" in memory:
-        value = memory["bytes_per_saga"]
+    if goal.bytes_per_saga and memory:
+        value = memory.get("bytes_per_saga")
         add(
             f"<= {goal.bytes_per_saga:,.0f} bytes of coordinator memory per in-flight saga",
-            f"{value:,} bytes ({memory['sagas']:,} parked)",
-            value <= goal.bytes_per_saga,
+            f"{value:,} bytes ({memory['sagas']:,} parked)"
+            if value is not None
+            else f"not measured: {memory.get('error', 'no figure')}",
+            value is not None and value <= goal.bytes_per_saga,
         )
     recovery = bench.get("recovery")
     if goal.processing_again_s is not None and recovery:

@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 
+from bench.options import StartsOn
+from events.topics import Topics
+
 BENCH_SAGA = "bench"
 STEPS = 4
 FAIL_STEP = 3
@@ -104,6 +107,11 @@ class Workload:
     @property
     def is_bench(self) -> bool:
         return self.name == "bench"
+
+
+def starts_topic(topics: Topics, starts_on: StartsOn | str) -> str:
+    """The engine topic of ``topics`` that ``--starts-on`` names (`Options.starts_on`)."""
+    return topics.control if StartsOn(starts_on) is StartsOn.CONTROL else topics.starts
 
 
 def bench_workload(prefix: str, starts_topic: str) -> Workload:

@@ -17,14 +17,17 @@ import orjson
 
 def test_bench_smoke_run_produces_sane_numbers(tmp_path: Path) -> None:
     env = dict(os.environ)
-    # An admission bound below the smoke run's 500 parked sagas: the park phase measures
-    # them in flight, so it must lift the bound (at the bound their starts would wait in
+    # An admission bound below the sagas parked here (1,000): the park phase measures them
+    # in flight, so it must lift the bound (at the bound their starts would wait in
     # saga.starts behind a participant that answers nothing, and no figure would come).
-    env["SAGAS_MAX_IN_FLIGHT"] = "100"
+    # Above the 450 sagas a sweep point starts in all (150/s for 3 s), so the sweep itself
+    # never reaches it.
+    env["SAGAS_MAX_IN_FLIGHT"] = "700"
     # the benchmark starts brokers of its own unless a cluster is configured
     results_dir = tmp_path / "results"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--results-dir", str(results_dir),
+        [sys.executable, "-m", "bench", "--smoke", "--park", "1000",
+         "--results-dir", str(results_dir),
          "--run-dir", str(tmp_path / "run")],
         env=env, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
