@@ -27,6 +27,7 @@ from bench import procstat
 from bench.loadgen_run import plan_for, run_loadgen
 from bench.options import Options
 from bench.procstat import ProcSampler
+from bench.report import count_text
 from bench.workload import Workload
 from sagas.kafka.kafka_settings import KafkaSettings
 
@@ -132,9 +133,8 @@ async def park_and_crash(run: SystemRun) -> tuple[dict[str, Any], dict[str, Any]
         }
     health = await run.system.get_json(PARTICIPANT, "/health") or {}
     recovery["participant_repeated_commands"] = health.get("repeats")
-    in_flight = recovery.get("in_flight_at_kill")  # absent when the phase never got that far
     run.say(
-        f"  recovery: in flight at SIGKILL {'?' if in_flight is None else f'{in_flight:,}'}; "
+        f"  recovery: in flight at SIGKILL {count_text(recovery.get('in_flight_at_kill'))}; "
         f"processing again after {recovery.get('processing_again_s', '?')} s; all terminal "
         f"after {recovery.get('all_terminal_s', '?')} s; missing {result['missing']}"
         + (f"; {memory['error']}" if "error" in memory else "")

@@ -61,13 +61,13 @@ def print_section(
             console.print(
                 f"[bold]memory[/]: {mem['sagas']:,} parked sagas: coordinator RSS "
                 f"{mem['rss_before_mib']} -> {mem.get('rss_after_mib', '?')} MiB = "
-                f"{_count(mem.get('bytes_per_saga'))} bytes per in-flight saga"
+                f"{count_text(mem.get('bytes_per_saga'))} bytes per in-flight saga"
                 + (f" ({mem['error']})" if mem.get("error") else "")
             )
         if system.get("recovery"):
             r = system["recovery"]
             console.print(
-                f"[bold]recovery[/]: SIGKILL with {_count(r.get('in_flight_at_kill'))} in flight: "
+                f"[bold]recovery[/]: SIGKILL with {count_text(r.get('in_flight_at_kill'))} in flight: "
                 f"ready after {r.get('ready_s', '?')} s, processing again after "
                 f"{r.get('processing_again_s', '?')} s, all {r['sagas']:,} terminal after "
                 f"{r.get('all_terminal_s', '?')} s; missing {r.get('missing')}; "
@@ -179,7 +179,7 @@ def sweep_table(name: str, system: dict[str, Any], ceiling: dict[str, Any]) -> T
     return table
 
 
-def _count(value: Any) -> str:
+def count_text(value: Any) -> str:
     """A figure with thousands separators; "?" for one a phase did not measure."""
     return "?" if value is None else f"{value:,}"
 
@@ -321,13 +321,13 @@ def section_markdown(
             lines.append(
                 f"Memory: {mem['sagas']:,} sagas parked on a participant that does not answer: "
                 f"coordinator RSS {mem['rss_before_mib']} -> {mem.get('rss_after_mib', '?')} MiB "
-                f"= **{_count(mem.get('bytes_per_saga'))} bytes per in-flight saga**"
+                f"= **{count_text(mem.get('bytes_per_saga'))} bytes per in-flight saga**"
                 + (f" ({mem['error']})." if mem.get("error") else ".")
             )
         if system.get("recovery"):
             r = system["recovery"]
             lines.append(
-                f"Recovery: coordinator SIGKILLed with {_count(r.get('in_flight_at_kill'))} sagas in "
+                f"Recovery: coordinator SIGKILLed with {count_text(r.get('in_flight_at_kill'))} sagas in "
                 f"flight and restarted at once: ready after {r.get('ready_s', '?')} s, "
                 f"**processing again after {r.get('processing_again_s', '?')} s**, all "
                 f"{r['sagas']:,} terminal after {r.get('all_terminal_s', '?')} s, "
