@@ -14,7 +14,8 @@ saga's trigger event, since admission control pauses trigger topics. Per point:
 * ``start_wait``: from when a start was due to its admission: the backlog's wait;
 * ``latency``: due to end, what a client sees (the two above together);
 * ``admission``: what the coordinator says it did meanwhile (its /metrics): times it
-  paused its trigger partitions, trigger records it handed back, deadlines the retry
+  paused its trigger partitions, starts it did not decide when read (held for a later
+  batch, or moved from saga.control to saga.starts), deadlines the retry
   budget held back. None paused: the bound was never reached, and "on" ran as "off".
 """
 
@@ -29,7 +30,7 @@ from sagas.settings import CoordinatorSettings
 #: the coordinator's counters of what admission control and the retry budget did
 COUNTERS = {
     "saga_admission_pauses_total": "pauses",
-    "saga_starts_deferred_total": "starts_handed_back",
+    "saga_starts_deferred_total": "starts_deferred",
     "saga_retry_budget_refused_total": "deadlines_held_back",
 }
 

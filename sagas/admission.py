@@ -15,9 +15,9 @@ timers, so it is never paused: a start read there past the bound is moved to
 start while its replica is at the bound (`start_refusal`: 429 with Retry-After), so the
 caller tries again later rather than queueing in Kafka.
 
-The runtime (`sagas.coordinator`) applies what these functions decide with
-aiokafka's ``pause``/``resume`` and by fetching again what a batch could not
-admit; it never decides itself.
+The runtime (`sagas.admission_gate`) applies what these functions decide with
+aiokafka's ``pause``/``resume`` and by holding what a batch could not admit
+for a later one; it never decides itself.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def admit(limits: AdmissionLimits, in_flight: int, offered: Sequence[int]) -> li
     ``offered[i]`` records were fetched from trigger partition ``i``; each may start a
     saga (a conservative count: a duplicate start changes nothing). The first ones are
     kept, partition by partition in the order given, until the room under the bound
-    is used up; the rest are fetched again later, so in flight never passes ``high``.
+    is used up; the rest wait for a later batch, so in flight never passes ``high``.
     """
     if not limits.bounded:
         return list(offered)

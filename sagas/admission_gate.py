@@ -1,10 +1,22 @@
 """Applies admission control (`sagas.admission`) to the coordinator's consumer.
 
 The runtime half: it counts this replica's sagas in flight from each batch's
-decisions (and from the table after a rebalance), hands back to Kafka the
-trigger records a batch may not admit (a seek to the first of them), pauses or
-resumes the trigger partitions as `sagas.admission.gate` says, and while they are
-paused reads their log ends, so that the starts waiting there are counted.
+decisions (and from the table after a rebalance), holds the trigger records a
+batch may not admit, pauses or resumes the trigger partitions as
+`sagas.admission.gate` says, and while they are paused reads their log ends, so
+that the starts waiting there are counted.
+
+Held, not handed back: a start fetched past the room left stays in memory, in
+offset order per partition, and the next batch with room decides it before
+anything newer of its partition, without a fetch. Its partition stays paused
+while it holds any (so what is held is at most one fetch), and its offset is
+not committed until it is decided, so a rebalance or a crash loses nothing: the
+next owner reads it again from the committed offset. (Kafka Streams buffers
+fetched records per partition the same way, pausing a partition whose buffer is
+full.) A seek back to the first start not admitted, as this did before, made
+aiokafka drop and fetch again what it had buffered, at every pause: at 3x the
+peak on Apache Kafka, about one start fetched twice per saga, and after each
+resume a fetch's wait before the replica had sagas to start.
 """
 
 from __future__ import annotations
@@ -53,6 +65,12 @@ class AdmissionGate:
         self.metrics = metrics
         self.in_flight = 0
         self.paused = False
+        #: starts fetched past the room left, by partition, in offset order: decided first
+        #: when there is room (their offsets are not committed until then)
+        self.held: dict[TopicPartition, list[Any]] = {}
+        #: the start partitions this gate has paused in the consumer: all of them while
+        #: ``paused``, else those with starts ``held``
+        self.paused_partitions: set[TopicPartition] = set()
         #: log end of each paused start partition, as `refresh_log_ends` last read it
         self.log_ends: dict[TopicPartition, int] = {}
         #: the group's committed offsets of paused start partitions not committed here yet
@@ -82,32 +100,49 @@ class AdmissionGate:
             )
         return cls(limits, admission.start_only_topics(registry, engine), metrics)
 
-    def admit(self, consumer: Any, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
-        """Keep what fits under the bound; fetch the rest of a trigger partition again."""
+    def admit(self, fetched: dict[TopicPartition, list[Any]]) -> Admitted:
+        """What a batch may decide of ``fetched`` and of the starts held before: held ones
+        first, then what fits of a fetch under the bound; the rest of a trigger
+        partition is held for a later batch (`held`)."""
         limits, in_flight = self.limits, self.in_flight
         if not limits.bounded:
             return Admitted(fetched, _ends(fetched))
-        starts = [tp for tp in fetched if tp.topic in self.start_topics and fetched[tp]]
-        if not starts:
+        held = self.held
+        fresh = [tp for tp in fetched if tp.topic in self.start_topics and fetched[tp]]
+        if not fresh and not held:
             room = admission.room_left(limits, in_flight, 0, self.paused)
             return Admitted(fetched, _ends(fetched), room)
-        kept = admission.admit(limits, in_flight, [len(fetched[tp]) for tp in starts])
+        queues = dict(held)
+        for tp in fresh:
+            queues[tp] = queues[tp] + fetched[tp] if tp in queues else fetched[tp]
+        kept = admission.admit(limits, in_flight, [len(rs) for rs in queues.values()])
         records = dict(fetched)
+        self.held = {}
         deferred = 0
-        for tp, n in zip(starts, kept, strict=True):
-            rs = fetched[tp]
-            if n == len(rs):
-                continue
-            consumer.seek(tp, rs[n].offset)
+        for (tp, rs), n in zip(queues.items(), kept, strict=True):
             records[tp] = rs[:n]
-            deferred += len(rs) - n
+            if n < len(rs):
+                self.held[tp] = rest = rs[n:]
+                deferred += min(len(rest), len(fetched.get(tp, ())))
         self.count_deferred(deferred)
-        room = admission.room_left(limits, in_flight, sum(kept), self.paused)
+        waiting = self.paused or bool(self.held)
+        room = admission.room_left(limits, in_flight, sum(kept), waiting)
         return Admitted(records, _ends(records), room)
 
+    def may_admit_held(self) -> bool:
+        """Are starts held that a batch could decide now, with nothing fetched?"""
+        return bool(self.held) and self.in_flight < self.limits.high
+
+    def drop_held(self, partitions: Collection[TopicPartition]) -> None:
+        """Forget the held starts of ``partitions`` (revoked: their next owner reads them
+        again from the committed offset)."""
+        for tp in partitions:
+            self.held.pop(tp, None)
+            self.paused_partitions.discard(tp)
+
     def count_deferred(self, n: int) -> None:
-        """``n`` starts were handed back to Kafka at the bound (fetched again later, or
-        moved from ``saga.control`` to ``saga.starts``)."""
+        """``n`` starts were not decided when read, at the bound: held for a later batch,
+        or moved from ``saga.control`` to ``saga.starts``."""
         if n:
             self.metrics.deferred.inc(n)
 
@@ -127,8 +162,9 @@ class AdmissionGate:
         """After a rebalance: the sagas in flight in the partitions now held."""
         self.in_flight = admission.in_flight_in(values)
         self.metrics.in_flight.set(self.in_flight)
-        # a new assignment starts with no partition paused
+        # a new assignment starts with no partition paused, from its committed offsets
         self.paused = False
+        self.held, self.paused_partitions = {}, set()
         self.log_ends, self.group_committed = {}, {}
         self.metrics.paused.set(0)
 
@@ -138,7 +174,7 @@ class AdmissionGate:
         committed: Mapping[TopicPartition, int],
         timeout: float = LOG_END_TIMEOUT,
     ) -> None:
-        """While paused, read the log end of each paused start partition (``ListOffsets``).
+        """Read the log end of each start partition this gate paused (``ListOffsets``).
 
         aiokafka learns a partition's end only from its fetches, and a paused partition is
         not fetched: without this, the starts that arrive while the replica holds back would
@@ -148,11 +184,11 @@ class AdmissionGate:
         its lag counts from there, not from the start of the log.
         Never raises: a failed read keeps the last values, and the next one tries again.
         """
-        if not self.paused:
+        if not self.paused_partitions:
             self.log_ends, self.group_committed = {}, {}
             return
         try:
-            tps = [tp for tp in consumer.assignment() if tp.topic in self.start_topics]
+            tps = sorted(self.paused_partitions & consumer.assignment())
             if not tps:
                 return
             ends = await asyncio.wait_for(consumer.end_offsets(tps), timeout)
@@ -179,11 +215,13 @@ class AdmissionGate:
     def starts_waiting(self, consumer: Any, partition: int) -> bool:
         """May starts wait unread on ``partition`` of a start topic held here?
 
-        Paused: yes (what arrived since the pause is not fetched, and its end is read only
-        every `LOG_END_INTERVAL`). Else: records past the consumer's position (what it
-        handed to the batch step, minus what `admit` sent back) up to the end its fetches
-        last saw (`sagas.kafka.consumer_lag.unread`).
+        Paused or holding starts of it (`held`): yes (what arrived since the pause is not
+        fetched, and its end is read only every `LOG_END_INTERVAL`). Else: records past
+        the consumer's position (what it handed to the batch step) up to the end its
+        fetches last saw (`sagas.kafka.consumer_lag.unread`).
         """
+        if any(tp.partition == partition for tp in self.held):
+            return True
         try:
             held = [
                 tp
@@ -197,16 +235,28 @@ class AdmissionGate:
         return any((unread(consumer, tp) or 0) > 0 for tp in held)
 
     def apply(self, consumer: Any) -> None:
-        """Pause or resume the trigger partitions this replica is assigned."""
+        """Pause or resume the trigger partitions this replica is assigned: all of them at
+        the bound (until in flight falls to the low-water mark), and, below it, those
+        with starts held until a batch has decided them."""
         change = admission.gate(self.limits, self.in_flight, self.paused)
-        if change is GateChange.KEEP or not self.start_topics:
+        if not self.start_topics:
+            return
+        if change is GateChange.KEEP and (self.paused or self.paused_partitions == set(self.held)):
             return
         try:
-            tps = [tp for tp in consumer.assignment() if tp.topic in self.start_topics]
+            tps = {tp for tp in consumer.assignment() if tp.topic in self.start_topics}
         except Exception:  # noqa: BLE001 - between assignments: the next batch applies it
             return
+        paused = {
+            GateChange.PAUSE: True, GateChange.RESUME: False, GateChange.KEEP: self.paused
+        }[change]  # fmt: skip
+        want = tps if paused else tps & set(self.held)
+        if stop := want - self.paused_partitions:
+            consumer.pause(*stop)
+        if go := (self.paused_partitions & tps) - want:
+            consumer.resume(*go)
+        self.paused_partitions = want
         if change is GateChange.PAUSE:
-            consumer.pause(*tps)
             self.paused = True
             self.metrics.pauses.inc()
             log.info(
@@ -215,8 +265,7 @@ class AdmissionGate:
                 self.limits.high,
                 ", ".join(sorted(self.start_topics)),
             )
-        else:
-            consumer.resume(*tps)
+        elif change is GateChange.RESUME:
             self.paused = False
             log.info("%d sagas in flight: admitting new starts again", self.in_flight)
         self.metrics.paused.set(1 if self.paused else 0)

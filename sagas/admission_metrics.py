@@ -7,9 +7,10 @@ Per replica, no labels (every value is this replica's: sum them over replicas):
 * ``saga_admission_limit``: the bound (``SAGAS_MAX_IN_FLIGHT``; 0: none);
 * ``saga_admission_paused``: 1 while the trigger partitions are paused;
 * ``saga_admission_pauses_total``: times they were paused;
-* ``saga_starts_deferred_total``: starts handed back to Kafka because the bound
-  was reached: trigger records fetched again later, and starts read on
-  ``saga.control`` moved to ``saga.starts``;
+* ``saga_starts_deferred_total``: starts not decided when read because the bound
+  was reached: trigger records held for a later batch (their offsets not
+  committed until then), and starts read on ``saga.control`` moved to
+  ``saga.starts``;
 * ``saga_start_backlog``: records on the trigger and ``saga.starts`` partitions this
   replica holds that it has not committed yet: the starts waiting in Kafka;
 * ``saga_api_starts_refused_total``: starts the HTTP API answered 429 (nothing
@@ -66,8 +67,8 @@ class AdmissionMetrics:
             ),
             deferred=Counter(
                 "saga_starts_deferred",
-                "Starts handed back to Kafka because the bound was reached (trigger records "
-                "fetched again later; saga.control starts moved to saga.starts).",
+                "Starts not decided when read because the bound was reached (trigger "
+                "records held for a later batch; saga.control starts moved to saga.starts).",
                 registry=registry,
             ),
             backlog=Gauge(

@@ -328,14 +328,14 @@ class Coordinator:
             epoch = self._epoch
             fetched = await consumer.getmany(timeout_ms=100, max_records=max_records)
             async with self._lock:
-                if not fetched:
+                if not fetched and not self.admission.may_admit_held():
                     await self.commits.drain()
                     self._trim_when_idle()
                     continue
                 if not self._may_decide(epoch, fetched):
                     self._rewind(fetched)
                     continue
-                admitted = self.admission.admit(consumer, fetched)
+                admitted = self.admission.admit(fetched)
                 records = [InRecord.of(r) for rs in admitted.records.values() for r in rs]
                 persisted = self.process(
                     records, time.time(), admitted.offsets, admitted.start_room
@@ -428,6 +428,7 @@ class Coordinator:
             gone = {tp.partition for tp in revoked}
             dropped = self.table.drop(gone)
             self.commits.forget(revoked)
+            self.admission.drop_held(revoked)
         log.info("partitions %s revoked; %d sagas handed over", sorted(gone), dropped)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:

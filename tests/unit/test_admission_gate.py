@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from events.topics import Topics
@@ -103,18 +105,19 @@ def test_the_gate_admits_up_to_the_bound_pauses_and_resumes_with_its_metrics() -
     assert value(registry, "saga_start_backlog") == 42
 
     fetched = {ORDERS: [Record(o) for o in range(100, 115)], REPLIES: [Record(7)]}
-    admitted = gate.admit(consumer, fetched)
-    # ten starts fit; the other five are fetched again from offset 110; replies all pass
+    admitted = gate.admit(fetched)
+    # ten starts fit; the other five are held for a later batch, not sought back to (a
+    # seek makes aiokafka drop what it buffered); replies all pass
     assert [r.offset for r in admitted.records[ORDERS]] == list(range(100, 110))
     assert admitted.records[REPLIES] == fetched[REPLIES]
     assert admitted.offsets == {ORDERS: 110, REPLIES: 8}
-    assert consumer.positions == {ORDERS: 110}
+    assert [r.offset for r in gate.held[ORDERS]] == list(range(110, 115))
+    assert consumer.positions == {}
     assert value(registry, "saga_starts_deferred_total") == 5
     assert admitted.start_room == 0  # the ten kept are the bound: no room on saga.control
     # starts a batch moved from saga.control to saga.starts count as deferred too
     gate.count_deferred(2)
     assert value(registry, "saga_starts_deferred_total") == 7
-    assert gate.admit(consumer, {REPLIES: [Record(8)]}).start_room == 10
 
     gate.observe(starts(10))
     gate.apply(consumer)
@@ -123,20 +126,123 @@ def test_the_gate_admits_up_to_the_bound_pauses_and_resumes_with_its_metrics() -
     assert value(registry, "saga_admission_paused") == 1
     assert value(registry, "saga_admission_pauses_total") == 1
 
-    # a full replica admits nothing of a fetch, and commits nothing of that partition
-    held = gate.admit(consumer, {ORDERS: [Record(110)]})
-    assert held.records[ORDERS] == [] and ORDERS not in held.offsets
-    assert held.start_room == 0
+    # at the bound a batch of replies decides no held start, commits nothing of its
+    # partition, and counts nothing again as deferred
+    full = gate.admit({REPLIES: [Record(8)]})
+    assert full.records[ORDERS] == [] and full.offsets == {REPLIES: 9}
+    assert full.start_room == 0 and len(gate.held[ORDERS]) == 5
+    assert not gate.may_admit_held()
+    assert value(registry, "saga_starts_deferred_total") == 7
 
-    gate.in_flight = 8  # above the low-water mark: still paused
+    gate.in_flight = 8  # above the low-water mark: still paused, but two held fit now
     gate.apply(consumer)
     assert consumer.paused == {ORDERS}
-    # below the bound, yet paused: a start on saga.control does not pass those waiting
-    assert gate.admit(consumer, {REPLIES: [Record(9)]}).start_room == 0
+    assert gate.may_admit_held()  # the loop decides them with nothing fetched
+    room = gate.admit({})
+    assert [r.offset for r in room.records[ORDERS]] == [110, 111]
+    assert room.offsets == {ORDERS: 112}
+    # paused: a start on saga.control does not pass those waiting
+    assert room.start_room == 0
     gate.in_flight = 7
     gate.apply(consumer)
+    assert not gate.paused and value(registry, "saga_admission_paused") == 0
+    # resumed, but its partition keeps its held starts first: still not fetched
+    assert consumer.paused == {ORDERS}
+    # the next batch, replies only, decides the three held (room 3), before any start
+    # of saga.control
+    rest = gate.admit({REPLIES: [Record(9)]})
+    assert [r.offset for r in rest.records[ORDERS]] == [112, 113, 114]
+    assert rest.offsets == {ORDERS: 115, REPLIES: 10} and gate.held == {}
+    assert rest.start_room == 0
+    gate.apply(consumer)
+    assert consumer.paused == set()  # nothing held: fetched again
+    assert gate.admit({REPLIES: [Record(10)]}).start_room == 3
+
+
+def test_a_start_partition_holding_starts_is_paused_and_its_held_starts_go_first() -> None:
+    """Below the bound, a partition whose fetch did not fit is paused until its held
+    starts are decided, and what a fetch brings for it after them comes after them."""
+    gate = AdmissionGate(
+        AdmissionLimits(4, 2),
+        frozenset({"orders"}),
+        AdmissionMetrics.create(CollectorRegistry(), lambda: 0),
+    )
+    other = TopicPartition("orders", 1)
+    consumer = FakeConsumer({ORDERS, other, REPLIES})
+    first = gate.admit({ORDERS: [Record(o) for o in range(3)]})
+    assert len(first.records[ORDERS]) == 3 and gate.held == {}
+    gate.in_flight = 2  # two of them ended at once
+    second = gate.admit({ORDERS: [Record(o) for o in range(3, 6)], other: [Record(50)]})
+    assert [r.offset for r in second.records[ORDERS]] == [3, 4]
+    assert second.records[other] == [] and other not in second.offsets
+    assert [r.offset for r in gate.held[ORDERS]] == [5]
+    assert [r.offset for r in gate.held[other]] == [50]
+    gate.apply(consumer)  # 2 in flight: not at the bound, yet both wait
+    assert not gate.paused and consumer.paused == {ORDERS, other}
+    # a record aiokafka had buffered before the pause queues behind the held one
+    gate.in_flight = 1
+    third = gate.admit({ORDERS: [Record(6)]})
+    assert [r.offset for r in third.records[ORDERS]] == [5, 6]
+    assert third.records[other] == [Record(50)]
+    assert third.offsets == {ORDERS: 7, other: 51}
+    gate.apply(consumer)
     assert consumer.paused == set()
-    assert value(registry, "saga_admission_paused") == 0
+
+    # revoked: the held starts are forgotten (the next owner reads them from the commit)
+    gate.in_flight = 4
+    gate.admit({ORDERS: [Record(7)]})
+    assert gate.held
+    gate.drop_held({ORDERS})
+    assert gate.held == {} and gate.paused_partitions == set()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    logs=st.lists(st.integers(0, 30), min_size=1, max_size=3),
+    steps=st.lists(st.tuples(st.integers(1, 12), st.integers(0, 6)), max_size=40),
+    high=st.integers(1, 8),
+)
+def test_every_start_is_decided_once_in_order_and_never_past_the_bound(
+    logs: list[int], steps: list[tuple[int, int]], high: int
+) -> None:
+    """A consumer that hands out each unpaused start partition's log from its position,
+    at most ``fetch`` records a time, and sagas that end ``ended`` at a time: every start
+    is decided exactly once, in log order, a commit never passes a start not decided,
+    and in flight never passes the bound."""
+    gate = AdmissionGate(
+        AdmissionLimits.of(high),
+        frozenset({"orders"}),
+        AdmissionMetrics.create(CollectorRegistry(), lambda: 0),
+    )
+    tps = [TopicPartition("orders", p) for p in range(len(logs))]
+    consumer = FakeConsumer(set(tps))
+    position = dict.fromkeys(tps, 0)
+    decided: dict[TopicPartition, list[int]] = {tp: [] for tp in tps}
+
+    def batch(fetch: int, ended: int) -> None:
+        fetched = {}
+        for tp, end in zip(tps, logs, strict=True):
+            if tp not in consumer.paused and position[tp] < end:
+                upto = min(end, position[tp] + fetch)
+                fetched[tp] = [Record(o) for o in range(position[tp], upto)]
+                position[tp] = upto
+        if fetched or gate.may_admit_held():
+            admitted = gate.admit(fetched)
+            for tp, records in admitted.records.items():
+                decided[tp] += [r.offset for r in records]
+                gate.in_flight += len(records)
+            for tp, offset in admitted.offsets.items():
+                assert offset == len(decided[tp])  # the commit: what was decided, no more
+            assert gate.in_flight <= high
+        gate.in_flight = max(0, gate.in_flight - ended)
+        gate.apply(consumer)
+
+    for fetch, ended in steps:
+        batch(fetch, ended)
+    for _ in range(sum(logs) + 2):  # then every saga ends as soon as it starts
+        batch(1, high)
+    assert [decided[tp] for tp in tps] == [list(range(end)) for end in logs]
+    assert gate.held == {} and consumer.paused == set()
 
 
 def test_no_bound_passes_everything_through() -> None:
@@ -146,8 +252,9 @@ def test_no_bound_passes_everything_through() -> None:
     )
     consumer = FakeConsumer({ORDERS})
     fetched = {ORDERS: [Record(o) for o in range(50)]}
-    assert gate.admit(consumer, fetched).offsets == {ORDERS: 50}
-    assert gate.admit(consumer, fetched).start_room is None
+    assert gate.admit(fetched).offsets == {ORDERS: 50}
+    assert gate.admit(fetched).start_room is None
+    assert gate.held == {} and not gate.may_admit_held()
     gate.observe(starts(50))
     gate.apply(consumer)
     assert consumer.paused == set() and consumer.positions == {}
@@ -162,9 +269,13 @@ def test_a_rebalance_recounts_from_the_table_and_starts_unpaused() -> None:
         AdmissionLimits(2, 1), frozenset({"orders"}), AdmissionMetrics.create(registry, lambda: 0)
     )
     gate.paused = True
+    gate.admit({ORDERS: [Record(0), Record(1), Record(2)]})
+    assert gate.held  # one held at the bound of 2
     states = [s.decision.state for s in starts(3)]
     gate.recount(dump_state(s) for s in states if s is not None)
     assert gate.in_flight == 3 and not gate.paused
+    # the new assignment reads from its committed offsets: nothing held carries over
+    assert gate.held == {} and gate.paused_partitions == set()
     consumer = FakeConsumer({ORDERS})
     gate.apply(consumer)
     assert consumer.paused == {ORDERS}
@@ -284,13 +395,14 @@ async def test_starts_wait_on_a_partition_past_the_consumers_position() -> None:
     # handed out up to the end, transaction markers included (the commit may trail)
     states.state_value(ORDERS).consumed_to(14)
     assert not gate.starts_waiting(consumer, 0)
-    # starts `admit` sent back to Kafka at the bound wait there: it seeks back to them
+    # starts `admit` holds at the bound wait in memory, read to the end though they are
     gate.observe(starts(4))
     states.state_value(ORDERS).highwater = 19
     states.state_value(ORDERS).consumed_to(19)
-    admitted = gate.admit(consumer, {ORDERS: [Record(o) for o in range(14, 19)]})
+    admitted = gate.admit({ORDERS: [Record(o) for o in range(14, 19)]})
     assert [r.offset for r in admitted.records[ORDERS]] == [14]
     assert gate.starts_waiting(consumer, 0)
+    assert not gate.starts_waiting(consumer, 1)
     # paused, starts may arrive on any start partition held here unfetched, unseen
     gate.observe(starts(1))
     gate.apply(consumer)

@@ -72,6 +72,6 @@ def test_what_admission_did_is_read_from_the_coordinator_s_metrics() -> None:
     )
     assert admission_counters(text) == {
         "pauses": 3.0,
-        "starts_handed_back": 120.0,
+        "starts_deferred": 120.0,
         "deadlines_held_back": 0.0,
     }
