@@ -5,7 +5,9 @@ Per replica, no labels (every value is this replica's: sum them over replicas):
 * ``saga_admission_in_flight``: sagas running or compensating in this replica's
   partitions, the count the bound applies to;
 * ``saga_admission_limit``: the bound (``SAGAS_MAX_IN_FLIGHT``; 0: none);
-* ``saga_admission_paused``: 1 while the trigger partitions are paused;
+* ``saga_admission_paused``: 1 while the trigger partitions are paused at the bound
+  (a partition paused only while it holds fetched starts for a later batch is not
+  counted);
 * ``saga_admission_pauses_total``: times they were paused;
 * ``saga_starts_deferred_total``: starts not decided when read because the bound
   was reached: trigger records held for a later batch (their offsets not
@@ -57,7 +59,8 @@ class AdmissionMetrics:
             ),
             paused=Gauge(
                 "saga_admission_paused",
-                "1 while this replica's trigger partitions are paused (new starts wait in Kafka).",
+                "1 while this replica's trigger partitions are paused at its bound (new starts "
+                "wait in Kafka).",
                 registry=registry,
             ),
             pauses=Counter(

@@ -323,10 +323,12 @@ class Coordinator:
     async def _consume(self) -> None:
         consumer = self.consumer
         assert consumer is not None
-        max_records = self.settings.batch_max
+        batch_max = self.settings.batch_max
         while not self._stopping.is_set():
             epoch = self._epoch
-            fetched = await consumer.getmany(timeout_ms=100, max_records=max_records)
+            # held starts (`AdmissionGate.held`) are part of the batch: fetch the rest
+            room = max(1, batch_max - self.admission.held_count)
+            fetched = await consumer.getmany(timeout_ms=100, max_records=room)
             async with self._lock:
                 if not fetched and not self.admission.may_admit_held():
                     await self.commits.drain()

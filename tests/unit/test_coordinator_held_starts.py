@@ -1,0 +1,110 @@
+"""The coordinator's batch loop decides held starts when there is room, with nothing fetched.
+
+A real (unstarted) coordinator whose consumer is scripted: one fetch of five starts on
+``saga.starts`` against a bound of two, then nothing. The starts past the bound are held
+(`sagas.admission_gate.AdmissionGate.held`), their partition paused; as sagas end, the
+loop decides them without a fetch, in order, commits their offsets only then, fetches
+less while it holds some (a batch stays within ``SAGAS_BATCH_MAX``), and resumes the
+partition once none is held."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from sagas.admission import AdmissionLimits
+from tests.unit.unstarted_coordinator import unstarted
+
+
+class ScriptedConsumer:
+    """What the loop uses of an AIOKafkaConsumer, answering ``getmany`` from a script."""
+
+    def __init__(self, assigned: set[TopicPartition], fetches: list[dict[Any, Any]]) -> None:
+        self.assigned = assigned
+        self.fetches = deque(fetches)
+        self.paused: set[TopicPartition] = set()
+        self.asked: list[int] = []  # max_records of each getmany
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+        self.asked.append(max_records)
+        if self.fetches:
+            return self.fetches.popleft()
+        await asyncio.sleep(0.005)  # a fetch that found nothing (aiokafka waits up to timeout_ms)
+        return {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return None  # the start backlog gauge asks; no fetch has told
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused |= set(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused -= set(tps)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_held_starts_are_decided_in_order_once_sagas_end_with_nothing_fetched(
+    tmp_path: Path,
+) -> None:
+    system = unstarted(tmp_path)
+    c = system.coordinator
+    starts_tp = TopicPartition(c.topics.starts, 0)
+    records = [dataclasses.replace(r, topic=c.topics.starts) for r in system.starts(0, 5)]
+    consumer = ScriptedConsumer({starts_tp}, [{starts_tp: records}])
+    c.consumer = consumer  # type: ignore[assignment]
+    c.commits.consumer = consumer  # type: ignore[union-attr]
+    c.owned = frozenset({0})
+    gate = c.admission
+    gate.limits = AdmissionLimits(2, 1)
+    started = lambda: system.sample("saga_started_total", {"saga": "bench"}) or 0  # noqa: E731
+    loop = asyncio.create_task(c._consume())
+    try:
+        await until(lambda: started() == 2, "the first two starts")
+        assert [r.offset for r in gate.held[starts_tp]] == [2, 3, 4]
+        assert consumer.paused == {starts_tp}
+        await until(lambda: len(consumer.asked) >= 3, "two more fetches")
+        # at the bound nothing held is decided, nor committed
+        assert started() == 2 and consumer.commits[-1] == {starts_tp: 2}
+        # a batch fetches what the held starts leave of SAGAS_BATCH_MAX
+        assert consumer.asked[0] == c.settings.batch_max
+        assert consumer.asked[-1] == c.settings.batch_max - 3
+
+        gate.in_flight = 0  # as if both sagas had ended
+        await until(lambda: started() == 4, "two held starts, with nothing fetched")
+        assert [r.offset for r in gate.held[starts_tp]] == [4]
+        await until(lambda: consumer.commits[-1] == {starts_tp: 4}, "their commit")
+        assert consumer.paused == {starts_tp}  # at the bound again
+        gate.in_flight = 0
+        await until(lambda: started() == 5, "the last held start")
+        await until(lambda: consumer.commits[-1] == {starts_tp: 5}, "its commit")
+        # one in flight: at the low-water mark, and nothing held: fetched again
+        await until(lambda: consumer.paused == set(), "the partition resumed")
+        assert gate.held == {}
+    finally:
+        c._stopping.set()
+        await asyncio.wait_for(loop, 5)
+    started_ids = [
+        (out.key or b"").decode()
+        for out in system.sent
+        if out.topic == c.topics.lifecycle and b"saga.started" in (out.value or b"")
+    ]
+    assert started_ids == [f"s-{i}" for i in range(5)]
