@@ -32,11 +32,19 @@ from bench.stats import latency_summary_ms
 from bench.workload import SOURCE, TRIGGER_TYPE
 from events.codec import CONTENT_TYPE_HEADER
 from events.envelope import derived_id
+from events.records import OutRecord
 from sagas import control
 from sagas.kafka.guarantee import guarantee_from_env, isolation_level
 from sagas.kafka.kafka_settings import KafkaSettings
+from sagas.kafka.producer_batches import send_grouped
 
 HEADERS = [CONTENT_TYPE_HEADER]
+#: Seconds between two sends at least. The starts due meanwhile go out together, one
+#: record batch per partition (`send_grouped`), for a fraction of what a
+#: ``producer.send`` costs per record: at 4,500 starts/s the generator took a third of one
+#: of the two cores the system under test runs on. As long as the producer's linger
+#: (below) let a start wait before; a saga's latency still counts from its due time.
+SEND_TICK = 0.005
 _TERMINAL = {
     b'"type":"saga.completed"': "completed",
     b'"type":"saga.compensated"': "compensated",
@@ -173,24 +181,23 @@ async def _send(plan: Plan, producer: AIOKafkaProducer, tracker: Tracker) -> tup
     t0 = time.time() + 0.05
     first = t0
     i = 0
-    pending = []
+    pending: list[asyncio.Future[Any]] = []
     while i < plan.count:
         now = time.time()
+        due: list[OutRecord] = []
         while i < plan.count and t0 + i / plan.rate <= now:
             sid = f"{label}-{i}"
             key = sid.encode()
             tracker.due[key] = t0 + i / plan.rate
-            pending.append(
-                await producer.send(
-                    plan.start_topic, start_record(plan, sid, i), key=key, headers=HEADERS
-                )
-            )
+            due.append(OutRecord(plan.start_topic, key, start_record(plan, sid, i), HEADERS))
             i += 1
+        if due:
+            pending += await send_grouped(producer, due)
         if len(pending) > 5000:
             await asyncio.gather(*pending)
             pending.clear()
         if i < plan.count:
-            await asyncio.sleep(max(0.0, t0 + i / plan.rate - time.time()))
+            await asyncio.sleep(max(SEND_TICK, t0 + i / plan.rate - time.time()))
     await asyncio.gather(*pending)
     return first, time.time()
 
