@@ -41,9 +41,10 @@ from sagas.kafka.producer_batches import send_grouped
 HEADERS = [CONTENT_TYPE_HEADER]
 #: Seconds between two sends at least. The starts due meanwhile go out together, one
 #: record batch per partition (`send_grouped`), for a fraction of what a
-#: ``producer.send`` costs per record: at 4,500 starts/s the generator took a third of one
-#: of the two cores the system under test runs on. As long as the producer's linger
-#: (below) let a start wait before; a saga's latency still counts from its due time.
+#: ``producer.send`` costs per record: at 4,500 starts/s the generator (sending and
+#: reading) took a third of one of the two cores the system under test runs on. As long
+#: as the producer's linger let a start wait before; a saga's latency still counts from
+#: its due time.
 SEND_TICK = 0.005
 _TERMINAL = {
     b'"type":"saga.completed"': "completed",
@@ -142,11 +143,13 @@ async def run(plan: Plan, emit: Any) -> dict[str, Any]:
         # exactly_once: a saga ends when its terminal event is committed, not written
         isolation_level=isolation_level(guarantee_from_env()), **kafka.consumer_kwargs(),
     )  # fmt: skip
-    # Kafka's own default linger since 4.0 (KIP-1030). It matters on the embedded broker:
-    # every producer request adds a batch to the trigger partition, and Tansu lists them
-    # all on each fetch; with 2 ms, 850 starts/s for 40 s slowed the coordinator's fetches
-    # to 800 ms (p50 hop), with 5 ms to 350 ms, with 10 ms to 120 ms.
-    producer = AIOKafkaProducer(linger_ms=5, **kafka.aiokafka_kwargs())
+    # No linger: `SEND_TICK` gathers the starts, and a record batch queued by
+    # ``send_batch`` would otherwise wait out the linger on top of it. The tick keeps
+    # what the earlier 5 ms linger (Kafka's own default since 4.0, KIP-1030) was for on the
+    # embedded broker: every producer request adds a batch to the trigger partition, and
+    # Tansu lists them all on each fetch; with 2 ms, 850 starts/s for 40 s slowed the
+    # coordinator's fetches to 800 ms (p50 hop), with 5 ms to 350 ms, with 10 ms to 120 ms.
+    producer = AIOKafkaProducer(linger_ms=0, **kafka.aiokafka_kwargs())
     await consumer.start()
     await producer.start()
     tracker = Tracker()
