@@ -32,6 +32,7 @@ from bench.stats import latency_summary_ms
 from bench.workload import SOURCE, TRIGGER_TYPE
 from events.codec import CONTENT_TYPE_HEADER
 from events.envelope import derived_id
+from events.partitioning import partition_for
 from events.records import OutRecord
 from sagas import control
 from sagas.kafka.guarantee import guarantee_from_env, isolation_level
@@ -42,9 +43,10 @@ HEADERS = [CONTENT_TYPE_HEADER]
 #: Seconds between two sends at least. The starts due meanwhile go out together, one
 #: record batch per partition (`send_grouped`), for a fraction of what a
 #: ``producer.send`` costs per record: at 4,500 starts/s the generator (sending and
-#: reading) took a third of one of the two cores the system under test runs on. As long
-#: as the producer's linger let a start wait before; a saga's latency still counts from
-#: its due time.
+#: reading) took a third of one of the two cores the system under test runs on. A start
+#: waits up to one tick before it is sent, as it waited up to the producer's 5 ms linger
+#: before (and, either way, for its partition's batch in flight: `PartitionSends`); its
+#: latency still counts from its due time.
 SEND_TICK = 0.005
 _TERMINAL = {
     b'"type":"saga.completed"': "completed",
@@ -179,29 +181,55 @@ async def run(plan: Plan, emit: Any) -> dict[str, Any]:
     return _result(plan, tracker, first, last)
 
 
+@dataclass
+class PartitionSends:
+    """The starts due and not sent yet, by partition, and each partition's last record
+    batch in flight. A partition's next batch goes out only once Kafka has its last one:
+    aiokafka keeps one batch in flight per partition, and ``send_batch`` would make the
+    generator wait for it, which would hold back the starts of every partition."""
+
+    waiting: dict[int, list[OutRecord]] = field(default_factory=dict)
+    in_flight: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+
+    def add(self, record: OutRecord, partition: int) -> None:
+        self.waiting.setdefault(partition, []).append(record)
+
+    def take_ready(self) -> dict[int, list[OutRecord]]:
+        """The waiting starts of each partition with no batch in flight (removed)."""
+        ready = [
+            p for p in self.waiting if (f := self.in_flight.get(p)) is None or f.done()
+        ]  # fmt: skip
+        return {p: self.waiting.pop(p) for p in ready}
+
+
 async def _send(plan: Plan, producer: AIOKafkaProducer, tracker: Tracker) -> tuple[float, float]:
     label = plan.label
+    partitions = len(await producer.partitions_for(plan.start_topic))
     t0 = time.time() + 0.05
     first = t0
     i = 0
-    pending: list[asyncio.Future[Any]] = []
-    while i < plan.count:
+    sends = PartitionSends()
+    sent: list[asyncio.Future[Any]] = []  # every batch's future, to surface a failed send
+    while i < plan.count or sends.waiting:
         now = time.time()
-        due: list[OutRecord] = []
         while i < plan.count and t0 + i / plan.rate <= now:
             sid = f"{label}-{i}"
             key = sid.encode()
             tracker.due[key] = t0 + i / plan.rate
-            due.append(OutRecord(plan.start_topic, key, start_record(plan, sid, i), HEADERS))
+            partition = partition_for(key, partitions)
+            value = start_record(plan, sid, i)
+            sends.add(OutRecord(plan.start_topic, key, value, HEADERS, partition), partition)
             i += 1
-        if due:
-            pending += await send_grouped(producer, due)
-        if len(pending) > 5000:
-            await asyncio.gather(*pending)
-            pending.clear()
-        if i < plan.count:
-            await asyncio.sleep(max(SEND_TICK, t0 + i / plan.rate - time.time()))
-    await asyncio.gather(*pending)
+        for partition, records in sends.take_ready().items():
+            futures = await send_grouped(producer, records)
+            sends.in_flight[partition] = futures[-1]  # a partition's batches go in order
+            sent += futures
+        if len(sent) > 5000:  # batches
+            await asyncio.gather(*sent)
+            sent.clear()
+        next_due = t0 + i / plan.rate - time.time() if i < plan.count else 0.0
+        await asyncio.sleep(max(SEND_TICK, next_due))
+    await asyncio.gather(*sent)
     return first, time.time()
 
 
