@@ -248,16 +248,16 @@ class AdmissionGate:
         change = admission.gate(self.limits, self.in_flight, self.paused)
         if not self.start_topics:
             return
-        if change is GateChange.KEEP and (self.paused or self.paused_partitions == set(self.held)):
-            return
+        if change is GateChange.KEEP and (
+            self.paused or self.held.keys() == self.paused_partitions
+        ):
+            return  # nothing changed (the usual batch: no set built)
         try:
             tps = {tp for tp in consumer.assignment() if tp.topic in self.start_topics}
         except Exception:  # noqa: BLE001 - between assignments: the next batch applies it
             return
-        paused = {
-            GateChange.PAUSE: True, GateChange.RESUME: False, GateChange.KEEP: self.paused
-        }[change]  # fmt: skip
-        want = tps if paused else tps & set(self.held)
+        paused = self.paused if change is GateChange.KEEP else change is GateChange.PAUSE
+        want = tps if paused else tps & self.held.keys()
         if stop := want - self.paused_partitions:
             consumer.pause(*stop)
         if go := (self.paused_partitions & tps) - want:
