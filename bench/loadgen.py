@@ -68,7 +68,10 @@ class Plan:
     count: int  # sagas to start
     fail_every: int = 10  # bench: every n-th saga is refused at step 3 (0: none)
     warmup: float = 0.0  # seconds at the start not counted in the steady-state rate
-    drain_timeout: float = 30.0  # after the last send, wait this long for stragglers
+    #: after the last send, wait for stragglers until none has ended for this long ...
+    drain_timeout: float = 30.0
+    #: ... or this long in all (`Drain`)
+    drain_limit: float = 600.0
     label: str = "run"
     via_trigger: bool = False  # bench: start with the saga's trigger event, not saga.start
 
@@ -90,6 +93,26 @@ class Tracker:
     duplicate_ends: int = 0
     lifecycle_events: int = 0
     last_event_ms: int = 0  # Kafka timestamp of the newest lifecycle record read
+
+
+@dataclass
+class Drain:
+    """When the wait for the sagas still running after the last send ends: once all have
+    ended, once none has ended for ``stall`` seconds (what is left is lost or stuck), or
+    after ``limit`` seconds in all. A backlog that is still draining is waited for: past
+    capacity (the overload points) the starts wait in Kafka, and a fixed wait would
+    count the sagas still queued there as missing."""
+
+    count: int
+    stall: float
+    limit: float
+    started: float
+
+    def over(self, now: float, ended: int, last_end: float | None) -> bool:
+        """``ended``: sagas ended so far; ``last_end``: when the newest ended (None: none)."""
+        if ended >= self.count or now - self.started >= self.limit:
+            return True
+        return now - max(self.started, last_end or 0.0) >= self.stall
 
 
 def start_record(plan: Plan, saga_id: str, i: int) -> bytes:
@@ -169,8 +192,11 @@ async def run(plan: Plan, emit: Any) -> dict[str, Any]:
         sending = asyncio.create_task(_send(plan, producer, tracker))
         reporter = asyncio.create_task(_report(plan, tracker, sending, emit))
         first, last = await sending
-        deadline = time.time() + plan.drain_timeout
-        while len(tracker.ended) < plan.count and time.time() < deadline and not reader.done():
+        drain = Drain(plan.count, plan.drain_timeout, plan.drain_limit, started=time.time())
+        while not reader.done():
+            last_end = tracker.end_times[-1] if tracker.end_times else None
+            if drain.over(time.time(), len(tracker.ended), last_end):
+                break
             await asyncio.sleep(0.05)
         reporter.cancel()
         reader.cancel()

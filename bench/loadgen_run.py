@@ -57,7 +57,7 @@ async def run_loadgen(
 
 def plan_for(
     workload: Workload, kafka: KafkaSettings, lifecycle: str, *, rate: float, count: int,
-    label: str, warmup: float = 0.0, drain_timeout: float = 60.0,
+    label: str, warmup: float = 0.0, drain_timeout: float = 60.0, drain_limit: float = 600.0,
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "bootstrap": kafka.require_bootstrap(),
@@ -71,5 +71,6 @@ def plan_for(
         "via_trigger": workload.via_trigger,
         "warmup": warmup,
         "drain_timeout": drain_timeout,
+        "drain_limit": drain_limit,
         "label": f"{label}-{uuid.uuid4().hex[:6]}",
     }

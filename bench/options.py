@@ -50,8 +50,12 @@ class Options:
     #: sagas parked on a participant that does not answer, for memory and recovery (0: none)
     park: int = 100_000
     park_rate: float = 5000.0
-    #: give up waiting for a point's stragglers (or the recovery) after this many seconds
+    #: after a point's last start, give up waiting for its stragglers once none has ended
+    #: for this many seconds (``recovery_timeout`` for the recovery), or after
+    #: ``drain_limit`` seconds in all: a backlog that still drains (the overload points) is
+    #: waited for, so "missing" means lost or stuck, not still queued in Kafka
     drain_timeout: float = 60.0
+    drain_limit: float = 600.0
     recovery_timeout: float = 300.0
     #: records of the raw broker ceiling (pipelined) and of the single round-trip test
     ceiling_records: int = 100_000

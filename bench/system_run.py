@@ -48,6 +48,29 @@ def cpu_per_saga(usage: dict[str, procstat.Usage], result: dict[str, Any]) -> di
     return out
 
 
+class DrainProgress:
+    """The load generator's progress as a line every ``every`` seconds once its sends
+    are done: past capacity a point's backlog takes minutes to drain."""
+
+    def __init__(self, say: Say, count: int, every: float = 10.0) -> None:
+        self.say, self.count, self.every = say, count, every
+        self.send_end: float | None = None
+        self.next_line = 0.0
+
+    def __call__(self, progress: dict[str, Any]) -> None:
+        if progress["sending"]:
+            return
+        t = progress["t"]
+        if self.send_end is None:
+            self.send_end, self.next_line = t, t + self.every
+        elif t >= self.next_line:
+            self.next_line = t + self.every
+            self.say(
+                f"    draining: {progress['terminal']:,} of {self.count:,} ended "
+                f"{t - self.send_end:.0f} s after the last start"
+            )
+
+
 class SystemRun:
     """The phases run against one started system."""
 
@@ -116,18 +139,23 @@ class SystemRun:
                     f"finish; see the logs in {self.system.run_dir}"
                 )
 
-    async def point(self, rate: float, seconds: float, label: str) -> dict[str, Any]:
+    async def point(
+        self, rate: float, seconds: float, label: str, drain_limit: float | None = None
+    ) -> dict[str, Any]:
+        """One rate offered for ``seconds``; the wait for its stragglers ends at
+        ``drain_limit`` (default: the options') at the latest."""
         from bench.system import records_written
 
         count = max(1, int(rate * seconds))
         plan = plan_for(
             self.workload, self.kafka, self.lifecycle, rate=rate, count=count, label=label,
             warmup=min(self.o.warmup, seconds / 3), drain_timeout=self.o.drain_timeout,
+            drain_limit=self.o.drain_limit if drain_limit is None else drain_limit,
         )  # fmt: skip
         load_before = procstat.load_average()
         written_before = await records_written(self.kafka, self.system.prefix)
         batches_before = await self.batch_samples()
-        result = await run_loadgen(plan, sampler=self.sampler)
+        result = await run_loadgen(plan, DrainProgress(self.say, count), self.sampler)
         written = await records_written(self.kafka, self.system.prefix) - written_before
         batches_after = await self.batch_samples()
         result |= batch_figures(batches_before, batches_after, result["terminal"])
