@@ -95,7 +95,7 @@ class Tracker:
     last_event_ms: int = 0  # Kafka timestamp of the newest lifecycle record read
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Drain:
     """When the wait for the sagas still running after the last send ends: once all have
     ended, once none has ended for ``stall`` seconds (what is left is lost or stuck), or
