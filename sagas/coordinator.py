@@ -328,7 +328,9 @@ class Coordinator:
             epoch = self._epoch
             # held starts (`AdmissionGate.held`) are part of the batch: fetch the rest
             room = max(1, batch_max - self.admission.held_count)
-            fetched = await consumer.getmany(timeout_ms=100, max_records=room)
+            fetched = await consumer.getmany(
+                *self.admission.fetch_from(consumer), timeout_ms=100, max_records=room
+            )
             async with self._lock:
                 if not fetched and not self.admission.may_admit_held():
                     await self.commits.drain()

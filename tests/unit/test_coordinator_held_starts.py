@@ -5,7 +5,8 @@ A real (unstarted) coordinator whose consumer is scripted: one fetch of five sta
 (`sagas.admission_gate.AdmissionGate.held`), their partition paused; as sagas end, the
 loop decides them without a fetch, in order, commits their offsets only then, fetches
 less while it holds some (a batch stays within ``SAGAS_BATCH_MAX``), and resumes the
-partition once none is held."""
+partition once none is held. While a partition is paused the loop leaves it out of
+``getmany``, so that aiokafka keeps what it had fetched of it for the resume."""
 
 from __future__ import annotations
 
@@ -30,10 +31,18 @@ class ScriptedConsumer:
         self.fetches = deque(fetches)
         self.paused: set[TopicPartition] = set()
         self.asked: list[int] = []  # max_records of each getmany
+        self.asked_for: list[set[TopicPartition]] = []  # its partitions (all: none named)
         self.commits: list[dict[TopicPartition, int]] = []
+        #: partitions whose buffer aiokafka would have dropped: paused, yet asked for
+        self.dropped: set[TopicPartition] = set()
 
-    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int, max_records: int
+    ) -> dict[Any, Any]:
         self.asked.append(max_records)
+        asked = set(partitions) or set(self.assigned)
+        self.asked_for.append(asked)
+        self.dropped |= asked & self.paused
         if self.fetches:
             return self.fetches.popleft()
         await asyncio.sleep(0.005)  # a fetch that found nothing (aiokafka waits up to timeout_ms)
@@ -108,3 +117,39 @@ async def test_held_starts_are_decided_in_order_once_sagas_end_with_nothing_fetc
         if out.topic == c.topics.lifecycle and b"saga.started" in (out.value or b"")
     ]
     assert started_ids == [f"s-{i}" for i in range(5)]
+
+
+async def test_a_paused_start_partition_is_left_out_of_getmany_until_it_resumes(
+    tmp_path: Path,
+) -> None:
+    """aiokafka drops the buffer of a paused partition that ``getmany`` is asked for, and
+    fetches it again after the resume (up to ``max_partition_fetch_bytes`` of starts at
+    every resume); the loop asks for the other partitions only while it is paused."""
+    system = unstarted(tmp_path)
+    c = system.coordinator
+    starts_tp = TopicPartition(c.topics.starts, 0)
+    control_tp = TopicPartition(c.topics.control, 0)
+    records = [dataclasses.replace(r, topic=c.topics.starts) for r in system.starts(0, 3)]
+    consumer = ScriptedConsumer({starts_tp, control_tp}, [{starts_tp: records}])
+    c.consumer = consumer  # type: ignore[assignment]
+    c.commits.consumer = consumer  # type: ignore[union-attr]
+    c.owned = frozenset({0})
+    gate = c.admission
+    gate.limits = AdmissionLimits(2, 1)
+    started = lambda: system.sample("saga_started_total", {"saga": "bench"}) or 0  # noqa: E731
+    loop = asyncio.create_task(c._consume())
+    try:
+        await until(lambda: started() == 2 and len(consumer.asked_for) >= 3, "a paused fetch")
+        assert consumer.paused == {starts_tp}
+        assert consumer.asked_for[0] == {starts_tp, control_tp}  # before the pause
+        assert consumer.asked_for[-1] == {control_tp}
+        gate.in_flight = 0  # both sagas ended: the held start is decided, then resumed
+        await until(lambda: started() == 3, "the held start")
+        await until(lambda: consumer.paused == set(), "the partition resumed")
+        mark = len(consumer.asked_for)
+        await until(lambda: len(consumer.asked_for) > mark, "a fetch after the resume")
+        assert consumer.asked_for[-1] == {starts_tp, control_tp}
+        assert consumer.dropped == set(), "getmany was asked for a paused partition"
+    finally:
+        c._stopping.set()
+        await asyncio.wait_for(loop, 5)
