@@ -71,20 +71,31 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0)
         await asyncio.sleep(0.01)
 
 
+def bounded_loop(
+    system: Any, starts: int, also: set[TopicPartition]
+) -> tuple[ScriptedConsumer, TopicPartition, Callable[[], float]]:
+    """The unstarted coordinator of ``system`` at a bound of two (low-water one), its
+    consumer assigned partition 0 of ``saga.starts`` (and ``also``) and scripted to fetch
+    ``starts`` starts there once; with the count of sagas started."""
+    c = system.coordinator
+    starts_tp = TopicPartition(c.topics.starts, 0)
+    records = [dataclasses.replace(r, topic=c.topics.starts) for r in system.starts(0, starts)]
+    consumer = ScriptedConsumer({starts_tp, *also}, [{starts_tp: records}])
+    c.consumer = consumer
+    c.commits.consumer = consumer
+    c.owned = frozenset({0})
+    c.admission.limits = AdmissionLimits(2, 1)
+    started = lambda: system.sample("saga_started_total", {"saga": "bench"}) or 0  # noqa: E731
+    return consumer, starts_tp, started
+
+
 async def test_held_starts_are_decided_in_order_once_sagas_end_with_nothing_fetched(
     tmp_path: Path,
 ) -> None:
     system = unstarted(tmp_path)
     c = system.coordinator
-    starts_tp = TopicPartition(c.topics.starts, 0)
-    records = [dataclasses.replace(r, topic=c.topics.starts) for r in system.starts(0, 5)]
-    consumer = ScriptedConsumer({starts_tp}, [{starts_tp: records}])
-    c.consumer = consumer  # type: ignore[assignment]
-    c.commits.consumer = consumer  # type: ignore[union-attr]
-    c.owned = frozenset({0})
+    consumer, starts_tp, started = bounded_loop(system, 5, set())
     gate = c.admission
-    gate.limits = AdmissionLimits(2, 1)
-    started = lambda: system.sample("saga_started_total", {"saga": "bench"}) or 0  # noqa: E731
     loop = asyncio.create_task(c._consume())
     try:
         await until(lambda: started() == 2, "the first two starts")
@@ -127,16 +138,9 @@ async def test_a_paused_start_partition_is_left_out_of_getmany_until_it_resumes(
     every resume); the loop asks for the other partitions only while it is paused."""
     system = unstarted(tmp_path)
     c = system.coordinator
-    starts_tp = TopicPartition(c.topics.starts, 0)
     control_tp = TopicPartition(c.topics.control, 0)
-    records = [dataclasses.replace(r, topic=c.topics.starts) for r in system.starts(0, 3)]
-    consumer = ScriptedConsumer({starts_tp, control_tp}, [{starts_tp: records}])
-    c.consumer = consumer  # type: ignore[assignment]
-    c.commits.consumer = consumer  # type: ignore[union-attr]
-    c.owned = frozenset({0})
+    consumer, starts_tp, started = bounded_loop(system, 3, {control_tp})
     gate = c.admission
-    gate.limits = AdmissionLimits(2, 1)
-    started = lambda: system.sample("saga_started_total", {"saga": "bench"}) or 0  # noqa: E731
     loop = asyncio.create_task(c._consume())
     try:
         await until(lambda: started() == 2 and len(consumer.asked_for) >= 3, "a paused fetch")
