@@ -20,7 +20,7 @@ saga to start. What aiokafka buffered past them is kept too: aiokafka drops a pa
 partition's buffer when ``getmany`` is asked for that partition (and fetches it again
 after the resume), so while partitions are paused the loop asks for the others only
 (`fetch_from`). Before, at 3x the peak on Apache Kafka, the coordinator fetched some
-12 KiB per saga, most of it starts it had fetched before; now 2.7 KiB.
+10-12 KiB per saga, most of it starts it had fetched before; now 2.6-3.0 KiB.
 """
 
 from __future__ import annotations

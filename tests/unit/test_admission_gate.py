@@ -179,8 +179,9 @@ def test_a_start_partition_holding_starts_is_paused_and_its_held_starts_go_first
     assert not gate.paused and consumer.paused == {ORDERS, other}
     # the loop's getmany leaves them out, so aiokafka keeps what it fetched of them
     assert set(gate.fetch_from(consumer)) == {REPLIES}
-    # defensive: were a record of a held partition fetched after all (aiokafka drops a
-    # paused partition's buffer), it would queue behind the held one
+    # defensive: were a record of a held partition fetched after all (aiokafka returns
+    # nothing of a paused partition, and the loop does not ask for it), it would queue
+    # behind the held one
     gate.in_flight = 1
     third = gate.admit({ORDERS: [Record(6)]})
     assert [r.offset for r in third.records[ORDERS]] == [5, 6]
