@@ -28,6 +28,7 @@ from services.launch import Launcher, SystemConfig
 from services.payment.domain import PaymentState, make_handler
 from services.run import build_spec
 from services.topics import ServiceTopics
+from tests.kafka_fixtures import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -211,6 +212,19 @@ async def test_payment_killed_mid_run_and_restarted_does_nothing_twice(
             # comes again to the restarted service, which must answer it from its
             # changelog and do nothing a second time.
             before = await earlier
+
+            # Orders keep coming meanwhile; a loaded CI machine once had payment commit
+            # nothing in the second between the two order counts, and the rewind was empty.
+            async def handled_since() -> int:
+                now = await group_offsets(system, group, inputs)
+                return sum(now[tp] - before[tp] for tp in inputs)
+
+            await eventually(
+                handled_since,
+                timeout=60,
+                interval=0.2,
+                what="payment to commit past the remembered offsets",
+            )
             system.kill("payment")  # SIGKILL: no goodbye, late answers in hand are lost
             killed_at.append(time.time())
             at_kill = await group_offsets(system, group, inputs)
