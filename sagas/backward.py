@@ -129,7 +129,7 @@ class Backward(RunOutput):
             self.clear_timers(i, "undo")
             self.compensation_failed(i, reason_of(event))
             return Outcome.APPLIED
-        expected = ", ".join((*comp.success, *comp.failure))
+        expected = ", ".join(comp.success + comp.failure)
         return self.reject(
             f"compensation of {step.name!r} got {event.type!r}, expected one of: {expected}",
             Outcome.UNKNOWN,

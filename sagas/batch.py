@@ -24,7 +24,6 @@ from events.records import InRecord, OutRecord
 from sagas import control
 from sagas.batch_values import BatchContext, BatchResult, DecisionSignal, StateWrite, Timer
 from sagas.logs import saga_fields
-from sagas.machine import decide
 from sagas.messages import Abort, Outcome, Resolve, RetryFailed, Skip, StartSaga
 from sagas.routing import Reject, Route, route
 from sagas.state import HistoryEntry, SagaState
@@ -96,8 +95,7 @@ class _Step:
             del result.timers[marks[1] :]
             del result.decisions[marks[2] :]
             self.start_room, result.deferred_starts = room, deferred
-            if self.touched is not None:
-                self._restore(self.touched)
+            self._restore_touched()
             self.processing_error(record, exc)
 
     def _handle(self, record: InRecord, expiring: bool) -> None:
@@ -181,7 +179,7 @@ class _Step:
         """Apply one message to its saga (`sagas.machine.decide`) and keep what it decided."""
         ctx, result = self.ctx, self.result
         message = routed.message
-        decision = decide(routed.definition, state, message, self.now)
+        decision = self.ctx.decide(routed.definition, state, message, self.now)
         saga = routed.definition.name
         reopened = (
             state is not None
@@ -267,7 +265,7 @@ class _Step:
         if topic in self.ctx.engine_inputs:
             return False
         return any(
-            step.listens_on == topic and event.type in (*step.success, *step.failure)
+            step.listens_on == topic and (event.type in step.success or event.type in step.failure)
             for definition in self.ctx.registry
             for step in definition.steps
         )
@@ -275,7 +273,7 @@ class _Step:
     def keep_early(self, sid: str, held: EarlyEvents | None, record: InRecord) -> None:
         if held is not None:
             count = len(held.records)
-            size = sum(len(r.value or b"") for r in (*held.records, record))
+            size = sum(len(r.value or b"") for r in [*held.records, record])
             if count >= MAX_HELD or size > self.ctx.limits.max_record_bytes // 2:
                 # the held value is one table record: it must stay storable
                 self.dead_letter(
@@ -348,6 +346,15 @@ class _Step:
     def _snapshot(self, sid: str) -> tuple[str, Any, Any]:
         """What the batch holds for ``sid``; every change a record makes is keyed by it."""
         return (sid, self.values.get(sid, _ABSENT), self.result.writes.get(sid, _ABSENT))
+
+    def _restore_touched(self) -> None:
+        """Put back what the batch held for the saga the failed record touched, if any.
+
+        A method of its own, not inline in `handle`: there mypy takes ``touched`` for the
+        None it was just set to (the call to `_handle` between does not widen it again),
+        and the compiled build (`sagas.compiled_build`) trusts that and raises TypeError."""
+        if self.touched is not None:
+            self._restore(self.touched)
 
     def _restore(self, snapshot: tuple[str, Any, Any]) -> None:
         sid, value, write = snapshot

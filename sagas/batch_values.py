@@ -17,7 +17,9 @@ from events.records import OutRecord
 from events.topics import Topics
 from sagas.definition import SagaDefinition
 from sagas.loader import DefinitionRegistry
-from sagas.messages import Decision
+from sagas.machine import decide
+from sagas.messages import Decision, Message
+from sagas.state import SagaState
 from sagas.table_codec import TableValue
 
 
@@ -35,6 +37,10 @@ def _none_waiting(partition: int) -> bool:
     return False
 
 
+#: applies one message to one saga (`sagas.machine.decide`)
+Decide = Callable[[SagaDefinition, SagaState | None, Message, float], Decision]
+
+
 @dataclass(frozen=True, slots=True)
 class BatchContext:
     registry: DefinitionRegistry
@@ -47,6 +53,9 @@ class BatchContext:
     #: do starts for this partition wait unread in Kafka (``saga.starts``, start-only
     #: trigger topics)? Events held for a saga not started yet wait for them
     starts_waiting: Callable[[int], bool] = field(default=_none_waiting)
+    #: the state machine; a parameter so that a test can give it a bug to isolate (a
+    #: compiled build binds module-level calls, so patching `sagas.batch` would not reach it)
+    decide: Decide = field(default=decide)
     triggers: dict[tuple[str, str], SagaDefinition] = field(init=False)
     known_types: frozenset[str] = field(init=False)
     #: the engine's own input topics (control requests, not events of a saga's steps)

@@ -72,7 +72,8 @@ class Branching(Backward):
         expecting = [
             i
             for i, step in enumerate(self.d.steps)
-            if step.awaits is not None and event.type in (*step.success, *step.failure)
+            if step.awaits is not None
+            and (event.type in step.success or event.type in step.failure)
         ]
         if not expecting:
             return None

@@ -174,12 +174,14 @@ class _Run(Branching):
         for i, step in enumerate(self.d.steps):
             if (
                 step.observes is not None
-                and event.type in (*step.success, *step.failure)
+                and (event.type in step.success or event.type in step.failure)
                 and self.s.steps[i].status in (StepStatus.PENDING, StepStatus.RUNNING)
             ):
                 return self.on_step_outcome(i, event)
         for i, step in enumerate(self.d.steps):
-            if step.observes is not None and event.type in (*step.success, *step.failure):
+            if step.observes is not None and (
+                event.type in step.success or event.type in step.failure
+            ):
                 return self.on_step_outcome(i, event)
         return self.reject(f"event {event.type!r} matches no step", Outcome.UNKNOWN)
 
@@ -187,7 +189,7 @@ class _Run(Branching):
         step, st = self.d.steps[i], self.s.steps[i]
         success = event.type in step.success
         if not success and event.type not in step.failure:
-            expected = ", ".join((*step.success, *step.failure))
+            expected = ", ".join(step.success + step.failure)
             return self.reject(
                 f"step {step.name!r} got {event.type!r}, expected one of: {expected}",
                 Outcome.UNKNOWN,

@@ -245,7 +245,7 @@ def test_a_saga_a_record_raised_on_shows_it_in_the_api_and_the_cli(
     and so do ``sagas status`` and ``sagas list``."""
     table = Table()
     table.run([start("s-1")])
-    raising_on_replies(monkeypatch)
+    raising_on_replies(monkeypatch, table)
     raw = table.run([reserved("s-1")]).writes["s-1"].raw
     assert raw is not None
     state = table_codec.saga_state(raw)

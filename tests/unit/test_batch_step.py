@@ -22,6 +22,7 @@ from sagas import control
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
 from sagas.loader import DefinitionRegistry
+from sagas.machine import decide
 from sagas.messages import Observed
 from sagas.run_output import command_id
 from sagas.state import SagaState, SagaStatus
@@ -202,16 +203,15 @@ def test_a_moved_start_is_keyed_by_its_saga_id_whatever_key_it_came_with() -> No
     assert (moved.key, moved.partition) == (b"s-1", keyless.partition)
 
 
-def test_a_start_that_raises_gives_its_room_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = batch_module.decide
-
+def test_a_start_that_raises_gives_its_room_back() -> None:
     def buggy(definition: Any, state: Any, message: Any, now: float) -> Any:
         if getattr(message, "saga_id", None) == "s-bad":
             raise RuntimeError("a bug in the state machine")
-        return real(definition, state, message, now)
+        return decide(definition, state, message, now)
 
-    monkeypatch.setattr(batch_module, "decide", buggy)
-    result = Table().run([start("s-bad"), start("s-2")], start_room=1)
+    table = Table()
+    table.ctx = dataclasses.replace(table.ctx, decide=buggy)
+    result = table.run([start("s-bad"), start("s-2")], start_room=1)
     assert [d["x-dlq-reason"] for d in dead(result)] == [b"processing-error"]
     assert result.deferred_starts == 0 and [s.started for s in result.decisions] == [True]
 
@@ -388,16 +388,15 @@ def test_a_dead_letter_too_large_to_publish_goes_without_its_value() -> None:
     assert headers["x-dlq-reason"] == b"unknown-type"
 
 
-def raising_on_replies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The state machine with a bug: any reply makes it raise."""
-    real = batch_module.decide
+def raising_on_replies(monkeypatch: pytest.MonkeyPatch, table: Table) -> None:
+    """``table``'s state machine with a bug: any reply makes it raise (until ``undo``)."""
 
     def buggy(definition: Any, state: Any, message: Any, now: float) -> Any:
         if isinstance(message, Observed):
             raise KeyError("customer")
-        return real(definition, state, message, now)
+        return decide(definition, state, message, now)
 
-    monkeypatch.setattr(batch_module, "decide", buggy)
+    monkeypatch.setattr(table, "ctx", dataclasses.replace(table.ctx, decide=buggy))
 
 
 def test_a_saga_a_record_raised_on_is_marked_for_an_operator_until_one_acts(
@@ -409,7 +408,7 @@ def test_a_saga_a_record_raised_on_is_marked_for_an_operator_until_one_acts(
     table.run([start("s-1")])
     before = table.values["s-1"]
     assert isinstance(before, SagaState) and before.attention is None
-    raising_on_replies(monkeypatch)
+    raising_on_replies(monkeypatch, table)
 
     result = table.run([reserved("s-1"), start("s-2")], now=NOW + 5)
     (letter,) = dead(result)
@@ -438,8 +437,9 @@ def test_a_saga_a_record_raised_on_is_marked_for_an_operator_until_one_acts(
 def test_the_mark_falls_on_the_saga_as_the_batch_left_it_and_never_on_an_unreadable_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    raising_on_replies(monkeypatch)
-    result = Table().run([start("s-1"), reserved("s-1")])  # started in the batch that raised
+    raising = Table()
+    raising_on_replies(monkeypatch, raising)
+    result = raising.run([start("s-1"), reserved("s-1")])  # started in the batch that raised
     assert [d["x-dlq-reason"] for d in dead(result)] == [b"processing-error"]
     state = result.writes["s-1"].value
     assert isinstance(state, SagaState) and state.attention is not None

@@ -7,21 +7,21 @@ with its ``x-dlq-reason``, which is what an operator sees.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.partitioning import partition_for
 from events.records import InRecord
 from events.topics import Topics
-from sagas import batch as batch_module
 from sagas import control
 from sagas.batch import apply_batch
 from sagas.batch_values import BatchContext, BatchLimits, BatchResult
 from sagas.loader import DefinitionRegistry
+from sagas.machine import decide
 from sagas.state import SagaState
 from sagas.table_codec import decode_value
 from tests.unit.json_strategies import json_values
@@ -84,20 +84,16 @@ def test_a_start_whose_version_is_a_json_list_is_dead_lettered_not_a_crash_loop(
     assert b.dead_letters == {"invalid-control": 1}
 
 
-def test_a_record_our_code_raises_on_is_dead_lettered_undone_and_the_batch_goes_on(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_record_our_code_raises_on_is_dead_lettered_undone_and_the_batch_goes_on() -> None:
     """Whatever a decision raises (a bug), the record goes to the dead-letter topic with
     reason ``processing-error``, the exception's type and digest; what it half did is undone."""
-    c = coordinator()
-    real = batch_module.decide
 
     def buggy(definition: Any, state: Any, message: Any, now: float) -> Any:
         if getattr(message, "event", None) is not None and message.event.id == "poison":
             raise KeyError("customer")
-        return real(definition, state, message, now)
+        return decide(definition, state, message, now)
 
-    monkeypatch.setattr(batch_module, "decide", buggy)
+    c = dataclasses.replace(coordinator(), decide=buggy)
     first = start(c, "s-1", saga="order", data={"order_id": "o-1"})
     before = apply_batch(c, [first], NOW)
     reply = envelope(RESERVED, "s-1", {}, id="poison", causationid="whatever")
