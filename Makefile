@@ -12,7 +12,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 DEMO = $(BIN)/sagas demo $(DEMO_ARGS)
 
 .PHONY: demo test test-kafka test-kafka-if-available test-unit test-integration test-e2e \
-	test-faults lint system-deps venv
+	test-faults lint system-deps venv compiled test-compiled test-compiled-if-available
 
 demo: $(STAMP)
 	$(DEMO)
@@ -39,6 +39,32 @@ test-kafka-if-available:
 	else \
 	    echo "make test: skipping the Apache Kafka half (no java or mvn on PATH);" \
 	        "install Java 17+ and Maven, then run make test-kafka"; \
+	fi
+
+# The optional compiled build (issue 19, sagas/compiled_build.py): the checkout copied to
+# .compiled with the coordinator's hot modules compiled by mypyc. Run any command from it
+# with PYTHONPATH=.compiled (the checkout itself stays pure Python). Needs a C compiler.
+compiled: $(STAMP)
+	$(BIN)/python scripts/build_compiled.py .compiled
+
+# The same tests on the compiled build, in that copy: the unit tests and the coordinator's
+# integration tests (make test runs this after its embedded half).
+COMPILED_TESTS := tests/unit tests/integration/test_coordinator_saga.py \
+	tests/integration/test_coordinator_crash.py tests/integration/test_overload.py
+test-compiled: compiled
+	cd .compiled && SAGAS_EXPECT_COMPILED=1 PYTHONPATH="$$PWD" \
+	    "$(abspath $(BIN))/python" -m pytest -p no:cacheprovider $(COMPILED_TESTS) -q
+
+# Under CI the compiled half must run: no C compiler fails the run.
+test-compiled-if-available:
+	@if command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory test-compiled; \
+	elif [ -n "$$CI" ]; then \
+	    echo "error: the compiled half of make test needs a C compiler, and CI is set:" \
+	        "install one (Debian: apt-get install gcc)" >&2; \
+	    exit 1; \
+	else \
+	    echo "make test: skipping the compiled build's tests (no C compiler on PATH)"; \
 	fi
 
 test-unit: $(STAMP)

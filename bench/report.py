@@ -21,7 +21,7 @@ def print_report(results: dict[str, Any], console: Console) -> None:
     m = results["machine"]
     console.print(
         f"\n[bold]machine[/]: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "
-        f"Python {m['python']}, git {m['git']}"
+        f"Python {m['python']} ({m.get('build', 'pure Python')}), git {m['git']}"
     )
     for name, section in results["brokers"].items():
         print_section(name, section, results["options"], console, m["nproc"])
@@ -239,7 +239,7 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "
-        f"Python {m['python']}; git {m['git']}; run {results.get('started', '')}, "
+        f"Python {m['python']} ({m.get('build', 'pure Python')}); git {m['git']}; run {results.get('started', '')}, "
         f"{results.get('elapsed_s', '?')} s. Everything (broker, coordinator, participants, "
         f"load generator) on this one machine.",
         "",

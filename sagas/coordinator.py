@@ -39,7 +39,7 @@ from events.codec import encode
 from events.envelope import CloudEvent
 from events.partitioning import partition_for
 from events.records import InRecord
-from sagas import control
+from sagas import compiled_build, control
 from sagas.admission_gate import LOG_END_INTERVAL, AdmissionGate
 from sagas.admission_metrics import AdmissionMetrics
 from sagas.batch import apply_batch
@@ -218,7 +218,12 @@ class Coordinator:
             asyncio.create_task(self._guard(self._timer_loop()), name="sagas.timers"),
             asyncio.create_task(self._guard(self._log_end_loop()), name="sagas.log-ends"),
         ]
-        log.info("coordinator %s started; reading %s", self.url, ", ".join(self.input_topics))
+        log.info(
+            "coordinator %s started (%s); reading %s",
+            self.url,
+            compiled_build.describe(),
+            ", ".join(self.input_topics),
+        )
 
     async def stop(self) -> None:
         """Finish and commit the batches in hand, leave the group, close everything."""

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: the embedded-broker half and the Apache Kafka half at the same time.
+# `make test`: the embedded-broker half and the Apache Kafka half at the same time, then
+# the compiled build's tests.
 #
 # Each half spends most of its wall time waiting on processes and brokers (together
 # they used ~0.7 of a core over 27 minutes run one after the other), so side by side
@@ -21,6 +22,12 @@ echo "make test: the Apache Kafka half runs meanwhile; its output: $KAFKA_LOG"
 $PYTEST tests -q
 embedded=$?
 
+# The optional compiled build (issue 19): its own copy of the checkout, built and tested
+# after the embedded half, while the Apache Kafka half may still run.
+echo "make test: the compiled build's tests (make test-compiled)"
+make --no-print-directory test-compiled-if-available
+compiled=$?
+
 if kill -0 "$kafka_pid" 2>/dev/null; then
     echo "make test: embedded half done (exit $embedded); waiting for the Apache Kafka half" \
         "(tail -f $KAFKA_LOG to follow it)"
@@ -29,5 +36,6 @@ wait "$kafka_pid"
 kafka=$?
 echo "================ the Apache Kafka half ($KAFKA_LOG) ================"
 cat "$KAFKA_LOG"
-echo "make test: embedded half exit $embedded, Apache Kafka half exit $kafka"
-[ "$embedded" -eq 0 ] && [ "$kafka" -eq 0 ]
+echo "make test: embedded half exit $embedded, compiled build exit $compiled," \
+    "Apache Kafka half exit $kafka"
+[ "$embedded" -eq 0 ] && [ "$compiled" -eq 0 ] && [ "$kafka" -eq 0 ]
