@@ -68,7 +68,7 @@ def machine() -> dict[str, Any]:
         "cpu_model": model,
         "ram_gib": round(mem_kib / 2**20, 1),
         "python": sys.version.split()[0],
-        #: ``pure Python`` or ``compiled (9 of 9 modules)`` (`sagas.compiled_build`): the
+        #: ``pure Python`` or ``compiled (7 of 7 modules)`` (`sagas.compiled_build`): the
         #: processes the bench starts inherit its path, so they run the same build
         "build": compiled_build.describe(),
         "git": git_revision(),
