@@ -55,16 +55,19 @@ test-compiled: compiled
 	cd .compiled && SAGAS_EXPECT_COMPILED=1 PYTHONPATH="$$PWD" \
 	    "$(abspath $(BIN))/python" -m pytest -p no:cacheprovider $(COMPILED_TESTS) -q
 
-# Under CI the compiled half must run: no C compiler fails the run.
-test-compiled-if-available:
-	@if command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; then \
+# Under CI the compiled half must run: no C compiler (or no Python.h) fails the run.
+HAS_PYTHON_H = $(BIN)/python -c "import os, sys, sysconfig; \
+	sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))"
+test-compiled-if-available: $(STAMP)
+	@if { command -v cc || command -v gcc; } >/dev/null 2>&1 && $(HAS_PYTHON_H); then \
 	    $(MAKE) --no-print-directory test-compiled; \
 	elif [ -n "$$CI" ]; then \
-	    echo "error: the compiled half of make test needs a C compiler, and CI is set:" \
-	        "install one (Debian: apt-get install gcc)" >&2; \
+	    echo "error: the compiled half of make test needs a C compiler and Python's headers," \
+	        "and CI is set: install them (Debian: apt-get install gcc python3-dev)" >&2; \
 	    exit 1; \
 	else \
-	    echo "make test: skipping the compiled build's tests (no C compiler on PATH)"; \
+	    echo "make test: skipping the compiled build's tests (no C compiler or no Python.h);" \
+	        "install them (Debian: apt-get install gcc python3-dev), then make test-compiled"; \
 	fi
 
 test-unit: $(STAMP)
