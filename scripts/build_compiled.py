@@ -50,6 +50,7 @@ def fresh_copy(root: Path, dest: Path) -> None:
         if not (dest / MARKER).exists():
             sys.exit(f"error: {dest} exists and is not a compiled build (no {MARKER}); remove it")
         shutil.rmtree(dest)
+    print(f"build_compiled: copying the checkout to {dest}", flush=True)
     dest.mkdir(parents=True)
     # first, so that a copy cut short (Ctrl-C, a full disk) is still replaced next time
     (dest / MARKER).write_text("built by scripts/build_compiled.py\n")
@@ -100,7 +101,6 @@ def main(argv: list[str]) -> None:
     from sagas.compiled_build import COMPILED_MODULES
 
     began = time.monotonic()
-    print(f"build_compiled: copying the checkout to {dest}", flush=True)
     fresh_copy(ROOT, dest)
     print(
         f"build_compiled: compiling {len(COMPILED_MODULES)} modules with mypyc (~20 s on 2 cores)",
