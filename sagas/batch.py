@@ -179,7 +179,7 @@ class _Step:
         """Apply one message to its saga (`sagas.machine.decide`) and keep what it decided."""
         ctx, result = self.ctx, self.result
         message = routed.message
-        decision = self.ctx.decide(routed.definition, state, message, self.now)
+        decision = ctx.decide(routed.definition, state, message, self.now)
         saga = routed.definition.name
         reopened = (
             state is not None
@@ -265,7 +265,7 @@ class _Step:
         if topic in self.ctx.engine_inputs:
             return False
         return any(
-            step.listens_on == topic and (event.type in step.success or event.type in step.failure)
+            step.listens_on == topic and step.settled_by(event.type)
             for definition in self.ctx.registry
             for step in definition.steps
         )

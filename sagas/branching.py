@@ -72,8 +72,7 @@ class Branching(Backward):
         expecting = [
             i
             for i, step in enumerate(self.d.steps)
-            if step.awaits is not None
-            and (event.type in step.success or event.type in step.failure)
+            if step.awaits is not None and step.settled_by(event.type)
         ]
         if not expecting:
             return None

@@ -156,6 +156,10 @@ class Step(_Frozen):
             return self.awaits.topic
         return self.observes or self.reply_topic or ""
 
+    def settled_by(self, event_type: str) -> bool:
+        """Is ``event_type`` one of this step's outcomes (success or failure)?"""
+        return event_type in self.success or event_type in self.failure
+
 
 class Trigger(_Frozen):
     """What starts a saga: an event type on a topic; the API can always start one too."""

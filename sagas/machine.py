@@ -174,14 +174,12 @@ class _Run(Branching):
         for i, step in enumerate(self.d.steps):
             if (
                 step.observes is not None
-                and (event.type in step.success or event.type in step.failure)
+                and step.settled_by(event.type)
                 and self.s.steps[i].status in (StepStatus.PENDING, StepStatus.RUNNING)
             ):
                 return self.on_step_outcome(i, event)
         for i, step in enumerate(self.d.steps):
-            if step.observes is not None and (
-                event.type in step.success or event.type in step.failure
-            ):
+            if step.observes is not None and step.settled_by(event.type):
                 return self.on_step_outcome(i, event)
         return self.reject(f"event {event.type!r} matches no step", Outcome.UNKNOWN)
 
