@@ -28,18 +28,25 @@ test: system-deps $(STAMP)
 test-kafka: system-deps $(STAMP)
 	SAGAS_TEST_BROKER=kafka $(PYTEST) tests/integration tests/e2e tests/faults -q
 
-# Under CI the Apache Kafka half must run: no Java or Maven fails the run.
-test-kafka-if-available:
-	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
-	    $(MAKE) --no-print-directory test-kafka; \
+# $(call if_available,CHECK,TARGET,NEEDS,INSTALL): make TARGET if the shell test CHECK
+# holds; if not, fail under CI (CI set) and skip with a note anywhere else.
+define if_available
+	@if $(1); then \
+	    $(MAKE) --no-print-directory $(2); \
 	elif [ -n "$$CI" ]; then \
-	    echo "error: the Apache Kafka half of make test needs Java 17+ and Maven, and CI is" \
-	        "set: install them (Debian: apt-get install openjdk-17-jre-headless maven)" >&2; \
+	    echo "error: make $(2) (part of make test) needs $(3), and CI is set:" \
+	        "install them ($(4))" >&2; \
 	    exit 1; \
 	else \
-	    echo "make test: skipping the Apache Kafka half (no java or mvn on PATH);" \
-	        "install Java 17+ and Maven, then run make test-kafka"; \
+	    echo "make test: skipping make $(2) (it needs $(3));" \
+	        "install them ($(4)), then run make $(2)"; \
 	fi
+endef
+
+# Under CI the Apache Kafka half must run: no Java or Maven fails the run.
+HAS_JAVA_AND_MAVEN = command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1
+test-kafka-if-available:
+	$(call if_available,$(HAS_JAVA_AND_MAVEN),test-kafka,Java 17+ and Maven,Debian: apt-get install openjdk-17-jre-headless maven)
 
 # The optional compiled build (issue 19, sagas/compiled_build.py): the checkout copied to
 # .compiled with the coordinator's hot modules compiled by mypyc. Run any command from it
@@ -56,19 +63,11 @@ test-compiled: compiled
 	    "$(abspath $(BIN))/python" -m pytest -p no:cacheprovider $(COMPILED_TESTS) -q
 
 # Under CI the compiled half must run: no C compiler (or no Python.h) fails the run.
-HAS_PYTHON_H = $(BIN)/python -c "import os, sys, sysconfig; \
+HAS_C_COMPILER = { command -v cc || command -v gcc; } >/dev/null 2>&1 && \
+	$(BIN)/python -c "import os, sys, sysconfig; \
 	sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))"
 test-compiled-if-available: $(STAMP)
-	@if { command -v cc || command -v gcc; } >/dev/null 2>&1 && $(HAS_PYTHON_H); then \
-	    $(MAKE) --no-print-directory test-compiled; \
-	elif [ -n "$$CI" ]; then \
-	    echo "error: the compiled half of make test needs a C compiler and Python's headers," \
-	        "and CI is set: install them (Debian: apt-get install gcc python3-dev)" >&2; \
-	    exit 1; \
-	else \
-	    echo "make test: skipping the compiled build's tests (no C compiler or no Python.h);" \
-	        "install them (Debian: apt-get install gcc python3-dev), then make test-compiled"; \
-	fi
+	$(call if_available,$(HAS_C_COMPILER),test-compiled,a C compiler and Python's headers,Debian: apt-get install gcc python3-dev)
 
 test-unit: $(STAMP)
 	$(PYTEST) tests/unit -q
